@@ -1,0 +1,312 @@
+"""Write an answer from retrieved passages. The default quotes the answer-bearing sentence verbatim.
+
+The extractive answerer scores every sentence of the retrieved passages with a small
+logistic model over evidence features (semantic and lexical match, expected answer
+type, passage rank) and decides whether to answer at all with a second model over the
+best candidate's evidence. Both models are learned from data by
+``eval/train_answerer.py`` and shipped as JSON in ``rag/models/``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from .config import Config
+from .errors import UnknownNameError
+from .retrieval import Query, Retriever, tokenize
+from .store import IndexData
+from .types import COMMENT, Answer, Citation, Passage
+
+log = logging.getLogger(__name__)
+
+MODEL_PATH = Path(__file__).parent / "models" / "extractive.json"
+ABSTAIN_TEXT = "The documents don't say."
+
+SENTENCE_FEATURES = (
+    "dense_sentence",
+    "dense_gap",
+    "dense_passage",
+    "inv_rank",
+    "lex_recall",
+    "lex_gap",
+    "lex_recall_passage",
+    "novel",
+    "type_match",
+    "type_missing",
+    "comment",
+    "short",
+)
+ANSWERABLE_FEATURES = (
+    "select_logit",
+    "select_margin",
+    "dense_sentence",
+    "lex_recall",
+    "dense_passage",
+    "bm25_log",
+    "type_match",
+    "type_missing",
+)
+
+_MONTHS = "january|february|march|april|may|june|july|august|september|october|november|december"
+_NUMBER_WORDS = (
+    "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
+    "hundred|thousand|million|billion|trillion|dozen|half|third|quarter"
+)
+TYPE_PATTERNS = {
+    "date": re.compile(
+        rf"\b(?:1\d{{3}}|20\d{{2}})s?\b|\b(?:{_MONTHS})\b|\b\d{{1,2}}(?:st|nd|rd|th)\b|\bcentur(?:y|ies)\b|"
+        r"\b(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|yesterday|today|tonight)\b",
+        re.IGNORECASE,
+    ),
+    "number": re.compile(rf"\d|\b(?:{_NUMBER_WORDS})\b|%|£|\$|€", re.IGNORECASE),
+    "name": re.compile(r"\b[A-Z][\w'’\-]*(?:\s+(?:of\s+|the\s+|de\s+|van\s+)?[A-Z][\w'’\-]*)*"),
+}
+QUESTION_TYPES = [
+    ("date", re.compile(r"\bwhen\b|\bwhat (?:year|date|day|month|time|century|decade|period)\b", re.I)),
+    (
+        "number",
+        re.compile(
+            r"\bhow (?:many|much|long|old|far|large|big|high|tall|often|fast)\b|"
+            r"\bwhat (?:number|percentage|proportion|share|amount|fraction|size)\b",
+            re.I,
+        ),
+    ),
+    ("name", re.compile(r"\bwho(?:m|se)?\b|\bwhere\b|\bwhich (?:person|company|organi[sz]ation|country|city)\b", re.I)),
+]
+
+
+class Answerer(Protocol):
+    def answer(self, query: Query, passages: Sequence[Passage], exclude: Sequence[str] = ()) -> Answer:
+        """Answer ``query`` from ``passages`` alone; ``exclude`` lists quotes already given in this chat."""
+        ...
+
+
+@dataclass(frozen=True)
+class Candidate:
+    passage: Passage
+    start: int
+    end: int
+    text: str
+    features: dict[str, float]
+    score: float = 0.0
+
+
+@dataclass(frozen=True)
+class LogisticModel:
+    names: tuple[str, ...]
+    weights: tuple[float, ...]
+    bias: float
+
+    def logit(self, features: dict[str, float]) -> float:
+        return self.bias + sum(w * features[n] for n, w in zip(self.names, self.weights, strict=True))
+
+
+@functools.cache
+def load_models(path: Path = MODEL_PATH) -> tuple[LogisticModel, LogisticModel, float]:
+    """The sentence selector, the answerability model and its calibrated threshold."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    select, answerable = data["select"], data["answerable"]
+    if tuple(select["features"]) != SENTENCE_FEATURES or tuple(answerable["features"]) != ANSWERABLE_FEATURES:
+        raise ValueError(f"{path} was trained on other features; retrain with eval/train_answerer.py")
+    return (
+        LogisticModel(SENTENCE_FEATURES, tuple(select["weights"]), select["bias"]),
+        LogisticModel(ANSWERABLE_FEATURES, tuple(answerable["weights"]), answerable["bias"]),
+        float(data["threshold"]),
+    )
+
+
+def question_type(question: str) -> str | None:
+    for name, pattern in QUESTION_TYPES:
+        if pattern.search(question):
+            return name
+    return None
+
+
+def type_features(qtype: str | None, question: str, sentence: str) -> tuple[float, float]:
+    """Whether the sentence offers something of the asked-for type that the question does not already say."""
+    if qtype is None:
+        return 0.0, 0.0
+    asked = question.lower()
+    for match in TYPE_PATTERNS[qtype].finditer(sentence):
+        found = match.group(0)
+        if qtype == "name" and (match.start() == 0 and " " not in found):
+            continue
+        if found.lower() not in asked:
+            return 1.0, 0.0
+    return 0.0, 1.0
+
+
+def _weighted_recall(terms: set[str], have: set[str], idf: Callable[[str], float]) -> float:
+    total = sum(idf(t) for t in terms)
+    return sum(idf(t) for t in terms & have) / total if total else 0.0
+
+
+def candidates(
+    query: Query, passages: Sequence[Passage], data: IndexData, retriever: Retriever, question: str
+) -> list[Candidate]:
+    """Every distinct sentence of the passages, with its evidence features."""
+    seen: dict[tuple[str, int], int] = {}
+    spans: list[tuple[Passage, int, int, int]] = []
+    for p in passages:
+        for j, (a, b) in enumerate(p.chunk.sentences):
+            key = (p.source, a)
+            if key not in seen:
+                seen[key] = len(spans)
+                spans.append((p, a, b, p.chunk.first_sentence + j))
+    if not spans:
+        return []
+    texts = [p.chunk.text[a - p.chunk.start : b - p.chunk.start] for p, a, b, _ in spans]
+    vectors = np.asarray(data.sentence_vectors[[s[3] for s in spans]], dtype=np.float32)
+    dense = vectors @ query.vector
+    q_terms = set(query.terms)
+    s_terms = [set(t) for t in tokenize(texts)]
+    p_terms = {p.chunk.id: set().union(*(s_terms[seen[(p.source, a)]] for a, _ in p.chunk.sentences)) for p in passages}
+    lex = [_weighted_recall(q_terms, t, retriever.idf) for t in s_terms]
+    qtype = question_type(question)
+    best_dense, best_lex = float(dense.max()), max(lex)
+    out = []
+    for i, ((p, a, b, _), text) in enumerate(zip(spans, texts, strict=True)):
+        match, missing = type_features(qtype, question, text)
+        features = {
+            "dense_sentence": float(dense[i]),
+            "dense_gap": float(dense[i]) - best_dense,
+            "dense_passage": float(p.dense_score or 0.0),
+            "inv_rank": 1.0 / p.rank,
+            "lex_recall": lex[i],
+            "lex_gap": lex[i] - best_lex,
+            "lex_recall_passage": _weighted_recall(q_terms, p_terms[p.chunk.id], retriever.idf),
+            "novel": min(1.0, math.log1p(len(s_terms[i] - q_terms)) / math.log(30)),
+            "type_match": match,
+            "type_missing": missing,
+            "comment": 1.0 if p.chunk.kind == COMMENT else 0.0,
+            "short": 1.0 if len(text.split()) < 6 else 0.0,
+        }
+        out.append(Candidate(p, a, b, text, features))
+    return out
+
+
+def answerable_features(ranked: Sequence[Candidate], passages: Sequence[Passage]) -> dict[str, float]:
+    top = ranked[0]
+    second = ranked[1].score if len(ranked) > 1 else top.score - 5.0
+    return {
+        "select_logit": top.score,
+        "select_margin": min(top.score - second, 5.0),
+        "dense_sentence": top.features["dense_sentence"],
+        "lex_recall": top.features["lex_recall"],
+        "dense_passage": max(float(p.dense_score or 0.0) for p in passages),
+        "bm25_log": math.log1p(max(float(p.bm25_score or 0.0) for p in passages)),
+        "type_match": top.features["type_match"],
+        "type_missing": top.features["type_missing"],
+    }
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, x))))
+
+
+def _normalise(text: str) -> str:
+    return " ".join(text.split()).lower()
+
+
+class ExtractiveAnswerer:
+    """Quote the sentence most likely to answer; abstain when the evidence is too weak."""
+
+    name = "extractive"
+
+    def __init__(self, config: Config, data: IndexData, retriever: Retriever) -> None:
+        self.config = config
+        self.data = data
+        self.retriever = retriever
+        self.select, self.answerable, threshold = load_models()
+        self.threshold = config.abstain_threshold if config.abstain_threshold is not None else threshold
+
+    def rank(self, query: Query, passages: Sequence[Passage], exclude: Sequence[str] = ()) -> list[Candidate]:
+        cands = candidates(query, passages, self.data, self.retriever, query.text)
+        excluded = [_normalise(e) for e in exclude if e.strip()]
+        cands = [c for c in cands if not any(_normalise(c.text) in e for e in excluded)]
+        scored = [
+            Candidate(c.passage, c.start, c.end, c.text, c.features, self.select.logit(c.features)) for c in cands
+        ]
+        return sorted(scored, key=lambda c: (-c.score, c.passage.rank, c.start))
+
+    def confidence(self, ranked: Sequence[Candidate], passages: Sequence[Passage]) -> float:
+        if not ranked:
+            return 0.0
+        return _sigmoid(self.answerable.logit(answerable_features(ranked, passages)))
+
+    def answer(self, query: Query, passages: Sequence[Passage], exclude: Sequence[str] = ()) -> Answer:
+        ranked = self.rank(query, passages, exclude)
+        confidence = self.confidence(ranked, passages)
+        if not ranked or confidence < self.threshold:
+            return Answer(
+                text=ABSTAIN_TEXT, abstained=True, confidence=confidence, passages=list(passages), answerer=self.name
+            )
+        chosen = self._chosen(ranked)
+        citations = [citation(c.passage, c.start, c.end) for c in chosen]
+        return Answer(
+            text=compose(citations),
+            abstained=False,
+            citations=citations,
+            confidence=confidence,
+            passages=list(passages),
+            answerer=self.name,
+        )
+
+    def _chosen(self, ranked: Sequence[Candidate]) -> list[Candidate]:
+        """The best sentence, plus the one after it when the best cannot stand alone."""
+        best = ranked[0]
+        chosen = [best]
+        if self.config.max_answer_sentences > 1 and (len(best.text.split()) < 8 or best.text.rstrip().endswith(":")):
+            following = [c for c in ranked if c.passage.source == best.passage.source and c.start > best.end]
+            nearest = min(following, key=lambda c: c.start, default=None)
+            if (
+                nearest is not None
+                and best.passage.chunk.text.count("\n\n", 0, nearest.start - best.passage.chunk.start) < 2
+            ):
+                chosen.append(nearest)
+        return chosen
+
+
+def citation(passage: Passage, start: int, end: int) -> Citation:
+    chunk = passage.chunk
+    return Citation(
+        source=chunk.source,
+        quote=chunk.text[start - chunk.start : end - chunk.start],
+        start=start,
+        end=end,
+        title=passage.title,
+        kind=chunk.kind,
+        label=chunk.label,
+    )
+
+
+def compose(citations: Sequence[Citation]) -> str:
+    """Quote each citation in order, saying so when the words are a reader's rather than the article's."""
+    parts = []
+    for n, c in enumerate(citations, start=1):
+        if c.kind == COMMENT:
+            who = (c.label or "a reader's comment").replace("Reader's comment", "a reader's comment")
+            parts.append(f"According to {who}: “{c.quote}” [{n}]")
+        else:
+            parts.append(f"{c.quote} [{n}]")
+    return " ".join(parts)
+
+
+AnswererFactory = Callable[[Config, IndexData, Retriever], Answerer]
+ANSWERERS: dict[str, AnswererFactory] = {"extractive": ExtractiveAnswerer}
+
+
+def get_answerer(config: Config, data: IndexData, retriever: Retriever) -> Answerer:
+    if config.answerer not in ANSWERERS:
+        raise UnknownNameError("answerer", config.answerer, list(ANSWERERS))
+    return ANSWERERS[config.answerer](config, data, retriever)

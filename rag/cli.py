@@ -1,0 +1,272 @@
+"""The ``rag`` command: a thin shell over the library. Errors become one line and a non-zero exit."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+import typing
+from collections.abc import Sequence
+from pathlib import Path
+
+from .config import FIELD_NAMES, ROOT, Config, load_config
+from .errors import RagError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GOLD = ROOT / "eval" / "gold.jsonl"
+_HELP = {
+    "corpus": "folder(s) of documents to answer from (default: what the index was built from, else seeds/)",
+    "index_dir": "where the index lives",
+    "embedding_model": "sentence-transformers model name or folder",
+    "top_k": "passages handed to the answerer",
+    "answerer": "extractive (default)",
+    "retrieval": "hybrid, dense or bm25",
+}
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("settings (each also RAG_<NAME> in the environment)")
+    group.add_argument("--config", metavar="FILE", help="TOML file of settings (or RAG_CONFIG)")
+    hints = typing.get_type_hints(Config)
+    for name in FIELD_NAMES:
+        hint = hints[name]
+        metavar = "|".join(t.__name__ for t in typing.get_args(hint)) if typing.get_args(hint) else hint.__name__
+        group.add_argument(
+            "--" + name.replace("_", "-"), dest=name, metavar=metavar.upper(), help=_HELP.get(name), default=None
+        )
+
+
+def config_from(args: argparse.Namespace) -> Config:
+    overrides = {name: getattr(args, name, None) for name in FIELD_NAMES}
+    return load_config(file=args.config, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _progress_bar() -> typing.Callable[[str, int, int], None]:
+    from tqdm import tqdm
+
+    bars: dict[str, tqdm] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        bar = bars.get(stage)
+        if bar is None:
+            bar = bars[stage] = tqdm(total=total, desc=stage, unit="item", file=sys.stderr, leave=False)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return update
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from . import indexing
+
+    config = config_from(args)
+    paths = [Path(p) for p in args.paths] or None
+    if paths:
+        config = config.replace(corpus=os.pathsep.join(str(p.resolve()) for p in paths))
+    if args.rebuild or paths:
+        report = indexing.build(config, paths, progress=_progress_bar(), reason="rag index")
+    else:
+        report = indexing.build(config, progress=_progress_bar(), if_stale=True)
+    if args.json:
+        print(json.dumps(report.__dict__, ensure_ascii=False))
+    elif not report.built:
+        print(f"the index in {report.index_dir} is up to date")
+    else:
+        print(
+            f"indexed {report.documents} documents ({report.chunks} chunks, {report.sentences} sentences) "
+            f"into {report.index_dir} in {report.seconds:.1f} s"
+        )
+    for source, why in report.skipped:
+        print(f"skipped {source}: {why}", file=sys.stderr)
+    return 0
+
+
+def print_answer(answer: typing.Any, out: typing.TextIO = sys.stdout) -> None:
+    print(answer.text, file=out)
+    if answer.citations:
+        print(file=out)
+    for n, c in enumerate(answer.citations, start=1):
+        where = f" ({c.label})" if c.label else ""
+        print(f"[{n}] {c.source}:{c.start}-{c.end} {c.title or ''}{where}", file=out)
+        print(f"    “{c.quote}”", file=out)
+    if answer.abstained and answer.passages:
+        print("\nClosest passages considered:", file=out)
+        for p in answer.passages[:3]:
+            snippet = " ".join(p.text.split())
+            print(f"  - {p.source}:{p.chunk.start}-{p.chunk.end} {snippet[:160]}…", file=out)
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from .pipeline import ask
+
+    history = None
+    if args.history:
+        try:
+            history = [tuple(t) for t in json.loads(Path(args.history).read_text(encoding="utf-8"))]
+        except (OSError, ValueError, TypeError) as e:
+            raise RagError(
+                f"--history {args.history}: expected a JSON list of [question, answer] pairs ({e})"
+            ) from None
+    answer = ask(" ".join(args.question), history=history, config=config_from(args))
+    if args.json:
+        print(json.dumps(_answer_json(answer), ensure_ascii=False, indent=2))
+    else:
+        print_answer(answer)
+    return 0
+
+
+def _answer_json(answer: typing.Any) -> dict[str, typing.Any]:
+    return {
+        "text": answer.text,
+        "abstained": answer.abstained,
+        "confidence": answer.confidence,
+        "standalone_question": answer.standalone_question,
+        "citations": [c.__dict__ for c in answer.citations],
+    }
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from .pipeline import ask
+
+    config = config_from(args)
+    history: list[tuple[str, str]] = []
+    print("Ask about the documents. /new starts over, /quit (or Ctrl-D) leaves.")
+    while True:
+        try:
+            question = input("\nyou> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return 0
+        if question in {"/quit", "/exit"}:
+            return 0
+        if question == "/new":
+            history.clear()
+            print("(new conversation)")
+            continue
+        if not question:
+            continue
+        try:
+            answer = ask(question, history=history, config=config)
+        except RagError as e:
+            print(f"error: {e}")
+            continue
+        print()
+        print_answer(answer)
+        history.append((question, answer.text))
+
+
+def _json_number(value: float) -> float:
+    return 0.0 if math.isnan(value) else round(value, 6)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from . import evaluation
+    from .pipeline import get_pipeline
+
+    config = config_from(args)
+    if args.dataset:
+        directory = Path(args.dataset).resolve()
+        splits = {}
+        if (directory / "split.json").is_file():
+            for name, docs in json.loads((directory / "split.json").read_text(encoding="utf-8")).items():
+                splits.update({d: name for d in docs})
+        items = evaluation.load_dataset(directory, splits)
+        config = config.replace(
+            corpus=str(directory / "documents"),
+            index_dir=args.index_dir or str(ROOT / ".cache" / "eval" / directory.name),
+        )
+    else:
+        items = evaluation.load_gold(Path(args.gold))
+    items = evaluation.select(items, args.split, args.limit, args.seed)
+    pipeline = get_pipeline(config, progress=_progress_bar())
+    bar = _progress_bar()
+    results = evaluation.run(
+        items,
+        lambda item: pipeline.ask(item.question, list(item.history), config),
+        pipeline.data.chunks,
+        progress=lambda n, total: bar("questions", n, total),
+    )
+    figures = evaluation.score(results)
+    print(evaluation.format_table({f"{config.answerer}/{config.retrieval}": figures}, evaluation.REPORT_KEYS))
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps({k: _json_number(v) for k, v in figures.items()}, indent=2) + "\n", encoding="utf-8"
+        )
+    if args.misses:
+        print("\nWorst misses:")
+        for r in evaluation.worst(results, args.misses):
+            print(f"- [{r.item.id}] {r.item.question}\n    gold: {list(r.item.answers) or '(unanswerable)'}")
+            print(f"    ours ({r.answer.confidence:.2f}): {r.answer.text[:200]}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from ui.app import launch
+
+    launch(config_from(args), host=args.host, port=args.port)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rag", description="Answer questions from your documents with exact quotes.")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="log progress (-vv for debug)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("index", help="build or refresh the index")
+    s.add_argument("paths", nargs="*", help="folders or files to index (default: the corpus)")
+    s.add_argument("--rebuild", action="store_true", help="rebuild even when up to date")
+    s.add_argument("--json", action="store_true", help="print what the run did as one JSON object")
+    s.set_defaults(func=cmd_index)
+
+    s = sub.add_parser("ask", help="answer one question")
+    s.add_argument("question", nargs="+")
+    s.add_argument("--history", metavar="FILE", help="JSON list of earlier [question, answer] pairs")
+    s.add_argument("--json", action="store_true", help="print the answer as JSON")
+    s.set_defaults(func=cmd_ask)
+
+    s = sub.add_parser("chat", help="a conversation in the terminal")
+    s.set_defaults(func=cmd_chat)
+
+    s = sub.add_parser("eval", help="score answers against gold question-answer pairs")
+    s.add_argument("--gold", default=str(DEFAULT_GOLD), help="gold JSONL file (default: eval/gold.jsonl)")
+    s.add_argument("--dataset", metavar="DIR", help="a dataset folder (documents/ + questions.jsonl) instead")
+    s.add_argument("--split", default="all", help="dev, test, tune, ... or all (default)")
+    s.add_argument("--limit", type=int, help="evaluate a random sample of N questions")
+    s.add_argument("--seed", type=int, default=0, help="seed for --limit's sample")
+    s.add_argument("--json", metavar="PATH", help="write the figures as JSON")
+    s.add_argument("--misses", type=int, default=0, metavar="N", help="list the N worst misses")
+    s.set_defaults(func=cmd_eval)
+
+    s = sub.add_parser("serve", help="start the chat UI")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=7860)
+    s.set_defaults(func=cmd_serve)
+
+    for action in sub.choices.values():
+        _add_config_flags(action)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("faiss", "bm25s", "httpx", "sentence_transformers", "transformers"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    try:
+        return args.func(args)
+    except RagError as e:
+        print(f"rag: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rag: interrupted; any previous index is intact", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,240 @@
+"""Turn a follow-up ("where does he work?") into a question that stands on its own.
+
+The default is heuristic coreference: a personal pronoun is replaced by the person the
+last turn was about, and a question that leans on earlier context ("what about it?",
+"and in London?") carries the previous question's key terms along.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .errors import HistoryError
+
+History = Sequence[tuple[str, str]]
+
+HONORIFICS = r"(?:Dr|Mr|Mrs|Ms|Miss|Mx|Prof|Professor|Sir|Dame|Lord|Lady|Rev|Judge|President|Senator|Chancellor)"
+_CAP = r"[A-Z][a-z][\w'’\-]*"
+PERSON_RE = re.compile(rf"\b{HONORIFICS}\.?\s+{_CAP}(?:\s+{_CAP})*|\b{_CAP}(?:\s+[A-Z]\.)?\s+{_CAP}(?:\s+{_CAP})?")
+PERSON_PRONOUNS = {"he": "", "him": "", "his": "'s", "she": "", "her": "", "hers": "'s", "himself": "", "herself": ""}
+CONTEXT_PRONOUNS = {"it", "its", "they", "them", "their", "theirs", "this", "these", "those", "there"}
+TRAILING_THAT_RE = re.compile(r"\bthat\s*[?.!]*\s*$", re.I)
+ELLIPTIC_RE = re.compile(r"^\s*(?:and|but|what about|how about|and what about|what else|why|how come|so)\b", re.I)
+FOLLOW_ON_RE = re.compile(r"\b(?:next|else|more|another|other|also|then|after that|again)\b", re.I)
+_WORD_RE = re.compile(r"[\w'’\-]+")
+_STOP = {
+    "what",
+    "who",
+    "whom",
+    "whose",
+    "which",
+    "when",
+    "where",
+    "why",
+    "how",
+    "is",
+    "are",
+    "was",
+    "were",
+    "do",
+    "does",
+    "did",
+    "the",
+    "a",
+    "an",
+    "of",
+    "in",
+    "on",
+    "to",
+    "for",
+    "and",
+    "or",
+    "by",
+    "with",
+    "about",
+    "as",
+    "at",
+    "be",
+    "been",
+    "has",
+    "have",
+    "had",
+    "can",
+    "could",
+    "would",
+    "should",
+    "will",
+    "say",
+    "said",
+    "says",
+    "tell",
+    "me",
+    "you",
+    "that",
+    "this",
+    "it",
+    "its",
+    "they",
+    "he",
+    "she",
+    "his",
+    "her",
+    "their",
+    "there",
+    "from",
+}
+# Words that start a sentence, or name a place or an organisation rather than a person.
+_NOT_NAMES = {"The", "This", "That", "These", "Those", "It", "He", "She", "They", "We", "In", "On", "At", "A", "An"}
+_ORG_WORDS = {
+    "Alliance",
+    "Association",
+    "Authority",
+    "Bank",
+    "Board",
+    "Centre",
+    "Center",
+    "College",
+    "Committee",
+    "Company",
+    "Council",
+    "Court",
+    "Department",
+    "England",
+    "Foundation",
+    "Government",
+    "Group",
+    "Health",
+    "Hospital",
+    "House",
+    "Institute",
+    "Ministry",
+    "Office",
+    "Parliament",
+    "Party",
+    "School",
+    "Service",
+    "Services",
+    "Society",
+    "Street",
+    "Trust",
+    "Union",
+    "University",
+    "Kingdom",
+    "States",
+    "City",
+    "County",
+    "London",
+    "Act",
+    "Day",
+    "Week",
+}
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    question: str
+    standalone: str
+    used_history: bool
+    exclude: tuple[str, ...] = ()
+
+
+def validate(history: object) -> list[tuple[str, str]]:
+    """History is a list of (question, answer) string pairs, oldest first."""
+    if history is None:
+        return []
+    if isinstance(history, (str, bytes)) or not isinstance(history, Sequence):
+        raise HistoryError(
+            f"history must be a list of (question, answer) pairs, got {type(history).__name__}; "
+            'e.g. history=[("Who chairs it?", "Dr Dixon chairs it.")]'
+        )
+    out = []
+    for i, turn in enumerate(history):
+        if (
+            not isinstance(turn, Sequence)
+            or isinstance(turn, (str, bytes))
+            or len(turn) != 2
+            or not all(isinstance(x, str) for x in turn)
+        ):
+            raise HistoryError(
+                f"history[{i}] must be a (question, answer) pair of strings, got {turn!r:.80}; "
+                "pass each turn as a 2-tuple"
+            )
+        out.append((turn[0], turn[1]))
+    return out
+
+
+def people(text: str) -> list[str]:
+    """Personal names, titled ones ("Dr Michael Dixon") first, in order of mention."""
+    titled, plain = [], []
+    for match in PERSON_RE.finditer(text):
+        words = match.group(0).split()
+        if words[0] in _NOT_NAMES:
+            words = words[1:]
+        if len(words) < 2 or any(w in _ORG_WORDS for w in words):
+            continue
+        name = " ".join(words)
+        bucket = titled if re.match(HONORIFICS + r"\b", name) else plain
+        if name not in bucket:
+            bucket.append(name)
+    return titled + [p for p in plain if not any(p in t for t in titled)]
+
+
+def key_terms(question: str) -> list[str]:
+    return [w for w in _WORD_RE.findall(question) if w.lower() not in _STOP and len(w) > 1]
+
+
+def _words(question: str) -> list[str]:
+    return [w.lower() for w in _WORD_RE.findall(question)]
+
+
+def _replace_person(question: str, name: str) -> str:
+    def sub(match: re.Match[str]) -> str:
+        word = match.group(0)
+        suffix = PERSON_PRONOUNS[word.lower()]
+        if (
+            word.lower() == "her"
+            and re.match(r"\s+[a-z]+\b", question[match.end() :])
+            and not re.match(
+                r"\s+(?:to|about|for|with|at|in|on|from|by|say|said|is|was|and|or)\b", question[match.end() :]
+            )
+        ):
+            suffix = "'s"
+        return name + suffix
+
+    return re.sub(r"\b(?:" + "|".join(PERSON_PRONOUNS) + r")\b", sub, question, flags=re.I)
+
+
+def rewrite_one(question: str, previous: Sequence[tuple[str, str]]) -> Rewrite:
+    """Rewrite ``question`` given earlier turns whose questions are already standalone."""
+    if not previous:
+        return Rewrite(question, question, False)
+    last_q, last_a = previous[-1]
+    words = set(_words(question))
+    standalone, used = question, False
+    if words & set(PERSON_PRONOUNS):
+        who = people(last_q) or people(last_a) or [p for q, a in reversed(previous) for p in people(q) + people(a)]
+        if who:
+            standalone, used = _replace_person(question, who[0]), True
+    needs_context = (
+        bool(words & CONTEXT_PRONOUNS)
+        or bool(TRAILING_THAT_RE.search(question))
+        or bool(ELLIPTIC_RE.match(question))
+        or len(words) <= 3
+    )
+    if needs_context:
+        missing = [t for t in key_terms(last_q) if t.lower() not in {w.lower() for w in _WORD_RE.findall(standalone)}]
+        if missing:
+            standalone, used = f"{standalone.rstrip()} ({' '.join(missing)})", True
+    exclude = tuple(a for _, a in previous[-1:]) if FOLLOW_ON_RE.search(question) else ()
+    return Rewrite(question, standalone, used, exclude)
+
+
+def rewrite(question: str, history: object) -> Rewrite:
+    """Resolve the whole history in order, so a chain of follow-ups keeps its referents."""
+    turns = validate(history)
+    resolved: list[tuple[str, str]] = []
+    for q, a in turns:
+        resolved.append((rewrite_one(q, resolved).standalone, a))
+    return rewrite_one(question, resolved)

@@ -1,0 +1,333 @@
+"""Score answers against gold question-answer pairs: answer quality, abstention, citations, retrieval, speed.
+
+Two gold formats are read: our own ``eval/gold.jsonl`` (evidence quotes over ``seeds/``)
+and the public dataset layout (``documents/`` + ``questions.jsonl`` with ``answer_start``).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import random
+import re
+import string
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ir_measures
+import numpy as np
+from ir_measures import RR, Qrel, ScoredDoc, Success
+
+from .config import ROOT
+from .documents import resolve_source
+from .errors import RagError
+from .types import Answer, Chunk
+
+_MARKER_RE = re.compile(r"\s*\[\d+\]")
+_ARTICLES_RE = re.compile(r"\b(a|an|the)\b")
+_PUNCT = set(string.punctuation) | set("‘’“”–—…£")
+
+
+@dataclass(frozen=True)
+class GoldItem:
+    id: str
+    question: str
+    answers: tuple[str, ...]
+    source: str | None
+    spans: tuple[tuple[int, int], ...]
+    history: tuple[tuple[str, str], ...] = ()
+    kind: str = "fact"
+    split: str = "test"
+
+    @property
+    def answerable(self) -> bool:
+        return bool(self.answers)
+
+
+@dataclass
+class ItemResult:
+    item: GoldItem
+    answer: Answer
+    seconds: float
+    relevant: set[int] = field(default_factory=set)
+
+
+def normalize(text: str) -> str:
+    """SQuAD's answer normalisation: lower case, no punctuation, articles or extra spaces."""
+    text = _MARKER_RE.sub("", text).lower()
+    text = "".join(" " if ch in _PUNCT else ch for ch in text)
+    return " ".join(_ARTICLES_RE.sub(" ", text).split())
+
+
+def exact_match(prediction: str, golds: Sequence[str]) -> float:
+    return float(any(normalize(prediction) == normalize(g) for g in golds))
+
+
+def token_f1(prediction: str, golds: Sequence[str]) -> float:
+    pred = normalize(prediction).split()
+    best = 0.0
+    for gold in golds:
+        ref = normalize(gold).split()
+        common = sum((collections.Counter(pred) & collections.Counter(ref)).values())
+        if common:
+            p, r = common / len(pred), common / len(ref)
+            best = max(best, 2 * p * r / (p + r))
+    return best
+
+
+def contains(prediction: str, golds: Sequence[str]) -> float:
+    text = f" {normalize(prediction)} "
+    return float(any(f" {normalize(g)} " in text for g in golds if normalize(g)))
+
+
+def answer_body(answer: Answer) -> str:
+    """The answer with its citation markers removed, as scored against gold strings."""
+    return _MARKER_RE.sub("", answer.text).strip()
+
+
+def load_gold(path: Path) -> list[GoldItem]:
+    """Our gold file: each answer located inside its evidence quote in the source file."""
+    items = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        spans: list[tuple[int, int]] = []
+        if row.get("source") and row.get("evidence"):
+            text = resolve_source(row["source"]).read_text(encoding="utf-8")
+            at = text.find(row["evidence"])
+            if at < 0:
+                raise RagError(f"{path}:{n}: the evidence of {row['id']} is not in {row['source']}; fix the gold file")
+            spans.append((at, at + len(row["evidence"])))
+        items.append(
+            GoldItem(
+                id=row["id"],
+                question=row["question"],
+                answers=tuple(row.get("answers", [])),
+                source=row.get("source"),
+                spans=tuple(spans),
+                history=tuple((q, a) for q, a in row.get("history", [])),
+                kind=row.get("kind", "fact"),
+                split=row.get("split", "test"),
+            )
+        )
+    return items
+
+
+def load_dataset(directory: Path, splits: dict[str, str] | None = None) -> list[GoldItem]:
+    """The public layout: ``documents/`` and ``questions.jsonl`` (``answer_start`` per answer, or null)."""
+    questions = directory / "questions.jsonl"
+    if not questions.is_file() or not (directory / "documents").is_dir():
+        raise RagError(f"{directory} is not a dataset: it needs documents/ and questions.jsonl")
+    items = []
+    docs_dir = (directory / "documents").resolve()
+    for line in questions.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        document = row.get("document")
+        answers = tuple(row.get("answers") or ())
+        starts = row.get("answer_start") or [None] * len(answers)
+        spans = tuple((s, s + len(a)) for a, s in zip(answers, starts, strict=False) if isinstance(s, int) and s >= 0)
+        split_of = row.get("source_document") or document
+        items.append(
+            GoldItem(
+                id=str(row["id"]),
+                question=row["question"],
+                answers=answers if document else (),
+                source=str(docs_dir / document) if document else None,
+                spans=spans if document else (),
+                kind="fact" if document else "unanswerable",
+                split=(splits or {}).get(split_of or "", "test"),
+            )
+        )
+    return items
+
+
+def relevant_chunks(item: GoldItem, chunks: Sequence[Chunk], by_source: dict[str, list[int]]) -> set[int]:
+    """Chunks that hold a gold span (answer or evidence quote) whole, or lacking spans, a gold answer string."""
+    if not item.answerable or item.source is None:
+        return set()
+    source = _display(item.source)
+    out = set()
+    for i in by_source.get(source, []):
+        c = chunks[i]
+        if item.spans:
+            if any(c.start <= a and b <= c.end for a, b in item.spans):
+                out.add(i)
+        elif contains(c.text, item.answers):
+            out.add(i)
+    return out
+
+
+def _display(source: str) -> str:
+    path = Path(source)
+    try:
+        return path.resolve().relative_to(ROOT).as_posix()
+    except ValueError:
+        return str(path.resolve())
+
+
+def select(items: Sequence[GoldItem], split: str = "all", limit: int | None = None, seed: int = 0) -> list[GoldItem]:
+    chosen = [i for i in items if split == "all" or i.split == split]
+    if limit is not None and limit < len(chosen):
+        chosen = sorted(random.Random(seed).sample(chosen, limit), key=lambda i: i.id)
+    return chosen
+
+
+def run(
+    items: Sequence[GoldItem],
+    ask: Callable[[GoldItem], Answer],
+    chunks: Sequence[Chunk],
+    progress: Callable[[int, int], None] | None = None,
+) -> list[ItemResult]:
+    by_source: dict[str, list[int]] = collections.defaultdict(list)
+    for c in chunks:
+        by_source[c.source].append(c.id)
+    results = []
+    for n, item in enumerate(items, start=1):
+        started = time.perf_counter()
+        answer = ask(item)
+        results.append(
+            ItemResult(item, answer, time.perf_counter() - started, relevant_chunks(item, chunks, by_source))
+        )
+        if progress:
+            progress(n, len(items))
+    return results
+
+
+def citation_ok(c: Any) -> bool:
+    try:
+        return resolve_source(c.source).read_text(encoding="utf-8")[c.start : c.end] == c.quote and bool(c.quote)
+    except OSError:
+        return False
+
+
+def score(results: Sequence[ItemResult]) -> dict[str, float]:
+    """The report's figures, every one a plain number (``nan`` where undefined)."""
+    if not results:
+        raise RagError("no questions were evaluated; check --split and --limit")
+    answerable = [r for r in results if r.item.answerable]
+    unanswerable = [r for r in results if not r.item.answerable]
+    abstained = [r for r in results if r.answer.abstained]
+    em, f1, contained, correct = [], [], [], []
+    for r in results:
+        body = answer_body(r.answer)
+        if r.item.answerable:
+            ok = not r.answer.abstained
+            em.append(exact_match(body, r.item.answers) if ok else 0.0)
+            f1.append(token_f1(body, r.item.answers) if ok else 0.0)
+            contained.append(contains(body, r.item.answers) if ok else 0.0)
+            correct.append(contained[-1])
+        else:
+            em.append(float(r.answer.abstained))
+            f1.append(float(r.answer.abstained))
+            correct.append(float(r.answer.abstained))
+    citations = [c for r in results for c in r.answer.citations]
+    answered = [r for r in answerable if not r.answer.abstained and r.answer.citations]
+    lat = np.array([r.seconds * 1000 for r in results])
+    lengths = [len(answer_body(r.answer)) for r in results if not r.answer.abstained]
+    true_abstain = sum(1 for r in abstained if not r.item.answerable)
+    figures = {
+        "n": float(len(results)),
+        "n_answerable": float(len(answerable)),
+        "n_unanswerable": float(len(unanswerable)),
+        "accuracy": _mean(correct),
+        "em": _mean(em),
+        "f1": _mean(f1),
+        "containment": _mean(contained),
+        "abstain_precision": true_abstain / len(abstained) if abstained else float("nan"),
+        "abstain_recall": true_abstain / len(unanswerable) if unanswerable else float("nan"),
+        "answered_rate": 1 - len([r for r in answerable if r.answer.abstained]) / len(answerable)
+        if answerable
+        else float("nan"),
+        "citation_validity": _mean([float(citation_ok(c)) for c in citations]) if citations else 1.0,
+        "citation_source_accuracy": _mean(
+            [float(_display(r.answer.citations[0].source) == _display(r.item.source or "")) for r in answered]
+        ),
+        "median_answer_chars": float(np.median(lengths)) if lengths else float("nan"),
+        "p50_ms": float(np.percentile(lat, 50)),
+        "p95_ms": float(np.percentile(lat, 95)),
+    }
+    figures.update(retrieval_scores(results))
+    return figures
+
+
+def retrieval_scores(results: Iterable[ItemResult], k: int = 5) -> dict[str, float]:
+    """Evidence recall@k (a passage holding the answer is among the first k) and MRR, by ir-measures."""
+    qrels, run_ = [], []
+    for r in results:
+        if not r.relevant:
+            continue
+        qrels.extend(Qrel(r.item.id, str(i), 1) for i in r.relevant)
+        run_.extend(ScoredDoc(r.item.id, str(p.chunk.id), -float(p.rank)) for p in r.answer.passages)
+        if not r.answer.passages:
+            run_.append(ScoredDoc(r.item.id, "none", 0.0))
+    if not qrels:
+        return {f"recall_at_{k}": float("nan"), "mrr": float("nan")}
+    figures = ir_measures.calc_aggregate([Success @ k, RR], qrels, run_)
+    return {f"recall_at_{k}": float(figures[Success @ k]), "mrr": float(figures[RR])}
+
+
+def _mean(values: Sequence[float]) -> float:
+    return float(np.mean(values)) if len(values) else float("nan")
+
+
+def worst(results: Sequence[ItemResult], n: int = 20) -> list[ItemResult]:
+    """Misses first: wrong answers, then wrong abstentions, then answers to unanswerable questions."""
+
+    def badness(r: ItemResult) -> tuple[int, float]:
+        body = answer_body(r.answer)
+        if r.item.answerable and not r.answer.abstained and not contains(body, r.item.answers):
+            return (0, -r.answer.confidence)
+        if r.item.answerable and r.answer.abstained:
+            return (1, r.answer.confidence)
+        if not r.item.answerable and not r.answer.abstained:
+            return (2, -r.answer.confidence)
+        return (3, 0.0)
+
+    return [r for r in sorted(results, key=badness) if badness(r)[0] < 3][:n]
+
+
+def format_table(rows: dict[str, dict[str, float]], keys: Sequence[str]) -> str:
+    """One column per configuration, one row per figure."""
+    names = list(rows)
+    width = max(8, *(len(n) for n in names))
+    lines = ["figure".ljust(22) + "".join(n.rjust(width + 2) for n in names)]
+    for key in keys:
+        cells = []
+        for name in names:
+            value = rows[name].get(key, float("nan"))
+            cells.append(
+                (
+                    f"{value:.0f}"
+                    if key in ("n", "n_answerable", "n_unanswerable")
+                    else f"{value:.3f}"
+                    if not key.endswith("_ms") and "chars" not in key
+                    else f"{value:.1f}"
+                ).rjust(width + 2)
+            )
+        lines.append(key.ljust(22) + "".join(cells))
+    return "\n".join(lines)
+
+
+REPORT_KEYS = (
+    "n",
+    "accuracy",
+    "em",
+    "f1",
+    "containment",
+    "abstain_precision",
+    "abstain_recall",
+    "answered_rate",
+    "citation_validity",
+    "citation_source_accuracy",
+    "recall_at_5",
+    "mrr",
+    "median_answer_chars",
+    "p50_ms",
+    "p95_ms",
+)

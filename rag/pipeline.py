@@ -1,0 +1,176 @@
+"""Wire the stages together: rewrite the question, retrieve, answer, verify every citation."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from . import conversation, indexing
+from .answering import get_answerer
+from .config import Config, load_config
+from .documents import resolve_source
+from .embedding import get_embedder
+from .errors import IndexMismatchError, QuestionError
+from .indexing import Progress
+from .retrieval import Query, Retriever, tokenize
+from .types import Answer, Citation, Passage
+
+log = logging.getLogger(__name__)
+
+_MARKER_RE = re.compile(r"\[(\d+)\]")
+
+
+class Pipeline:
+    """A loaded index with its models; one per index folder, shared by every question."""
+
+    def __init__(self, config: Config, progress: Progress | None = None) -> None:
+        self.config = config
+        self.embedder = get_embedder(config)
+        self.data = indexing.ensure(config, progress)
+        if self.data.manifest.get("dimension") != self.embedder.dimension:
+            raise IndexMismatchError(
+                f"the index in {config.index_path} holds {self.data.manifest.get('dimension')}-dimensional vectors "
+                f"but {config.embedding_model} makes {self.embedder.dimension}; run `rag index --rebuild`"
+            )
+        self.retriever = Retriever(self.data)
+        self.documents = {d["source"]: d for d in self.data.documents}
+        self._texts: dict[str, tuple[tuple[int, int], str]] = {}
+
+    def query(self, text: str) -> tuple[Query, list[str]]:
+        notes = []
+        fitted = self.embedder.truncate(text)
+        if len(fitted) < len(text):
+            note = (
+                f"the question was {len(text)} characters, longer than the embedding model reads; "
+                f"only its first {len(fitted)} characters were used"
+            )
+            log.warning(note)
+            notes.append(note)
+        vector = self.embedder.embed([fitted], "query")[0]
+        return Query(fitted, vector, tuple(tokenize([fitted])[0])), notes
+
+    def retrieve(self, text: str, config: Config | None = None) -> list[Passage]:
+        query, _ = self.query(text)
+        return self.retriever.search(query, config or self.config)
+
+    def ask(self, question: str, history: object = None, config: Config | None = None) -> Answer:
+        config = config or self.config
+        question = check_question(question)
+        turn = conversation.rewrite(question, history)
+        query, notes = self.query(turn.standalone)
+        passages = self.retriever.search(query, config)
+        answer = get_answerer(config, self.data, self.retriever).answer(query, passages, turn.exclude)
+        answer = self.verified(answer)
+        return dataclasses.replace(
+            answer, question=question, standalone_question=turn.standalone, notes=[*answer.notes, *notes]
+        )
+
+    def source_text(self, source: str) -> str:
+        """The source file's text as the citation contract reads it (cached while the file is unchanged)."""
+        path = resolve_source(source)
+        stat = path.stat()
+        key = (stat.st_size, stat.st_mtime_ns)
+        cached = self._texts.get(source)
+        if cached is None or cached[0] != key:
+            cached = (key, path.read_text(encoding="utf-8"))
+            self._texts[source] = cached
+        return cached[1]
+
+    def verified(self, answer: Answer) -> Answer:
+        """Keep only citations whose quote is exactly in the file now; renumber the rest."""
+        good: list[Citation] = []
+        for c in answer.citations:
+            try:
+                ok = bool(c.quote) and self.source_text(c.source)[c.start : c.end] == c.quote
+            except (OSError, UnicodeDecodeError):
+                ok = False
+            if ok:
+                good.append(c)
+            else:
+                log.warning("dropped a citation of %s:%d-%d: the file changed since indexing", c.source, c.start, c.end)
+                forget(self.config)
+        if len(good) == len(answer.citations):
+            return answer
+        if not good:
+            return dataclasses.replace(
+                answer,
+                text="The documents changed since they were indexed; ask again to use the new text.",
+                abstained=True,
+                citations=[],
+                notes=[*answer.notes, "citations no longer matched their files"],
+            )
+        return dataclasses.replace(answer, text=renumber(answer.text, answer.citations, good), citations=good)
+
+
+def renumber(text: str, old: Sequence[Citation], kept: Sequence[Citation]) -> str:
+    """Drop markers of removed citations and number the rest [1], [2], ... in order of first use."""
+    mapping: dict[int, int] = {}
+    for n, c in enumerate(old, start=1):
+        if c in kept:
+            mapping[n] = kept.index(c) + 1
+
+    def sub(match: re.Match[str]) -> str:
+        n = int(match.group(1))
+        return f"[{mapping[n]}]" if n in mapping else ""
+
+    return re.sub(r"\s+(?=[.,;:!?]|$)", "", _MARKER_RE.sub(sub, text)).strip()
+
+
+def check_question(question: object) -> str:
+    if not isinstance(question, str):
+        raise QuestionError(f"the question must be a string, got {type(question).__name__}")
+    if not question.strip():
+        raise QuestionError("the question is empty; ask something, e.g. ask('Who chairs the NHS Alliance?')")
+    return question.strip()
+
+
+_PIPELINES: dict[tuple[Any, ...], Pipeline] = {}
+_LOCK = threading.Lock()
+
+
+def _key(config: Config) -> tuple[Any, ...]:
+    roots = tuple(str(r) for r in indexing.roots_for(config)) if config.corpus else None
+    return (str(config.index_path), roots, tuple(sorted(indexing.settings(config).items())), config.device)
+
+
+def get_pipeline(config: Config, progress: Progress | None = None) -> Pipeline:
+    key = _key(config)
+    with _LOCK:
+        pipeline = _PIPELINES.get(key)
+        if pipeline is None:
+            pipeline = Pipeline(config, progress)
+            _PIPELINES[key] = pipeline
+        return pipeline
+
+
+def forget(config: Config | None = None) -> None:
+    """Drop loaded pipelines (all, or the one for ``config``) so the next question re-checks the index."""
+    with _LOCK:
+        if config is None:
+            _PIPELINES.clear()
+        else:
+            _PIPELINES.pop(_key(config), None)
+
+
+def ask(
+    question: str,
+    history: list[tuple[str, str]] | None = None,
+    *,
+    config: Config | None = None,
+    **overrides: Any,
+) -> Answer:
+    """Answer ``question`` from the indexed documents, quoting them exactly.
+
+    ``history`` holds earlier (question, answer) turns, oldest first. Keyword overrides
+    (``top_k=3``, ``answerer="extractive"``, ``corpus=...``) replace single settings.
+    """
+    check_question(question)
+    conversation.validate(history)
+    config = config or load_config()
+    if overrides:
+        config = config.replace(**overrides)
+    return get_pipeline(config).ask(question, history, config)

@@ -1,0 +1,219 @@
+"""The on-disk index: FAISS vectors, BM25 postings, chunk records and a manifest.
+
+Each build is written into its own folder and published by atomically replacing the
+one-line ``CURRENT`` pointer, so a reader always sees a complete build and an
+interrupted writer leaves the previous index untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from .errors import IndexBusyError, IndexCorruptError, IndexWriteError
+from .types import Chunk
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+POINTER = "CURRENT"
+LOCK = ".lock"
+REBUILD_HINT = "rebuild it with `rag index --rebuild` (or delete the folder; the next question rebuilds it)"
+
+
+@dataclass
+class IndexData:
+    """Everything a build produces, in memory."""
+
+    manifest: dict[str, Any]
+    documents: list[dict[str, Any]]
+    chunks: list[Chunk]
+    dense: faiss.Index
+    sentence_spans: np.ndarray
+    sentence_vectors: np.ndarray
+    bm25: Any
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(data, f, ensure_ascii=False)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def chunk_to_record(chunk: Chunk) -> dict[str, Any]:
+    return {
+        "source": chunk.source,
+        "start": chunk.start,
+        "end": chunk.end,
+        "text": chunk.text,
+        "kind": chunk.kind,
+        "label": chunk.label,
+        "n_tokens": chunk.n_tokens,
+        "sentences": [list(s) for s in chunk.sentences],
+        "first_sentence": chunk.first_sentence,
+    }
+
+
+def record_to_chunk(i: int, r: dict[str, Any]) -> Chunk:
+    return Chunk(
+        id=i,
+        source=r["source"],
+        start=r["start"],
+        end=r["end"],
+        text=r["text"],
+        kind=r["kind"],
+        label=r["label"],
+        n_tokens=r["n_tokens"],
+        sentences=tuple((a, b) for a, b in r["sentences"]),
+        first_sentence=r["first_sentence"],
+    )
+
+
+def flat_index(vectors: np.ndarray) -> faiss.Index:
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    if len(vectors):
+        index.add(vectors)
+    return index
+
+
+@contextlib.contextmanager
+def locked(index_dir: Path, wait_s: float = 600.0) -> Iterator[None]:
+    """One writer at a time per index folder; others wait, then see the finished build."""
+    try:
+        index_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(index_dir / LOCK, "a+")  # noqa: SIM115 - held open for the whole ``with`` below
+    except OSError as e:
+        raise IndexWriteError(
+            f"cannot write the index at {index_dir}: {e.strerror or e}; "
+            "set RAG_INDEX_DIR (or --index-dir) to a writable folder, or fix its permissions"
+        ) from None
+    deadline = time.monotonic() + wait_s
+    with handle:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise IndexBusyError(
+                        f"the index at {index_dir} has been locked by another build for over {wait_s:.0f} s; "
+                        "wait for it to finish, or stop that process"
+                    ) from None
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def current_build(index_dir: Path) -> Path | None:
+    pointer = index_dir / POINTER
+    if not pointer.exists():
+        return None
+    try:
+        name = pointer.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as e:
+        raise IndexCorruptError(f"the index pointer {pointer} cannot be read ({e}); {REBUILD_HINT}") from None
+    build = index_dir / name
+    if not name or "/" in name or not build.is_dir():
+        raise IndexCorruptError(f"the index pointer {pointer} names a missing build {name!r}; {REBUILD_HINT}")
+    return build
+
+
+def read_manifest(index_dir: Path) -> dict[str, Any] | None:
+    build = current_build(index_dir)
+    if build is None:
+        return None
+    try:
+        return json.loads((build / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise IndexCorruptError(f"the index manifest in {build} is unreadable ({e}); {REBUILD_HINT}") from None
+
+
+def write(index_dir: Path, data: IndexData) -> Path:
+    """Write a complete build beside the current one, then publish it atomically. Call under ``locked``."""
+    import bm25s  # noqa: F401 - imported for its save format
+
+    name = time.strftime("build-%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:8]
+    tmp = index_dir / (name + ".tmp")
+    try:
+        for stale in index_dir.glob("build-*.tmp"):
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        _write_json(tmp / "documents.json", data.documents)
+        with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as f:
+            for chunk in data.chunks:
+                f.write(json.dumps(chunk_to_record(chunk), ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        faiss.write_index(data.dense, str(tmp / "dense.faiss"))
+        np.save(tmp / "sentence_spans.npy", data.sentence_spans)
+        np.save(tmp / "sentence_vectors.npy", data.sentence_vectors.astype(np.float16))
+        data.bm25.save(str(tmp / "bm25"), show_progress=False)
+        _write_json(tmp / "manifest.json", data.manifest)
+        _fsync_dir(tmp)
+        final = index_dir / name
+        os.replace(tmp, final)
+        pointer_tmp = index_dir / (POINTER + ".tmp")
+        pointer_tmp.write_text(name + "\n", encoding="utf-8")
+        with open(pointer_tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(pointer_tmp, index_dir / POINTER)
+        _fsync_dir(index_dir)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise IndexWriteError(
+            f"cannot write the index at {index_dir}: {e.strerror or e}; "
+            "set RAG_INDEX_DIR (or --index-dir) to a writable folder with free space"
+        ) from None
+    for old in index_dir.glob("build-*"):
+        if old.name != name and not old.name.endswith(".tmp"):
+            shutil.rmtree(old, ignore_errors=True)
+    log.info("published index build %s in %s", name, index_dir)
+    return final
+
+
+def read(index_dir: Path) -> IndexData | None:
+    """Load the current build, or ``None`` when there is none; a damaged build raises ``IndexCorruptError``."""
+    import bm25s
+
+    build = current_build(index_dir)
+    if build is None:
+        return None
+    try:
+        manifest = json.loads((build / "manifest.json").read_text(encoding="utf-8"))
+        documents = json.loads((build / "documents.json").read_text(encoding="utf-8"))
+        with open(build / "chunks.jsonl", encoding="utf-8") as f:
+            chunks = [record_to_chunk(i, json.loads(line)) for i, line in enumerate(f)]
+        dense = faiss.read_index(str(build / "dense.faiss"))
+        sentence_spans = np.load(build / "sentence_spans.npy", allow_pickle=False)
+        sentence_vectors = np.load(build / "sentence_vectors.npy", allow_pickle=False, mmap_mode="r")
+        bm25 = bm25s.BM25.load(str(build / "bm25"), show_progress=False, verbosity=0)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
+        raise IndexCorruptError(f"the index in {build} is damaged ({type(e).__name__}: {e}); {REBUILD_HINT}") from None
+    if len(chunks) != dense.ntotal or len(sentence_spans) != len(sentence_vectors):
+        raise IndexCorruptError(f"the index in {build} has mismatched parts; {REBUILD_HINT}")
+    return IndexData(manifest, documents, chunks, dense, sentence_spans, sentence_vectors, bm25)

@@ -1,0 +1,106 @@
+"""Plain data passed between the pipeline's stages.
+
+Every record carries character offsets into the raw file (``start``/``end``), so any
+quote can be checked against its source and highlighted there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+BODY = "body"
+COMMENT = "comment"
+
+
+@dataclass(frozen=True)
+class Section:
+    """A contiguous run of kept text: the article's own words, or one reader's comment."""
+
+    start: int
+    end: int
+    kind: str = BODY
+    label: str | None = None
+
+
+@dataclass(frozen=True)
+class Document:
+    source: str
+    text: str
+    title: str | None
+    author: str | None
+    date: str | None
+    sections: tuple[Section, ...]
+    sha256: str
+
+    @property
+    def display_title(self) -> str:
+        if self.title:
+            return self.title
+        for section in self.sections:
+            lead = self.text[section.start : section.end].split()
+            if lead:
+                words = lead[:10]
+                return " ".join(words) + (" …" if len(lead) > 10 else "")
+        return self.source
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A token-budgeted window of whole sentences; ``text == document.text[start:end]``."""
+
+    id: int
+    source: str
+    start: int
+    end: int
+    text: str
+    kind: str
+    label: str | None
+    n_tokens: int
+    sentences: tuple[tuple[int, int], ...]
+    first_sentence: int = -1
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A chunk as retrieved for one question, with the scores that ranked it."""
+
+    chunk: Chunk
+    title: str
+    score: float
+    rank: int
+    dense_score: float | None = None
+    bm25_score: float | None = None
+
+    @property
+    def source(self) -> str:
+        return self.chunk.source
+
+    @property
+    def text(self) -> str:
+        return self.chunk.text
+
+
+@dataclass(frozen=True)
+class Citation:
+    """An exact quote: ``Path(source).read_text(encoding="utf-8")[start:end] == quote``."""
+
+    source: str
+    quote: str
+    start: int
+    end: int
+    title: str | None = None
+    kind: str = BODY
+    label: str | None = None
+
+
+@dataclass(frozen=True)
+class Answer:
+    text: str
+    abstained: bool
+    citations: list[Citation] = field(default_factory=list)
+    question: str = ""
+    standalone_question: str = ""
+    confidence: float = 0.0
+    passages: list[Passage] = field(default_factory=list)
+    answerer: str = "extractive"
+    notes: list[str] = field(default_factory=list)
