@@ -40,6 +40,8 @@ SENTENCE_FEATURES = (
     "lex_recall",
     "lex_gap",
     "lex_recall_passage",
+    "missing_idf",
+    "missing_idf_passage",
     "novel",
     "type_match",
     "type_missing",
@@ -53,6 +55,8 @@ ANSWERABLE_FEATURES = (
     "lex_recall",
     "dense_passage",
     "bm25_log",
+    "missing_idf",
+    "missing_idf_passage",
     "type_match",
     "type_missing",
 )
@@ -151,6 +155,11 @@ def _weighted_recall(terms: set[str], have: set[str], idf: Callable[[str], float
     return sum(idf(t) for t in terms & have) / total if total else 0.0
 
 
+def _missing_idf(terms: set[str], have: set[str], idf: Callable[[str], float], scale: float) -> float:
+    """How rare the rarest question term absent from the text is: a missing rare term suggests a near miss."""
+    return max((idf(t) for t in terms - have), default=0.0) / scale
+
+
 def candidates(
     query: Query, passages: Sequence[Passage], data: IndexData, retriever: Retriever, question: str
 ) -> list[Candidate]:
@@ -174,6 +183,7 @@ def candidates(
     lex = [_weighted_recall(q_terms, t, retriever.idf) for t in s_terms]
     qtype = question_type(question)
     best_dense, best_lex = float(dense.max()), max(lex)
+    scale = max(1.0, math.log(1 + len(data.chunks)))
     out = []
     for i, ((p, a, b, _), text) in enumerate(zip(spans, texts, strict=True)):
         match, missing = type_features(qtype, question, text)
@@ -185,6 +195,8 @@ def candidates(
             "lex_recall": lex[i],
             "lex_gap": lex[i] - best_lex,
             "lex_recall_passage": _weighted_recall(q_terms, p_terms[p.chunk.id], retriever.idf),
+            "missing_idf": _missing_idf(q_terms, s_terms[i], retriever.idf, scale),
+            "missing_idf_passage": _missing_idf(q_terms, p_terms[p.chunk.id], retriever.idf, scale),
             "novel": min(1.0, math.log1p(len(s_terms[i] - q_terms)) / math.log(30)),
             "type_match": match,
             "type_missing": missing,
@@ -205,6 +217,8 @@ def answerable_features(ranked: Sequence[Candidate], passages: Sequence[Passage]
         "lex_recall": top.features["lex_recall"],
         "dense_passage": max(float(p.dense_score or 0.0) for p in passages),
         "bm25_log": math.log1p(max(float(p.bm25_score or 0.0) for p in passages)),
+        "missing_idf": top.features["missing_idf"],
+        "missing_idf_passage": top.features["missing_idf_passage"],
         "type_match": top.features["type_match"],
         "type_missing": top.features["type_missing"],
     }

@@ -44,13 +44,15 @@ def sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
         line = text[ls:le]
         _, offsets = blingfire.text_to_sentences_and_offsets(line)
         spans = [(ls + a, ls + b) for a, b in offsets] or [(ls, le)]
-        for a, b in spans:
-            piece = text[a:b]
-            a += len(piece) - len(piece.lstrip())
-            b -= len(piece) - len(piece.rstrip())
+        for a, b in (_trim(text, x, y) for x, y in spans):
             if b > a:
                 out.append((a, b))
     return out
+
+
+def _trim(text: str, a: int, b: int) -> tuple[int, int]:
+    piece = text[a:b]
+    return a + len(piece) - len(piece.lstrip()), b - (len(piece) - len(piece.rstrip()))
 
 
 def _split_long(text: str, start: int, end: int, budget: int) -> list[tuple[int, int]]:
@@ -58,15 +60,19 @@ def _split_long(text: str, start: int, end: int, budget: int) -> list[tuple[int,
     enc = encoding()
     tokens = enc.encode_ordinary(text[start:end])
     _, offsets = enc.decode_with_offsets(tokens)
+    bounds = sorted({start + o for o in offsets if 0 < o < end - start} | {start, end})
     pieces = []
-    for i in range(0, len(tokens), budget):
-        a = start + offsets[i]
-        b = start + offsets[i + budget] if i + budget < len(tokens) else end
-        piece = text[a:b]
-        a += len(piece) - len(piece.lstrip())
-        b -= len(piece) - len(piece.rstrip())
+    i = 0
+    while i < len(bounds) - 1:
+        j = min(i + budget, len(bounds) - 1)
+        while True:
+            a, b = _trim(text, bounds[i], bounds[j])
+            if j == i + 1 or count_tokens(text[a:b]) <= budget:
+                break
+            j -= 1
         if b > a:
             pieces.append((a, b))
+        i = j
     return pieces
 
 

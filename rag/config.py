@@ -34,7 +34,7 @@ class Config:
     retrieval: str = "hybrid"
     top_k: int = 5
     candidates: int = 50
-    rrf_k: int = 60
+    rrf_k: int = 10
     dense_weight: float = 1.0
     bm25_weight: float = 1.0
     comment_weight: float = 0.5
@@ -91,7 +91,7 @@ def _coerce(name: str, value: object, origin: str) -> object:
         if type(None) in allowed:
             return None
         if value is None:
-            raise ConfigError(f"{origin} {name}=None is not allowed; give a {hint} value")
+            raise ConfigError(f"{origin}: {name}=None is not allowed; give a {hint} value")
     target = next(t for t in allowed if t is not type(None))
     if isinstance(value, target) and not (target is int and isinstance(value, bool)):
         return value
@@ -109,7 +109,7 @@ def _coerce(name: str, value: object, origin: str) -> object:
             return float(text)
         return text
     except ValueError:
-        raise ConfigError(f"{origin} {name}={value!r} is not a valid {target.__name__}") from None
+        raise ConfigError(f"{origin}: {name}={value!r} is not a valid {target.__name__}") from None
 
 
 def _coerce_all(values: dict[str, object], origin: str) -> dict[str, object]:
@@ -152,6 +152,7 @@ def load_config(
     file = file or env.get(ENV_PREFIX + "CONFIG")
     if file:
         values.update(_coerce_all(_from_file(Path(file).expanduser()), f"config file {file}"))
-    values.update(_coerce_all(_from_env(env), "environment variable"))
+    for name, value in _from_env(env).items():
+        values.update(_coerce_all({name: value}, f"environment variable {ENV_PREFIX}{name.upper()}"))
     values.update(_coerce_all({k: v for k, v in overrides.items() if v is not None}, "override"))
     return Config(**values)

@@ -53,7 +53,9 @@ def packaged_model_path(name: str) -> str:
 class SentenceTransformerEmbedder:
     def __init__(self, model: str = DEFAULT_MODEL, device: str = "cpu", batch_size: int = 64) -> None:
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()  # the library reports through logging, never bars on stderr
         path = packaged_model_path(model)
         try:
             self._model = SentenceTransformer(path, device=device)

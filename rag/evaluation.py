@@ -41,6 +41,7 @@ class GoldItem:
     history: tuple[tuple[str, str], ...] = ()
     kind: str = "fact"
     split: str = "test"
+    article: str | None = None
 
     @property
     def answerable(self) -> bool:
@@ -112,6 +113,7 @@ def load_gold(path: Path) -> list[GoldItem]:
                 history=tuple((q, a) for q, a in row.get("history", [])),
                 kind=row.get("kind", "fact"),
                 split=row.get("split", "test"),
+                article=row.get("source"),
             )
         )
     return items
@@ -142,6 +144,7 @@ def load_dataset(directory: Path, splits: dict[str, str] | None = None) -> list[
                 spans=spans if document else (),
                 kind="fact" if document else "unanswerable",
                 split=(splits or {}).get(split_of or "", "test"),
+                article=split_of,
             )
         )
     return items

@@ -24,7 +24,7 @@ from .types import Chunk, Document
 
 log = logging.getLogger(__name__)
 
-PARSER_VERSION = 1
+PARSER_VERSION = 3
 BATCH = 128
 
 Progress = Callable[[str, int, int], None]
@@ -133,6 +133,12 @@ def _chunk_all(docs: Sequence[Document], config: Config) -> tuple[list[Chunk], n
     return chunks, np.asarray(spans, dtype=np.int64).reshape(-1, 3)
 
 
+def passage_text(chunk: Chunk, doc: Document) -> str:
+    """What lexical search sees of a chunk: its words, after the document's heading and a comment's label."""
+    header = [h for h in (doc.heading, chunk.label) if h]
+    return "\n".join([*header, chunk.text])
+
+
 def _embed(embedder: Embedder, texts: list[str], stage: str, progress: Progress | None) -> np.ndarray:
     out = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
     for i in range(0, len(texts), BATCH):
@@ -174,7 +180,7 @@ def build(
             raise CorpusError(f"no readable .txt/.md documents in {where}; add UTF-8 text files there")
         chunks, spans = _chunk_all(docs, config)
         embedder = get_embedder(config)
-        chunk_vectors = _embed(embedder, [c.text for c in chunks], "embedding passages", progress)
+        by_source = {d.source: d for d in docs}
         sentence_texts = [docs[d].text[a:b] for d, a, b in spans]
         sentence_vectors = _embed(embedder, sentence_texts, "embedding sentences", progress)
         per_source = Counter(c.source for c in chunks)
@@ -200,10 +206,10 @@ def build(
             manifest=manifest,
             documents=[_doc_record(d) for d in docs],
             chunks=chunks,
-            dense=store.flat_index(chunk_vectors),
+            dense=store.flat_index(sentence_vectors),
             sentence_spans=spans,
             sentence_vectors=sentence_vectors,
-            bm25=build_bm25([c.text for c in chunks]),
+            bm25=build_bm25([passage_text(c, by_source[c.source]) for c in chunks]),
         )
         store.write(index_dir, data)
     report.documents, report.chunks, report.sentences = len(docs), len(chunks), len(spans)

@@ -10,13 +10,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import conversation, indexing
-from .answering import get_answerer
+from .answering import ANSWERERS, get_answerer
 from .config import Config, load_config
 from .documents import resolve_source
-from .embedding import get_embedder
-from .errors import IndexMismatchError, QuestionError
+from .embedding import EMBEDDERS, get_embedder
+from .errors import IndexMismatchError, QuestionError, UnknownNameError
 from .indexing import Progress
-from .retrieval import Query, Retriever, tokenize
+from .retrieval import MODES, Query, Retriever, tokenize
 from .types import Answer, Citation, Passage
 
 log = logging.getLogger(__name__)
@@ -173,4 +173,16 @@ def ask(
     config = config or load_config()
     if overrides:
         config = config.replace(**overrides)
+    check_names(config)
     return get_pipeline(config).ask(question, history, config)
+
+
+def check_names(config: Config) -> None:
+    """Fail on a misspelt component name before any model or index is loaded."""
+    for kind, name, valid in (
+        ("answerer", config.answerer, ANSWERERS),
+        ("retrieval mode", config.retrieval, MODES),
+        ("embedder", config.embedder, EMBEDDERS),
+    ):
+        if name not in valid:
+            raise UnknownNameError(kind, name, list(valid))

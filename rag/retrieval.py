@@ -1,13 +1,16 @@
 """Find passages for a question: dense (FAISS) and lexical (BM25) search, fused by reciprocal rank.
 
-Readers' comments rank below the article's own text: their fused score is scaled by
-``comment_weight``.
+Dense search runs over sentences and scores each chunk by its best sentence, which finds
+the answer-bearing passage more often than one vector per chunk. Readers' comments rank
+below the article's own text (their fused score is scaled by ``comment_weight``) unless
+the question asks about comments.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +26,7 @@ from .types import COMMENT, Passage
 
 MODES = ("hybrid", "dense", "bm25")
 STOPWORDS = "en"
+ASKS_ABOUT_COMMENTS = re.compile(r"\b(?:comments?|commenters?|commented|readers?)\b", re.IGNORECASE)
 
 
 @functools.cache
@@ -58,6 +62,11 @@ class Retriever:
         self._df = np.diff(np.asarray(scores["indptr"]))
         self._n_docs = int(scores["num_docs"])
         self._vocab = data.bm25.vocab_dict
+        pairs = sorted((c.first_sentence + j, c.id) for c in data.chunks for j in range(len(c.sentences)))
+        self._sentence_chunk = np.asarray([cid for _, cid in pairs], dtype=np.int64)
+        self._sentence_ptr = np.searchsorted(
+            np.asarray([sid for sid, _ in pairs], dtype=np.int64), np.arange(len(data.sentence_spans) + 1)
+        )
 
     def idf(self, term: str) -> float:
         """Smoothed inverse document frequency over chunks; unseen terms count as rare."""
@@ -71,13 +80,28 @@ class Retriever:
         with self._lock:
             return np.asarray(self.data.bm25.get_scores(list(terms)), dtype=np.float32)
 
-    def dense_search(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        k = min(k, self.data.dense.ntotal)
-        if k == 0:
-            return np.zeros(0, np.float32), np.zeros(0, np.int64)
-        scores, ids = self.data.dense.search(vector.reshape(1, -1).astype(np.float32), k)
-        keep = ids[0] >= 0
-        return scores[0][keep], ids[0][keep]
+    def dense_search(self, vector: np.ndarray, k: int) -> dict[int, float]:
+        """The ``k`` best chunks by their best-matching sentence, with that sentence's cosine."""
+        n = self.data.dense.ntotal
+        if n == 0 or k <= 0:
+            return {}
+        want = min(n, max(4 * k, 64))
+        while True:
+            scores, ids = self.data.dense.search(vector.reshape(1, -1).astype(np.float32), want)
+            best: dict[int, float] = {}
+            for sid, score in zip(ids[0].tolist(), scores[0].tolist(), strict=True):
+                if sid < 0:
+                    continue
+                for cid in self._sentence_chunk[self._sentence_ptr[sid] : self._sentence_ptr[sid + 1]].tolist():
+                    best.setdefault(cid, score)
+            if len(best) >= k or want >= n:
+                return dict(sorted(best.items(), key=lambda kv: -kv[1])[:k])
+            want = min(n, want * 4)
+
+    def chunk_dense_score(self, chunk_id: int, vector: np.ndarray) -> float:
+        chunk = self.data.chunks[chunk_id]
+        rows = self.data.sentence_vectors[chunk.first_sentence : chunk.first_sentence + len(chunk.sentences)]
+        return float(np.max(np.asarray(rows, dtype=np.float32) @ vector)) if len(rows) else 0.0
 
     def search(self, query: Query, config: Config) -> list[Passage]:
         if config.retrieval not in MODES:
@@ -88,10 +112,9 @@ class Retriever:
         fused: dict[int, float] = {}
         dense_by_id: dict[int, float] = {}
         if config.retrieval in ("hybrid", "dense"):
-            d_scores, d_ids = self.dense_search(query.vector, k)
+            dense_by_id = self.dense_search(query.vector, k)
             weight = config.dense_weight if config.retrieval == "hybrid" else 1.0
-            for rank, (i, s) in enumerate(zip(d_ids.tolist(), d_scores.tolist(), strict=True)):
-                dense_by_id[i] = s
+            for rank, i in enumerate(dense_by_id):
                 fused[i] = fused.get(i, 0.0) + weight / (config.rrf_k + rank + 1)
         if config.retrieval in ("hybrid", "bm25"):
             order = np.argsort(-bm25_all, kind="stable")[:k]
@@ -100,16 +123,17 @@ class Retriever:
                 if bm25_all[i] <= 0:
                     break
                 fused[i] = fused.get(i, 0.0) + weight / (config.rrf_k + rank + 1)
-        for i in fused:
-            if self.data.chunks[i].kind == COMMENT:
-                fused[i] *= config.comment_weight
+        if not ASKS_ABOUT_COMMENTS.search(query.text):
+            for i in fused:
+                if self.data.chunks[i].kind == COMMENT:
+                    fused[i] *= config.comment_weight
         best = sorted(fused, key=lambda i: (-fused[i], i))[: config.top_k]
         passages = []
         for rank, i in enumerate(best):
             chunk = self.data.chunks[i]
             dense = dense_by_id.get(i)
             if dense is None:
-                dense = float(self.data.dense.reconstruct(i) @ query.vector)
+                dense = self.chunk_dense_score(i, query.vector)
             passages.append(
                 Passage(
                     chunk=chunk,

@@ -41,7 +41,7 @@ class IndexData:
     manifest: dict[str, Any]
     documents: list[dict[str, Any]]
     chunks: list[Chunk]
-    dense: faiss.Index
+    dense: faiss.Index  # over sentence vectors: sentence-level matching finds answers better than whole chunks
     sentence_spans: np.ndarray
     sentence_vectors: np.ndarray
     bm25: Any
@@ -214,6 +214,6 @@ def read(index_dir: Path) -> IndexData | None:
         bm25 = bm25s.BM25.load(str(build / "bm25"), show_progress=False, verbosity=0)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
         raise IndexCorruptError(f"the index in {build} is damaged ({type(e).__name__}: {e}); {REBUILD_HINT}") from None
-    if len(chunks) != dense.ntotal or len(sentence_spans) != len(sentence_vectors):
+    if not len(sentence_spans) == len(sentence_vectors) == dense.ntotal:
         raise IndexCorruptError(f"the index in {build} has mismatched parts; {REBUILD_HINT}")
     return IndexData(manifest, documents, chunks, dense, sentence_spans, sentence_vectors, bm25)

@@ -33,9 +33,20 @@ class Document:
     sha256: str
 
     @property
-    def display_title(self) -> str:
+    def heading(self) -> str | None:
+        """The title, or a file name made of words ("Steam_engine.txt"), used as context for every chunk."""
         if self.title:
             return self.title
+        stem = self.source.replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        words = stem.replace("_", " ").replace("-", " ").split()
+        if words and all(w.isalpha() for w in words) and sum(len(w) >= 3 for w in words) >= 1:
+            return " ".join(words)
+        return None
+
+    @property
+    def display_title(self) -> str:
+        if self.heading:
+            return self.heading
         for section in self.sections:
             lead = self.text[section.start : section.end].split()
             if lead:

@@ -1,0 +1,51 @@
+"""Shared fixtures: the real embedding model, a real index of seeds/ built once per session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from rag import load_config  # noqa: E402
+from rag.config import ROOT, Config  # noqa: E402
+from rag.pipeline import Pipeline, get_pipeline  # noqa: E402
+
+SEEDS = ROOT / "seeds"
+ARTIFACTS = ROOT / "artifacts"
+
+
+@pytest.fixture(scope="session")
+def seed_config(tmp_path_factory: pytest.TempPathFactory) -> Config:
+    """Settings for the seeds/ corpus, indexed into a private folder so tests never touch index/."""
+    index_dir = tmp_path_factory.mktemp("seed-index")
+    return load_config(env={}, corpus=str(SEEDS), index_dir=str(index_dir))
+
+
+@pytest.fixture(scope="session")
+def pipeline(seed_config: Config) -> Pipeline:
+    return get_pipeline(seed_config)
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    """A small writable corpus: two seed articles copied into a temporary folder."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for name in sorted(os.listdir(SEEDS))[2:4]:
+        shutil.copy(SEEDS / name, folder / name)
+    return folder
+
+
+@pytest.fixture
+def corpus_config(corpus: Path, tmp_path: Path) -> Config:
+    return load_config(env={}, corpus=str(corpus), index_dir=str(tmp_path / "index"))
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS

@@ -1,0 +1,131 @@
+"""ask() end to end on the real model and a real FAISS index of seeds/."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import pytest
+
+from rag import Answer, Citation, ask
+from rag.config import ROOT, Config
+from rag.errors import ConfigError, HistoryError, QuestionError, UnknownNameError
+
+QUESTIONS = [
+    "Who chairs the NHS Alliance?",
+    "How many PCTs did Pulse contact?",
+    "What did Londonwide LMCs' survey find about vacancies?",
+    "What do readers think about salaried hospital jobs?",
+    "What is the capital of Australia?",
+]
+
+
+def assert_contract(answer: Answer) -> None:
+    assert isinstance(answer.text, str) and answer.text
+    assert isinstance(answer.abstained, bool)
+    assert isinstance(answer.citations, list)
+    for c in answer.citations:
+        assert isinstance(c, Citation)
+        path = Path(c.source) if Path(c.source).is_absolute() else ROOT / c.source
+        assert path.read_text(encoding="utf-8")[c.start : c.end] == c.quote
+        assert c.quote
+    markers = [int(m) for m in re.findall(r"\[(\d+)\]", answer.text)]
+    assert all(1 <= m <= len(answer.citations) for m in markers)
+    assert sorted(set(markers)) == list(range(1, len(answer.citations) + 1))
+    if answer.abstained:
+        assert not answer.citations and "don't say" in answer.text
+
+
+@pytest.mark.parametrize("question", QUESTIONS)
+def test_contract_holds(seed_config: Config, question: str) -> None:
+    assert_contract(ask(question, config=seed_config))
+
+
+def test_answers_quote_the_source(seed_config: Config) -> None:
+    answer = ask("Who chairs the NHS Alliance?", config=seed_config)
+    assert not answer.abstained
+    assert answer.citations[0].source == "seeds/002_241d7df232c0b7ae.txt"
+    assert "Michael Dixon" in answer.text
+    assert len(answer.text) < 400
+
+
+@pytest.mark.parametrize(
+    "question", ["What is the capital of Australia?", "Who won the 2018 FIFA World Cup?", "How do I bake sourdough?"]
+)
+def test_far_questions_abstain_and_show_what_was_considered(seed_config: Config, question: str) -> None:
+    answer = ask(question, config=seed_config)
+    assert answer.abstained
+    assert answer.citations == []
+    assert answer.passages, "the closest passages are kept for the user to judge"
+
+
+def test_follow_up_uses_history(seed_config: Config) -> None:
+    first = ask("Who chairs the NHS Alliance?", config=seed_config)
+    follow = ask("Where does he work as a GP?", history=[("Who chairs the NHS Alliance?", first.text)], config=seed_config)
+    assert "Michael Dixon" in follow.standalone_question
+    assert not follow.abstained
+    assert "Cullompton" in follow.text
+    assert_contract(follow)
+
+
+def test_answer_from_a_comment_says_so(seed_config: Config) -> None:
+    answer = ask("What did the commenter Vinci Ho say about MCPs and PACS?", config=seed_config, abstain_threshold=0.0)
+    cited = answer.citations[0]
+    assert cited.kind == "comment"
+    assert "reader's comment" in answer.text.lower()
+
+
+def test_comments_rank_below_the_article(pipeline) -> None:  # noqa: ANN001
+    passages = pipeline.retrieve("hospitals GPs")
+    kinds = [p.chunk.kind for p in passages]
+    assert "body" in kinds
+    if "comment" in kinds:
+        assert kinds.index("body") < kinds.index("comment")
+
+
+def test_overrides(seed_config: Config) -> None:
+    answer = ask("Who chairs the NHS Alliance?", config=seed_config, top_k=1)
+    assert len(answer.passages) == 1
+    with pytest.raises(UnknownNameError, match="extractive"):
+        ask("Who chairs the NHS Alliance?", config=seed_config, answerer="oracle")
+    with pytest.raises(ConfigError, match="valid"):
+        ask("Who chairs the NHS Alliance?", config=seed_config, topk=3)
+
+
+@pytest.mark.parametrize("question", ["", "   \n\t"])
+def test_empty_question(seed_config: Config, question: str) -> None:
+    with pytest.raises(QuestionError, match="empty") as info:
+        ask(question, config=seed_config)
+    assert isinstance(info.value, ValueError)
+
+
+def test_long_question_is_truncated_with_a_warning(seed_config: Config, caplog: pytest.LogCaptureFixture) -> None:
+    question = "Who chairs the NHS Alliance? " + "Please answer carefully and in detail. " * 120
+    with caplog.at_level(logging.WARNING):
+        answer = ask(question, config=seed_config)
+    assert any("longer than the embedding model reads" in r.getMessage() for r in caplog.records)
+    assert any("longer than" in n for n in answer.notes)
+    assert_contract(answer)
+
+
+@pytest.mark.parametrize(
+    "history",
+    ["who?", [("only one",)], [("q", 3)], [["q", "a", "extra"]], 42, [{"q": "a"}]],
+)
+def test_malformed_history(seed_config: Config, history: object) -> None:
+    with pytest.raises(HistoryError, match="history"):
+        ask("Where does he work?", history=history, config=seed_config)  # type: ignore[arg-type]
+
+
+def test_history_as_lists_is_accepted(seed_config: Config) -> None:
+    answer = ask("Where does he work as a GP?", history=[["Who chairs the NHS Alliance?", "Dr Michael Dixon."]],
+                 config=seed_config)  # type: ignore[list-item]
+    assert_contract(answer)
+
+
+@pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
+def test_retrieval_modes_keep_the_contract(seed_config: Config, mode: str) -> None:
+    answer = ask("How many PCTs did Pulse approach?", config=seed_config, retrieval=mode)
+    assert_contract(answer)
+    assert "152" in answer.text

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rag import chunking, documents
+
+from .conftest import SEEDS
+
+WORDS = st.sampled_from(
+    ["GP", "Dr.", "NHS", "said", "polysystems", "£10m", "café", "naïve", "日本語", "<|endoftext|>", "U.S.", "3.5",
+     "‘quoted’", "—", "e.g.", "x" * 40, "🙂", "\t", "end."]
+)
+SENTENCE = st.lists(WORDS, min_size=1, max_size=30).map(" ".join)
+PARAGRAPH = st.lists(SENTENCE, min_size=1, max_size=6).map(lambda s: ". ".join(s) + ".")
+TEXT = st.lists(PARAGRAPH, min_size=1, max_size=8).map("\n\n".join)
+
+
+def check_chunks(doc: documents.Document, budget: int, overlap: int) -> None:
+    chunks = chunking.chunk_document(doc, budget, overlap)
+    covered = set()
+    for c in chunks:
+        assert doc.text[c.start : c.end] == c.text
+        assert c.n_tokens == chunking.count_tokens(c.text) <= budget
+        assert c.sentences and c.sentences[0][0] == c.start and c.sentences[-1][1] == c.end
+        for a, b in c.sentences:
+            assert c.start <= a < b <= c.end
+            assert doc.text[a:b].strip() == doc.text[a:b]
+            covered.add((a, b))
+        assert any(s.start <= c.start and c.end <= s.end for s in doc.sections)
+    for section in doc.sections:
+        for a, b in chunking.sentences(doc.text, section.start, section.end):
+            assert any(x <= a and y >= b for x, y in covered) or chunking.count_tokens(doc.text[a:b]) > budget
+    for prev, nxt in zip(chunks, chunks[1:], strict=False):
+        assert nxt.start > prev.start
+        if nxt.start < prev.end:
+            assert chunking.count_tokens(doc.text[nxt.start : prev.end]) <= overlap + 2
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=TEXT, budget=st.integers(16, 120), overlap_share=st.floats(0, 0.5))
+def test_chunks_are_exact_slices_within_budget(text: str, budget: int, overlap_share: float) -> None:
+    doc = documents.parse("t.txt", text)
+    check_chunks(doc, budget, int(budget * overlap_share))
+
+
+def test_seed_chunks() -> None:
+    for path in sorted(SEEDS.iterdir()):
+        check_chunks(documents.load(path), 160, 32)
+
+
+def test_special_tokens_are_counted_as_text() -> None:
+    assert chunking.count_tokens("<|endoftext|>") > 1
+
+
+def test_lines_end_sentences() -> None:
+    text = "- job plan\n- set hours\nA full sentence here. And another."
+    spans = chunking.sentences(text, 0, len(text))
+    assert [text[a:b] for a, b in spans] == ["- job plan", "- set hours", "A full sentence here.", "And another."]

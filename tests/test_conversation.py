@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import pytest
+
+from rag.conversation import people, rewrite
+from rag.errors import HistoryError
+
+
+def test_no_history_leaves_the_question_alone() -> None:
+    turn = rewrite("Who runs the clinic?", None)
+    assert turn.standalone == "Who runs the clinic?" and not turn.used_history
+
+
+@pytest.mark.parametrize(
+    ("history", "question", "expected"),
+    [
+        ([("Who founded the charity?", "It was founded by Prof Anna Lee in 1990.")], "Where did she study?",
+         "Where did Prof Anna Lee study?"),
+        ([("Who is the mayor?", "The mayor is Sam Okafor, elected last year.")], "What is his background?",
+         "What is Sam Okafor's background?"),
+        ([("What did Dr Jones say?", "She said the ward was full.")], "Why did she say that?",
+         "Why did Dr Jones say that?"),
+    ],
+)
+def test_personal_pronouns_become_the_person(history, question: str, expected: str) -> None:  # noqa: ANN001
+    assert rewrite(question, history).standalone.startswith(expected)
+
+
+def test_chained_follow_ups_keep_their_referent() -> None:
+    history = [
+        ("Who chairs the Harbour Board?", "Mr Tom Reyes chairs the Harbour Board."),
+        ("Where does he live?", "He lives in Dover."),
+    ]
+    assert "Tom Reyes" in rewrite("What did he say about fees?", history).standalone
+
+
+def test_elliptic_follow_ups_carry_the_topic() -> None:
+    history = [("How much did the council spend on roads?", "It spent £4m on roads.")]
+    turn = rewrite("And on parks?", history)
+    assert "council" in turn.standalone and "roads" not in turn.question
+
+
+def test_asking_for_more_excludes_what_was_said() -> None:
+    history = [("What did Dr Lee say?", "Dr Lee said the plan was late. [1]")]
+    assert rewrite("What else did she say?", history).exclude == ("Dr Lee said the plan was late. [1]",)
+
+
+def test_organisations_are_not_people() -> None:
+    assert people("the Royal College of GPs chair Clare Gerada") == ["Clare Gerada"]
+    assert people("Dr Michael Dixon, chair of the NHS Alliance") == ["Dr Michael Dixon"]
+
+
+@pytest.mark.parametrize("history", ["text", 3, [("q",)], [(1, 2)], [None]])
+def test_malformed_history_is_an_error(history: object) -> None:
+    with pytest.raises(HistoryError):
+        rewrite("Where?", history)

@@ -1,0 +1,148 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rag import documents
+from rag.errors import CorpusError
+from rag.types import BODY, COMMENT
+
+from .conftest import SEEDS
+
+CHROME = [
+    "This site is intended for health professionals only",
+    "Report this comment",
+    "Unsuitable or offensive",
+    "Rate this article",
+    "Click to rate",
+    "stars out of 5",
+    "80x101px",
+    "Read the latest issue online",
+    "Related images",
+    "Have your say",
+    "Downloads",
+    "Cite this as",
+    "At the heart of general practice since 1960",
+]
+
+EXPECTED = {
+    "000_78fc25cc31a623ad.txt": ("GP leader: ‘All practices will be part of polysystems’", "Gareth Iacobucci", None),
+    "001_52db669886983bda.txt": ("GPs risk being devoured by hospital trusts", None, None),
+    "002_241d7df232c0b7ae.txt": ("Polysystems go national in huge work shift to GPs", "Ian Quinn", None),
+    "003_3c2afcb771263284.txt": (
+        "Working in bigger groups of practices must not sacrifice core values, GP leader warns",
+        "Gareth Iacobucci",
+        "2017-05-04",
+    ),
+    "004_a66a46ff990b0307.txt": (None, None, None),
+}
+
+
+def kept_text(doc: documents.Document, kind: str | None = None) -> str:
+    return "\n".join(doc.text[s.start : s.end] for s in doc.sections if kind is None or s.kind == kind)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_seed_metadata(name: str) -> None:
+    doc = documents.load(SEEDS / name)
+    assert doc.source == f"seeds/{name}"
+    assert (doc.title, doc.author, doc.date) == EXPECTED[name]
+    assert doc.display_title
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_seed_boilerplate_dropped_and_offsets_exact(name: str) -> None:
+    doc = documents.load(SEEDS / name)
+    raw = (SEEDS / name).read_text(encoding="utf-8")
+    assert doc.text == raw
+    text = kept_text(doc)
+    for chrome in CHROME:
+        assert chrome not in text, chrome
+    for s in doc.sections:
+        assert 0 <= s.start < s.end <= len(raw)
+        assert raw[s.start : s.end] == raw[s.start : s.end].strip()
+    # sections are ordered and never overlap
+    assert all(a.end <= b.start for a, b in zip(doc.sections, doc.sections[1:], strict=False))
+
+
+def test_seed_body_keeps_the_article_and_drops_captions() -> None:
+    doc = documents.load(SEEDS / "002_241d7df232c0b7ae.txt")
+    body = kept_text(doc, BODY)
+    assert body.startswith("Polysystems go national in huge work shift to GPs")
+    assert "It's a big chance for GPs.'" in body
+    assert "often centring around polyclinics" not in body  # the trailing picture caption
+
+
+def test_comments_are_labelled_sections() -> None:
+    doc = documents.load(SEEDS / "001_52db669886983bda.txt")
+    comments = [s for s in doc.sections if s.kind == COMMENT]
+    assert len(comments) == 4
+    assert all(s.label and s.label.startswith("Reader's comment") for s in comments)
+    assert any(s.label == "Reader's comment by Vinci Ho" for s in comments)
+    assert "Readers' comments" not in kept_text(doc)
+    article = kept_text(doc, BODY)
+    assert "Dr Michelle Drage is chief executive of Londonwide LMCs." in article
+    assert "Guardians of general practice" not in article
+
+
+def test_rules_hold_for_another_news_page() -> None:
+    page = "\n\n".join(
+        [
+            "Skip to main content",
+            "This website is intended for UK residents only",
+            "Council approves new cycle lanes",
+            "By Jane Smith",
+            "Published: 12 March 2024",
+            "The city council voted on Tuesday to build twelve kilometres of protected cycle lanes.",
+            "Advertisement",
+            "Work will begin in the spring and is expected to take two years to complete.",
+            "Share this article",
+            "Subscribe to our newsletter for free updates",
+            "3 comments",
+            "• Tom Baker",
+            "About time too, the roads are dangerous.",
+            "Report this comment",
+        ]
+    )
+    doc = documents.parse("page.txt", page)
+    assert (doc.title, doc.author, doc.date) == ("Council approves new cycle lanes", "Jane Smith", "2024-03-12")
+    body, comments = kept_text(doc, BODY), kept_text(doc, COMMENT)
+    assert "twelve kilometres" in body and "two years" in body
+    for chrome in ("Advertisement", "Share this", "Subscribe", "Skip to", "intended for", "Report this"):
+        assert chrome not in body + comments
+    assert comments == "About time too, the roads are dangerous."
+    assert [s.label for s in doc.sections if s.kind == COMMENT] == ["Reader's comment by Tom Baker"]
+    # an advert between paragraphs splits the article into two sections, so no chunk spans it
+    assert len([s for s in doc.sections if s.kind == BODY]) == 2
+
+
+def test_plain_text_without_prose_is_kept() -> None:
+    doc = documents.parse("note.txt", "shopping list\n\nmilk and eggs\n")
+    assert kept_text(doc)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"", "empty"), (b"   \n\n", "empty"), (b"\x00\x01binary\x00", "binary"), (b"caf\xe9 au lait", "not UTF-8")],
+)
+def test_unreadable_files_are_refused_with_their_name(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "bad.txt"
+    path.write_bytes(content)
+    with pytest.raises(CorpusError, match=message) as info:
+        documents.load(path)
+    assert "bad.txt" in str(info.value)
+
+
+def test_too_large_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "big.txt"
+    path.write_text("word " * 1000, encoding="utf-8")
+    with pytest.raises(CorpusError, match="limit"):
+        documents.load(path, max_bytes=100)
+
+
+def test_display_source_is_repo_relative_or_absolute(tmp_path: Path) -> None:
+    assert documents.display_source(SEEDS / "000_78fc25cc31a623ad.txt") == "seeds/000_78fc25cc31a623ad.txt"
+    outside = tmp_path / "x.txt"
+    assert documents.display_source(outside) == str(outside.resolve())
+    assert Path(documents.display_source(outside)).is_absolute()

@@ -1,0 +1,179 @@
+"""The on-disk index: atomic publication, staleness, corruption and interrupted builds."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rag import ask, indexing, store
+from rag.config import ROOT, Config
+from rag.errors import CorpusError, IndexCorruptError, IndexMismatchError, IndexWriteError
+from rag.pipeline import forget
+
+
+def test_build_publishes_a_complete_index(corpus_config: Config) -> None:
+    report = indexing.build(corpus_config)
+    assert report.documents == 2 and report.chunks > 0 and report.sentences >= report.chunks
+    data = store.read(corpus_config.index_path)
+    assert data is not None and len(data.chunks) == report.chunks
+    assert data.dense.ntotal == len(data.sentence_spans) == report.sentences
+    manifest = data.manifest
+    assert manifest["settings"]["embedding_model"] == corpus_config.embedding_model
+    assert manifest["dimension"] == 384
+    assert set(manifest["files"]) == {d["source"] for d in data.documents}
+    assert all(len(f["sha256"]) == 64 for f in manifest["files"].values())
+    assert indexing.staleness(corpus_config) is None
+    builds = [p.name for p in corpus_config.index_path.iterdir() if p.name.startswith("build-")]
+    assert len(builds) == 1 and (corpus_config.index_path / store.POINTER).read_text().strip() == builds[0]
+
+
+def test_no_pickle_on_disk(corpus_config: Config) -> None:
+    indexing.build(corpus_config)
+    build = store.current_build(corpus_config.index_path)
+    assert build is not None
+    suffixes = {p.suffix for p in build.rglob("*") if p.is_file()}
+    assert suffixes <= {".json", ".jsonl", ".npy", ".faiss"}
+
+
+def test_changes_make_the_index_stale(corpus_config: Config, corpus: Path) -> None:
+    indexing.build(corpus_config)
+    victim = sorted(corpus.iterdir())[0]
+    victim.write_text(victim.read_text(encoding="utf-8") + "\nA new closing line.\n", encoding="utf-8")
+    assert "changed file" in (indexing.staleness(corpus_config) or "")
+    indexing.build(corpus_config)
+    (corpus / "new.txt").write_text("A brand new document about something else entirely.", encoding="utf-8")
+    assert "new file" in (indexing.staleness(corpus_config) or "")
+    indexing.build(corpus_config)
+    victim.unlink()
+    assert "removed file" in (indexing.staleness(corpus_config) or "")
+    assert "settings changed" in (indexing.staleness(corpus_config.replace(chunk_tokens=64)) or "")
+
+
+def test_stale_index_is_rebuilt_on_ask_and_logged(
+    corpus_config: Config, corpus: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    ask("What is this about?", config=corpus_config)
+    (corpus / "extra.txt").write_text(
+        "The Lighthouse Trust opened a new clinic in Falmouth in March, run by Dr Ada Penrose.", encoding="utf-8"
+    )
+    forget()
+    with caplog.at_level(logging.INFO, logger="rag"):
+        answer = ask("Who runs the new clinic in Falmouth?", config=corpus_config)
+    assert any("new file" in r.getMessage() for r in caplog.records)
+    assert answer.citations and answer.citations[0].source.endswith("extra.txt")
+
+
+def test_mismatched_settings_are_reported_when_auto_index_is_off(corpus_config: Config) -> None:
+    indexing.build(corpus_config)
+    forget()
+    with pytest.raises(IndexMismatchError, match="chunk_tokens"):
+        ask("anything?", config=corpus_config.replace(chunk_tokens=64, auto_index=False))
+
+
+def test_corrupt_index_says_how_to_rebuild(corpus_config: Config) -> None:
+    indexing.build(corpus_config)
+    build = store.current_build(corpus_config.index_path)
+    assert build is not None
+    (build / "chunks.jsonl").write_text("{not json", encoding="utf-8")
+    forget()
+    with pytest.raises(IndexCorruptError, match="rag index --rebuild"):
+        ask("anything?", config=corpus_config)
+    (corpus_config.index_path / store.POINTER).write_text("build-missing\n", encoding="utf-8")
+    with pytest.raises(IndexCorruptError, match="rag index --rebuild"):
+        ask("anything?", config=corpus_config)
+    indexing.build(corpus_config)  # a rebuild over the damage works
+    forget()
+    assert ask("What is this about?", config=corpus_config).text
+
+
+def test_unwritable_index_dir(corpus_config: Config, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder", encoding="utf-8")
+    with pytest.raises(IndexWriteError, match="writable"):
+        indexing.build(corpus_config.replace(index_dir=str(blocker / "index")))
+
+
+def test_bad_files_are_skipped_with_a_warning(
+    corpus_config: Config, corpus: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (corpus / "empty.txt").write_text("", encoding="utf-8")
+    (corpus / "binary.txt").write_bytes(b"\x00\x01\x02 data \x00")
+    (corpus / "latin1.txt").write_bytes("Caf\xe9 cr\xe8me".encode("latin-1"))
+    with caplog.at_level(logging.WARNING):
+        report = indexing.build(corpus_config)
+    assert report.documents == 2
+    skipped = {Path(s).name for s, _ in report.skipped}
+    assert skipped == {"empty.txt", "binary.txt", "latin1.txt"}
+    text = " ".join(r.getMessage() for r in caplog.records)
+    for name in skipped:
+        assert name in text
+    assert indexing.staleness(corpus_config) is None  # skipped files do not make the index look stale
+
+
+def test_empty_corpus_is_a_clear_error(tmp_path: Path, corpus_config: Config) -> None:
+    empty = tmp_path / "nothing"
+    empty.mkdir()
+    with pytest.raises(CorpusError, match="no readable"):
+        indexing.build(corpus_config.replace(corpus=str(empty)))
+
+
+def test_interrupted_write_leaves_the_previous_index(corpus_config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    indexing.build(corpus_config)
+    before = (corpus_config.index_path / store.POINTER).read_text()
+    original = store.np.save
+
+    def explode(*args, **kwargs):  # noqa: ANN002, ANN003
+        original(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(store.np, "save", explode)
+    with pytest.raises(KeyboardInterrupt):
+        indexing.build(corpus_config)
+    monkeypatch.undo()
+    assert (corpus_config.index_path / store.POINTER).read_text() == before
+    assert store.read(corpus_config.index_path) is not None
+    forget()
+    assert ask("What is this about?", config=corpus_config).text
+    indexing.build(corpus_config)
+    leftovers = [p for p in corpus_config.index_path.iterdir() if p.name.endswith(".tmp")]
+    assert leftovers == []
+
+
+def test_kill_9_during_a_build_leaves_a_usable_index(corpus_config: Config, corpus: Path) -> None:
+    indexing.build(corpus_config)
+    for i in range(40):  # enough work that the kill lands mid-build
+        (corpus / f"more-{i}.txt").write_text(
+            " ".join(f"Sentence {j} of filler document {i} about clinics and budgets." for j in range(40)),
+            encoding="utf-8",
+        )
+    env = {**os.environ, "RAG_CORPUS": str(corpus), "RAG_INDEX_DIR": str(corpus_config.index_path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rag.cli", "index", "--rebuild"], env=env, cwd=ROOT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(corpus_config.index_path.glob("build-*.tmp")):
+        if proc.poll() is not None:
+            break
+        time.sleep(0.02)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    data = store.read(corpus_config.index_path)
+    assert data is not None
+    manifest = json.loads((store.current_build(corpus_config.index_path) / "manifest.json").read_text())  # type: ignore[operator]
+    assert manifest["counts"]["documents"] in (2, 42)
+    forget()
+    answer = ask("What is this about?", config=corpus_config)
+    assert answer.text
+    report = indexing.build(corpus_config, if_stale=True)  # the next run finishes the job
+    assert report.built or report.reason == "up to date"
+    assert store.read(corpus_config.index_path).manifest["counts"]["documents"] == 42  # type: ignore[union-attr]
