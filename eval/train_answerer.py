@@ -72,7 +72,9 @@ def fit_select(records):
     y = np.asarray([label for r in usable for label in r["labels"]])
     model = LogisticRegression(C=1.0, max_iter=2000)
     model.fit(X, y)
-    return answering.LogisticModel(answering.SENTENCE_FEATURES, tuple(model.coef_[0].tolist()), float(model.intercept_[0]))
+    return answering.LogisticModel(
+        answering.SENTENCE_FEATURES, tuple(model.coef_[0].tolist()), float(model.intercept_[0])
+    )
 
 
 def question_rows(records, select):
@@ -178,7 +180,11 @@ def main() -> None:
 
     payload = {
         "select": {"features": list(select.names), "weights": list(select.weights), "bias": select.bias},
-        "answerable": {"features": list(answerable.names), "weights": list(answerable.weights), "bias": answerable.bias},
+        "answerable": {
+            "features": list(answerable.names),
+            "weights": list(answerable.weights),
+            "bias": answerable.bias,
+        },
         "threshold": threshold,
         "trained_on": {
             "squad_v2_dev25": "tune articles",

@@ -10,9 +10,9 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from rag import load_config  # noqa: E402
-from rag.config import ROOT, Config  # noqa: E402
-from rag.pipeline import Pipeline, get_pipeline  # noqa: E402
+from rag import load_config
+from rag.config import ROOT, Config
+from rag.pipeline import Pipeline, get_pipeline
 
 SEEDS = ROOT / "seeds"
 ARTIFACTS = ROOT / "artifacts"

@@ -62,7 +62,9 @@ def test_far_questions_abstain_and_show_what_was_considered(seed_config: Config,
 
 def test_follow_up_uses_history(seed_config: Config) -> None:
     first = ask("Who chairs the NHS Alliance?", config=seed_config)
-    follow = ask("Where does he work as a GP?", history=[("Who chairs the NHS Alliance?", first.text)], config=seed_config)
+    follow = ask(
+        "Where does he work as a GP?", history=[("Who chairs the NHS Alliance?", first.text)], config=seed_config
+    )
     assert "Michael Dixon" in follow.standalone_question
     assert not follow.abstained
     assert "Cullompton" in follow.text
@@ -76,7 +78,7 @@ def test_answer_from_a_comment_says_so(seed_config: Config) -> None:
     assert "reader's comment" in answer.text.lower()
 
 
-def test_comments_rank_below_the_article(pipeline) -> None:  # noqa: ANN001
+def test_comments_rank_below_the_article(pipeline) -> None:
     passages = pipeline.retrieve("hospitals GPs")
     kinds = [p.chunk.kind for p in passages]
     assert "body" in kinds
@@ -119,8 +121,11 @@ def test_malformed_history(seed_config: Config, history: object) -> None:
 
 
 def test_history_as_lists_is_accepted(seed_config: Config) -> None:
-    answer = ask("Where does he work as a GP?", history=[["Who chairs the NHS Alliance?", "Dr Michael Dixon."]],
-                 config=seed_config)  # type: ignore[list-item]
+    answer = ask(
+        "Where does he work as a GP?",
+        history=[["Who chairs the NHS Alliance?", "Dr Michael Dixon."]],
+        config=seed_config,
+    )  # type: ignore[list-item]
     assert_contract(answer)
 
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -8,8 +10,27 @@ from rag import chunking, documents
 from .conftest import SEEDS
 
 WORDS = st.sampled_from(
-    ["GP", "Dr.", "NHS", "said", "polysystems", "£10m", "café", "naïve", "日本語", "<|endoftext|>", "U.S.", "3.5",
-     "‘quoted’", "—", "e.g.", "x" * 40, "🙂", "\t", "end."]
+    [
+        "GP",
+        "Dr.",
+        "NHS",
+        "said",
+        "polysystems",
+        "£10m",
+        "café",
+        "naïve",
+        "日本語",
+        "<|endoftext|>",
+        "U.S.",
+        "3.5",
+        "‘quoted’",
+        "—",
+        "e.g.",
+        "x" * 40,
+        "🙂",
+        "\t",
+        "end.",
+    ]
 )
 SENTENCE = st.lists(WORDS, min_size=1, max_size=30).map(" ".join)
 PARAGRAPH = st.lists(SENTENCE, min_size=1, max_size=6).map(lambda s: ". ".join(s) + ".")
@@ -31,7 +52,7 @@ def check_chunks(doc: documents.Document, budget: int, overlap: int) -> None:
     for section in doc.sections:
         for a, b in chunking.sentences(doc.text, section.start, section.end):
             assert any(x <= a and y >= b for x, y in covered) or chunking.count_tokens(doc.text[a:b]) > budget
-    for prev, nxt in zip(chunks, chunks[1:], strict=False):
+    for prev, nxt in itertools.pairwise(chunks):
         assert nxt.start > prev.start
         if nxt.start < prev.end:
             assert chunking.count_tokens(doc.text[nxt.start : prev.end]) <= overlap + 2

@@ -16,12 +16,17 @@ from rag.config import ROOT, Config
 def rag(args: list[str], config: Config, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "RAG_CORPUS": str(config.corpus), "RAG_INDEX_DIR": str(config.index_path)}
     return subprocess.run(
-        [sys.executable, "-m", "rag.cli", *args], env=env, cwd=ROOT, input=stdin,
-        capture_output=True, text=True, timeout=300,
+        [sys.executable, "-m", "rag.cli", *args],
+        env=env,
+        cwd=ROOT,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
-def test_ask_prints_answer_and_citations(pipeline, seed_config: Config) -> None:  # noqa: ANN001
+def test_ask_prints_answer_and_citations(pipeline, seed_config: Config) -> None:
     out = rag(["ask", "How many PCTs did Pulse approach?"], seed_config)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
@@ -30,7 +35,7 @@ def test_ask_prints_answer_and_citations(pipeline, seed_config: Config) -> None:
     assert any("Pulse approached all 152 PCTs" in line for line in lines)
 
 
-def test_ask_json(pipeline, seed_config: Config) -> None:  # noqa: ANN001
+def test_ask_json(pipeline, seed_config: Config) -> None:
     out = rag(["ask", "--json", "Who chairs the NHS Alliance?"], seed_config)
     data = json.loads(out.stdout)
     c = data["citations"][0]
@@ -46,7 +51,7 @@ def test_ask_json(pipeline, seed_config: Config) -> None:  # noqa: ANN001
         (["ask", "--history", "/no/such.json", "hello"], "--history"),
     ],
 )
-def test_errors_are_one_clean_line(pipeline, seed_config: Config, args: list[str], message: str) -> None:  # noqa: ANN001
+def test_errors_are_one_clean_line(pipeline, seed_config: Config, args: list[str], message: str) -> None:
     out = rag(args, seed_config)
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
@@ -54,7 +59,7 @@ def test_errors_are_one_clean_line(pipeline, seed_config: Config, args: list[str
     assert "Traceback" not in out.stderr
 
 
-def test_index_json_and_up_to_date(pipeline, seed_config: Config) -> None:  # noqa: ANN001
+def test_index_json_and_up_to_date(pipeline, seed_config: Config) -> None:
     out = rag(["index"], seed_config)
     assert out.returncode == 0 and "up to date" in out.stdout
     out = rag(["index", "--json", str(ROOT / "seeds")], seed_config)
@@ -62,19 +67,30 @@ def test_index_json_and_up_to_date(pipeline, seed_config: Config) -> None:  # no
     assert report["documents"] == 5 and report["chunks"] > 0
 
 
-def test_chat_keeps_the_conversation(pipeline, seed_config: Config) -> None:  # noqa: ANN001
+def test_chat_keeps_the_conversation(pipeline, seed_config: Config) -> None:
     out = rag(["chat"], seed_config, stdin="Who chairs the NHS Alliance?\nWhere does he work as a GP?\n/quit\n")
     assert out.returncode == 0, out.stderr
     assert "Cullompton" in out.stdout.split("Where does he work")[-1] or out.stdout.count("Cullompton") >= 2
 
 
-def test_eval_writes_numeric_json(pipeline, seed_config: Config, tmp_path: Path) -> None:  # noqa: ANN001
+def test_eval_writes_numeric_json(pipeline, seed_config: Config, tmp_path: Path) -> None:
     target = tmp_path / "report.json"
     out = rag(["eval", "--split", "dev", "--limit", "10", "--json", str(target)], seed_config)
     assert out.returncode == 0, out.stderr
     figures = json.loads(target.read_text())
-    keys = ["n", "em", "f1", "containment", "abstain_precision", "abstain_recall", "citation_validity",
-            "recall_at_5", "mrr", "p50_ms", "p95_ms"]
+    keys = [
+        "n",
+        "em",
+        "f1",
+        "containment",
+        "abstain_precision",
+        "abstain_recall",
+        "citation_validity",
+        "recall_at_5",
+        "mrr",
+        "p50_ms",
+        "p95_ms",
+    ]
     for key in keys:
         assert isinstance(figures[key], (int, float)), key
     assert figures["n"] == 10

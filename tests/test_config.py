@@ -44,7 +44,7 @@ def test_bad_values_name_the_value_and_the_limit(env: dict[str, str], message: s
 def test_unknown_keys_list_the_valid_ones(tmp_path: Path) -> None:
     file = tmp_path / "bad.toml"
     file.write_text("topk = 3\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match="unknown setting.*topk.*valid: corpus"):
+    with pytest.raises(ConfigError, match=r"unknown setting.*topk.*valid: corpus"):
         load_config(file=file, env={})
     with pytest.raises(ConfigError, match="not valid TOML"):
         file.write_text("top_k = = 3", encoding="utf-8")

@@ -14,15 +14,24 @@ def test_no_history_leaves_the_question_alone() -> None:
 @pytest.mark.parametrize(
     ("history", "question", "expected"),
     [
-        ([("Who founded the charity?", "It was founded by Prof Anna Lee in 1990.")], "Where did she study?",
-         "Where did Prof Anna Lee study?"),
-        ([("Who is the mayor?", "The mayor is Sam Okafor, elected last year.")], "What is his background?",
-         "What is Sam Okafor's background?"),
-        ([("What did Dr Jones say?", "She said the ward was full.")], "Why did she say that?",
-         "Why did Dr Jones say that?"),
+        (
+            [("Who founded the charity?", "It was founded by Prof Anna Lee in 1990.")],
+            "Where did she study?",
+            "Where did Prof Anna Lee study?",
+        ),
+        (
+            [("Who is the mayor?", "The mayor is Sam Okafor, elected last year.")],
+            "What is his background?",
+            "What is Sam Okafor's background?",
+        ),
+        (
+            [("What did Dr Jones say?", "She said the ward was full.")],
+            "Why did she say that?",
+            "Why did Dr Jones say that?",
+        ),
     ],
 )
-def test_personal_pronouns_become_the_person(history, question: str, expected: str) -> None:  # noqa: ANN001
+def test_personal_pronouns_become_the_person(history, question: str, expected: str) -> None:
     assert rewrite(question, history).standalone.startswith(expected)
 
 

@@ -130,7 +130,7 @@ def test_interrupted_write_leaves_the_previous_index(corpus_config: Config, monk
     before = (corpus_config.index_path / store.POINTER).read_text()
     original = store.np.save
 
-    def explode(*args, **kwargs):  # noqa: ANN002, ANN003
+    def explode(*args, **kwargs):
         original(*args, **kwargs)
         raise KeyboardInterrupt
 
@@ -156,8 +156,11 @@ def test_kill_9_during_a_build_leaves_a_usable_index(corpus_config: Config, corp
         )
     env = {**os.environ, "RAG_CORPUS": str(corpus), "RAG_INDEX_DIR": str(corpus_config.index_path)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rag.cli", "index", "--rebuild"], env=env, cwd=ROOT,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "-m", "rag.cli", "index", "--rebuild"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.time() + 120
     while time.time() < deadline and not list(corpus_config.index_path.glob("build-*.tmp")):

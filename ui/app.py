@@ -29,7 +29,9 @@ def render(answer: Answer) -> str:
             items.append(f"<li><b>[{n}]</b> <i>{_escape(c.title or c.source)}</i>{who}<br>“{_escape(c.quote)}”</li>")
         parts.append("<ol class='sources'>" + "".join(items) + "</ol>")
     elif answer.abstained and answer.passages:
-        closest = "".join(f"<li>{_escape(p.title)}: {_escape(' '.join(p.text.split())[:200])}…</li>" for p in answer.passages[:3])
+        closest = "".join(
+            f"<li>{_escape(p.title)}: {_escape(' '.join(p.text.split())[:200])}…</li>" for p in answer.passages[:3]
+        )
         parts.append(f"<details><summary>Closest passages considered</summary><ul>{closest}</ul></details>")
     return "".join(parts)
 
@@ -39,7 +41,11 @@ def build(config: Config) -> gr.Blocks:
         try:
             answer = ask(message, history=history, config=config)
         except RagError as e:
-            chat = [*chat, {"role": "user", "content": _escape(message)}, {"role": "assistant", "content": f"⚠️ {_escape(str(e))}"}]
+            chat = [
+                *chat,
+                {"role": "user", "content": _escape(message)},
+                {"role": "assistant", "content": f"⚠️ {_escape(str(e))}"},
+            ]
             return "", chat, history
         chat = [*chat, {"role": "user", "content": _escape(message)}, {"role": "assistant", "content": render(answer)}]
         return "", chat, [*history, (message, answer.text)]
