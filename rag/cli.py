@@ -68,18 +68,16 @@ def cmd_index(args: argparse.Namespace) -> int:
     paths = [Path(p) for p in args.paths] or None
     if paths:
         config = config.replace(corpus=os.pathsep.join(str(p.resolve()) for p in paths))
-    if args.rebuild or paths:
-        report = indexing.build(config, paths, progress=_progress_bar(), reason="rag index")
-    else:
-        report = indexing.build(config, progress=_progress_bar(), if_stale=True)
+    report = indexing.build(config, paths, progress=_progress_bar(), reason="rag index", full=args.rebuild)
     if args.json:
         print(json.dumps(report.__dict__, ensure_ascii=False))
     elif not report.built:
-        print(f"the index in {report.index_dir} is up to date")
+        print(f"the index in {report.index_dir} is up to date ({report.documents} documents)")
     else:
         print(
-            f"indexed {report.documents} documents ({report.chunks} chunks, {report.sentences} sentences) "
-            f"into {report.index_dir} in {report.seconds:.1f} s"
+            f"indexed {report.documents} documents into {report.index_dir} in {report.seconds:.1f} s: "
+            f"{report.added} added, {report.updated} updated, {report.removed} removed, {report.unchanged} unchanged; "
+            f"{report.chunks_embedded} of {report.chunks} chunks embedded"
         )
     for source, why in report.skipped:
         print(f"skipped {source}: {why}", file=sys.stderr)
@@ -219,7 +217,7 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("index", help="build or refresh the index")
     s.add_argument("paths", nargs="*", help="folders or files to index (default: the corpus)")
-    s.add_argument("--rebuild", action="store_true", help="rebuild even when up to date")
+    s.add_argument("--rebuild", action="store_true", help="embed every document again, even unchanged ones")
     s.add_argument("--json", action="store_true", help="print what the run did as one JSON object")
     s.set_defaults(func=cmd_index)
 

@@ -7,7 +7,6 @@ import hashlib
 import logging
 import os
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,7 @@ from .types import Chunk, Document
 
 log = logging.getLogger(__name__)
 
-PARSER_VERSION = 3
+PARSER_VERSION = 4
 BATCH = 128
 
 Progress = Callable[[str, int, int], None]
@@ -32,27 +31,62 @@ Progress = Callable[[str, int, int], None]
 
 @dataclass
 class BuildReport:
+    """What one indexing run did; documents are counted by what happened to them."""
+
     index_dir: str
     documents: int = 0
     chunks: int = 0
     sentences: int = 0
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    chunks_embedded: int = 0
+    sentences_embedded: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     built: bool = True
     reason: str = ""
 
 
+@dataclass
+class Bundle:
+    """One document's share of the index, so unchanged documents are carried over without re-embedding."""
+
+    record: dict[str, Any]
+    file: dict[str, Any]
+    chunks: list[Chunk]  # ``first_sentence`` counts from this bundle's first sentence
+    spans: np.ndarray  # (n, 2) start, end
+    vectors: np.ndarray  # (n, dimension)
+
+
+UPLOADS = "uploads"
+
+
 def default_roots() -> list[Path]:
     return [ROOT / "seeds"]
 
 
+def uploads_dir(config: Config) -> Path:
+    """Files added through the UI live with the index, as part of its corpus."""
+    return config.index_path / UPLOADS
+
+
 def roots_for(config: Config, manifest: dict[str, Any] | None = None) -> list[Path]:
-    """An explicit corpus wins; otherwise the folders the index was built from; otherwise ``seeds/``."""
+    """An explicit corpus wins; otherwise the folders the index was built from; otherwise ``seeds/``.
+
+    The index's uploads folder is always part of the corpus once it exists.
+    """
     if config.corpus:
-        return [Path(p).expanduser().resolve() for p in config.corpus.split(os.pathsep) if p]
-    if manifest and manifest.get("roots"):
-        return [documents.resolve_source(r) for r in manifest["roots"]]
-    return default_roots()
+        roots = [Path(p).expanduser().resolve() for p in config.corpus.split(os.pathsep) if p]
+    elif manifest and manifest.get("roots"):
+        roots = [documents.resolve_source(r) for r in manifest["roots"]]
+    else:
+        roots = default_roots()
+    uploads = uploads_dir(config).resolve()
+    if uploads.is_dir() and uploads not in roots:
+        roots.append(uploads)
+    return roots
 
 
 def settings(config: Config) -> dict[str, Any]:
@@ -105,38 +139,20 @@ def staleness(config: Config) -> str | None:
     return None
 
 
-def _parse_all(files: Sequence[Path], max_bytes: int, report: BuildReport, progress: Progress | None) -> list[Document]:
-    docs = []
-    for i, path in enumerate(files):
-        try:
-            docs.append(documents.load(path, max_bytes))
-        except CorpusError as e:
-            log.warning("skipped %s", e)
-            report.skipped.append((documents.display_source(path), str(e)))
-        if progress:
-            progress("reading", i + 1, len(files))
-    return docs
-
-
-def _chunk_all(docs: Sequence[Document], config: Config) -> tuple[list[Chunk], np.ndarray]:
-    """Chunks plus the table of unique sentences (document row, start, end) that they index into."""
+def _chunk(doc: Document, config: Config) -> tuple[list[Chunk], np.ndarray]:
+    """A document's chunks plus its table of unique sentences, which the chunks index into."""
     chunks: list[Chunk] = []
-    spans: list[tuple[int, int, int]] = []
-    for d, doc in enumerate(docs):
-        ids: dict[tuple[int, int], int] = {}
-        for chunk in chunking.chunk_document(doc, config.chunk_tokens, config.chunk_overlap, len(chunks)):
-            for span in chunk.sentences:
-                if span not in ids:
-                    ids[span] = len(spans)
-                    spans.append((d, *span))
-            chunks.append(dataclasses.replace(chunk, first_sentence=ids[chunk.sentences[0]]))
-    return chunks, np.asarray(spans, dtype=np.int64).reshape(-1, 3)
+    ids: dict[tuple[int, int], int] = {}
+    for chunk in chunking.chunk_document(doc, config.chunk_tokens, config.chunk_overlap):
+        for span in chunk.sentences:
+            ids.setdefault(span, len(ids))
+        chunks.append(dataclasses.replace(chunk, first_sentence=ids[chunk.sentences[0]]))
+    return chunks, np.asarray(list(ids), dtype=np.int64).reshape(-1, 2)
 
 
-def passage_text(chunk: Chunk, doc: Document) -> str:
+def passage_text(chunk: Chunk, heading: str | None) -> str:
     """What lexical search sees of a chunk: its words, after the document's heading and a comment's label."""
-    header = [h for h in (doc.heading, chunk.label) if h]
-    return "\n".join([*header, chunk.text])
+    return "\n".join([h for h in (heading, chunk.label) if h] + [chunk.text])
 
 
 def _embed(embedder: Embedder, texts: list[str], stage: str, progress: Progress | None) -> np.ndarray:
@@ -148,16 +164,106 @@ def _embed(embedder: Embedder, texts: list[str], stage: str, progress: Progress 
     return out
 
 
+def _old_bundles(data: store.IndexData) -> dict[str, Bundle]:
+    """Split a loaded index back into per-document bundles."""
+    vectors = store.sentence_vectors(data)
+    by_source: dict[str, list[Chunk]] = {}
+    for c in data.chunks:
+        by_source.setdefault(c.source, []).append(c)
+    out = {}
+    for d, record in enumerate(data.documents):
+        rows = np.flatnonzero(data.sentence_spans[:, 0] == d)
+        first = int(rows[0]) if len(rows) else 0
+        chunks = [
+            dataclasses.replace(c, first_sentence=c.first_sentence - first) for c in by_source.get(record["source"], [])
+        ]
+        out[record["source"]] = Bundle(
+            record=record,
+            file=data.manifest["files"][record["source"]],
+            chunks=chunks,
+            spans=data.sentence_spans[rows, 1:],
+            vectors=vectors[rows],
+        )
+    return out
+
+
+def _reusable(config: Config, index_dir: Path, report: BuildReport) -> dict[str, Bundle]:
+    try:
+        data = store.read(index_dir)
+    except IndexCorruptError as e:
+        log.warning("rebuilding from scratch: %s", e)
+        return {}
+    if data is None:
+        return {}
+    if data.manifest.get("settings") != settings(config):
+        report.reason = report.reason or "settings changed"
+        log.info("settings changed since the last build; every document is embedded again")
+        return {}
+    return _old_bundles(data)
+
+
+def _unchanged(path: Path, old: Bundle | None) -> bool:
+    if old is None:
+        return False
+    stat = path.stat()
+    if (stat.st_size, stat.st_mtime_ns) == (old.file["size"], old.file["mtime_ns"]):
+        return True
+    return hashlib.sha256(path.read_bytes()).hexdigest() == old.file["sha256"]
+
+
+def _new_bundles(
+    docs: Sequence[Document], config: Config, progress: Progress | None, report: BuildReport
+) -> list[Bundle]:
+    pieces = [_chunk(doc, config) for doc in docs]
+    texts = [doc.text[a:b] for doc, (_, spans) in zip(docs, pieces, strict=True) for a, b in spans]
+    vectors = _embed(get_embedder(config), texts, "embedding sentences", progress) if texts else None
+    out, row = [], 0
+    for doc, (chunks, spans) in zip(docs, pieces, strict=True):
+        path = documents.resolve_source(doc.source)
+        record = _doc_record(doc)
+        out.append(
+            Bundle(
+                record=record,
+                file={"sha256": doc.sha256, **_stat(path), "chunks": len(chunks)},
+                chunks=chunks,
+                spans=spans,
+                vectors=vectors[row : row + len(spans)] if vectors is not None else np.zeros((0, 0), np.float32),
+            )
+        )
+        row += len(spans)
+    report.chunks_embedded = sum(len(b.chunks) for b in out)
+    report.sentences_embedded = len(texts)
+    return out
+
+
+def _assemble(bundles: Sequence[Bundle], dimension: int) -> tuple[list[Chunk], np.ndarray, np.ndarray]:
+    chunks: list[Chunk] = []
+    spans, vectors = [], []
+    offset = 0
+    for d, b in enumerate(bundles):
+        for c in b.chunks:
+            chunks.append(dataclasses.replace(c, id=len(chunks), first_sentence=c.first_sentence + offset))
+        spans.append(np.column_stack([np.full(len(b.spans), d, dtype=np.int64), b.spans]))
+        vectors.append(b.vectors.reshape(-1, dimension))
+        offset += len(b.spans)
+    all_spans = np.concatenate(spans).astype(np.int64) if spans else np.zeros((0, 3), np.int64)
+    all_vectors = np.concatenate(vectors).astype(np.float32) if vectors else np.zeros((0, dimension), np.float32)
+    return chunks, all_spans, all_vectors
+
+
 def build(
     config: Config,
     paths: Sequence[Path] | None = None,
     progress: Progress | None = None,
     reason: str = "requested",
     if_stale: bool = False,
+    full: bool = False,
 ) -> BuildReport:
-    """Index ``paths`` (default: the configured corpus) into ``config.index_dir``, replacing what was there.
+    """Bring the index of ``paths`` (default: the configured corpus) up to date in ``config.index_dir``.
 
-    With ``if_stale`` the check is repeated under the lock, so concurrent callers build once.
+    Only new and changed documents are parsed and embedded; unchanged ones are carried over
+    from the current build, deleted ones dropped. ``full`` embeds everything again. With
+    ``if_stale`` the staleness check is repeated under the lock, so concurrent callers build once.
     """
     started = time.perf_counter()
     index_dir = config.index_path
@@ -166,62 +272,93 @@ def build(
             reason = staleness(config) or ""
             if not reason:
                 return BuildReport(index_dir=str(index_dir), built=False, reason="up to date")
-        roots = (
-            [Path(p).expanduser().resolve() for p in paths]
-            if paths
-            else roots_for(config, _manifest_or_none(index_dir))
+        roots = roots_for(
+            config.replace(corpus=os.pathsep.join(str(p) for p in paths)) if paths else config,
+            _manifest_or_none(index_dir),
         )
         files = corpus_files(roots)
         report = BuildReport(index_dir=str(index_dir), reason=reason)
-        log.info("building the index of %d file(s) in %s (%s)", len(files), index_dir, reason)
-        docs = _parse_all(files, int(config.max_file_mb * 1e6), report, progress)
-        if not docs:
+        old = {} if full else _reusable(config, index_dir, report)
+        log.info("indexing %d file(s) into %s (%s)", len(files), index_dir, report.reason)
+        kept: dict[str, Bundle] = {}
+        fresh: list[Document] = []
+        max_bytes = int(config.max_file_mb * 1e6)
+        for i, path in enumerate(files):
+            source = documents.display_source(path)
+            if _unchanged(path, old.get(source)):
+                kept[source] = old[source]
+            else:
+                try:
+                    fresh.append(documents.load(path, max_bytes))
+                except CorpusError as e:
+                    log.warning("skipped %s", e)
+                    report.skipped.append((source, str(e)))
+            if progress:
+                progress("reading", i + 1, len(files))
+        report.unchanged = len(kept)
+        report.updated = sum(1 for d in fresh if d.source in old)
+        report.added = len(fresh) - report.updated
+        report.removed = len(set(old) - set(kept) - {d.source for d in fresh})
+        if not kept and not fresh:
             where = ", ".join(str(r) for r in roots)
             raise CorpusError(f"no readable .txt/.md documents in {where}; add UTF-8 text files there")
-        chunks, spans = _chunk_all(docs, config)
-        embedder = get_embedder(config)
-        by_source = {d.source: d for d in docs}
-        sentence_texts = [docs[d].text[a:b] for d, a, b in spans]
-        sentence_vectors = _embed(embedder, sentence_texts, "embedding sentences", progress)
-        per_source = Counter(c.source for c in chunks)
+        previous = _manifest_or_none(index_dir) or {}
+        if (
+            old
+            and not fresh
+            and not report.removed
+            and previous.get("roots") == [documents.display_source(r) for r in roots]
+            and set(previous.get("skipped", {})) == {source for source, _ in report.skipped}
+        ):
+            report.built, report.reason = False, "up to date"
+            _fill_counts(report, list(kept.values()))
+            return report
+        new = {b.record["source"]: b for b in _new_bundles(fresh, config, progress, report)}
+        bundles = [kept.get(documents.display_source(p)) or new.get(documents.display_source(p)) for p in files]
+        bundles = [b for b in bundles if b is not None]
+        dimension = get_embedder(config).dimension
+        chunks, spans, vectors = _assemble(bundles, dimension)
         manifest = {
             "settings": settings(config),
-            "dimension": embedder.dimension,
+            "dimension": dimension,
             "roots": [documents.display_source(r) for r in roots],
-            "files": {
-                d.source: {
-                    "sha256": d.sha256,
-                    **_stat(documents.resolve_source(d.source)),
-                    "chunks": per_source[d.source],
-                }
-                for d in docs
-            },
+            "files": {b.record["source"]: b.file for b in bundles},
             "skipped": {
                 source: {"reason": why, **_stat(documents.resolve_source(source))} for source, why in report.skipped
             },
-            "counts": {"documents": len(docs), "chunks": len(chunks), "sentences": len(spans)},
+            "counts": {"documents": len(bundles), "chunks": len(chunks), "sentences": len(spans)},
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
+        headings = {b.record["source"]: b.record.get("heading") for b in bundles}
         data = store.IndexData(
             manifest=manifest,
-            documents=[_doc_record(d) for d in docs],
+            documents=[b.record for b in bundles],
             chunks=chunks,
-            dense=store.flat_index(sentence_vectors),
+            dense=store.flat_index(vectors),
             sentence_spans=spans,
-            sentence_vectors=sentence_vectors,
-            bm25=build_bm25([passage_text(c, by_source[c.source]) for c in chunks]),
+            sentence_vectors=vectors,
+            bm25=build_bm25([passage_text(c, headings[c.source]) for c in chunks]),
         )
         store.write(index_dir, data)
-    report.documents, report.chunks, report.sentences = len(docs), len(chunks), len(spans)
+    _fill_counts(report, bundles)
     report.seconds = time.perf_counter() - started
     log.info(
-        "indexed %d documents, %d chunks, %d sentences in %.1f s",
+        "indexed %d documents (%d added, %d updated, %d removed, %d unchanged; %d chunks embedded) in %.1f s",
         report.documents,
-        report.chunks,
-        report.sentences,
+        report.added,
+        report.updated,
+        report.removed,
+        report.unchanged,
+        report.chunks_embedded,
         report.seconds,
     )
     return report
+
+
+def _fill_counts(report: BuildReport, bundles: Sequence[Bundle]) -> None:
+    report.documents = len(bundles)
+    report.chunks = sum(len(b.chunks) for b in bundles)
+    report.sentences = sum(len(b.spans) for b in bundles)
 
 
 def _stat(path: Path) -> dict[str, int]:
@@ -240,6 +377,7 @@ def _doc_record(doc: Document) -> dict[str, Any]:
     return {
         "source": doc.source,
         "title": doc.title,
+        "heading": doc.heading,
         "display_title": doc.display_title,
         "author": doc.author,
         "date": doc.date,

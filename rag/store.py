@@ -92,6 +92,18 @@ def record_to_chunk(i: int, r: dict[str, Any]) -> Chunk:
     )
 
 
+def sentence_vectors(data: IndexData) -> np.ndarray:
+    """Every sentence vector at full precision where the FAISS index keeps it, else the stored copy."""
+    try:
+        return (
+            data.dense.reconstruct_n(0, data.dense.ntotal)
+            if data.dense.ntotal
+            else np.asarray(data.sentence_vectors, dtype=np.float32)
+        )
+    except RuntimeError:
+        return np.asarray(data.sentence_vectors, dtype=np.float32)
+
+
 def flat_index(vectors: np.ndarray) -> faiss.Index:
     index = faiss.IndexFlatIP(vectors.shape[1])
     if len(vectors):
@@ -123,6 +135,8 @@ def locked(index_dir: Path, wait_s: float = 600.0) -> Iterator[None]:
                         "wait for it to finish, or stop that process"
                     ) from None
                 time.sleep(0.2)
+        for stale in index_dir.glob("build-*.tmp"):  # left by a writer that was killed; none runs now
+            shutil.rmtree(stale, ignore_errors=True)
         try:
             yield
         finally:
@@ -160,8 +174,6 @@ def write(index_dir: Path, data: IndexData) -> Path:
     name = time.strftime("build-%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:8]
     tmp = index_dir / (name + ".tmp")
     try:
-        for stale in index_dir.glob("build-*.tmp"):
-            shutil.rmtree(stale, ignore_errors=True)
         tmp.mkdir(parents=True)
         _write_json(tmp / "documents.json", data.documents)
         with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as f:

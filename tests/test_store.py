@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from rag import ask, indexing, store
+from rag import ask, documents, indexing, store
 from rag.config import ROOT, Config
 from rag.errors import CorpusError, IndexCorruptError, IndexMismatchError, IndexWriteError
 from rag.pipeline import forget
@@ -33,6 +33,30 @@ def test_build_publishes_a_complete_index(corpus_config: Config) -> None:
     assert indexing.staleness(corpus_config) is None
     builds = [p.name for p in corpus_config.index_path.iterdir() if p.name.startswith("build-")]
     assert len(builds) == 1 and (corpus_config.index_path / store.POINTER).read_text().strip() == builds[0]
+
+
+def test_incremental_updates_embed_only_what_changed(corpus_config: Config, corpus: Path) -> None:
+    first = indexing.build(corpus_config)
+    assert (first.added, first.chunks_embedded) == (2, first.chunks)
+    again = indexing.build(corpus_config)
+    assert not again.built and again.chunks_embedded == 0 and again.unchanged == 2
+    a, b = sorted(corpus.iterdir())
+    a.write_text(a.read_text(encoding="utf-8") + "\nA late correction was added to this story.\n", encoding="utf-8")
+    (corpus / "c.txt").write_text("A third, short document about ferry timetables in Orkney.", encoding="utf-8")
+    changed = indexing.build(corpus_config)
+    a_chunks = store.read(corpus_config.index_path).manifest["files"][documents.display_source(a)]["chunks"]  # type: ignore[union-attr]
+    assert (changed.added, changed.updated, changed.unchanged, changed.removed) == (1, 1, 1, 0)
+    assert changed.chunks_embedded == a_chunks + 1 < changed.chunks
+    b.unlink()
+    removed = indexing.build(corpus_config)
+    assert (removed.removed, removed.chunks_embedded, removed.documents) == (1, 0, 2)
+    full = indexing.build(corpus_config, full=True)
+    assert full.chunks_embedded == full.chunks
+    # the carried-over index answers exactly like a fresh one
+    forget()
+    fresh_cfg = corpus_config.replace(index_dir=str(corpus_config.index_path.parent / "fresh"))
+    q = "What was added to the story?"
+    assert ask(q, config=corpus_config).citations == ask(q, config=fresh_cfg).citations
 
 
 def test_no_pickle_on_disk(corpus_config: Config) -> None:
@@ -136,7 +160,7 @@ def test_interrupted_write_leaves_the_previous_index(corpus_config: Config, monk
 
     monkeypatch.setattr(store.np, "save", explode)
     with pytest.raises(KeyboardInterrupt):
-        indexing.build(corpus_config)
+        indexing.build(corpus_config, full=True)
     monkeypatch.undo()
     assert (corpus_config.index_path / store.POINTER).read_text() == before
     assert store.read(corpus_config.index_path) is not None
