@@ -166,10 +166,16 @@ def validate(history: object) -> list[tuple[str, str]]:
 
 
 def people(text: str) -> list[str]:
-    """Personal names, titled ones ("Dr Michael Dixon") first, in order of mention."""
+    """Personal names, titled ones ("Dr Michael Dixon") first, in order of mention.
+
+    A name is a whole run of capitalised words: "Londonwide Local Medical Committees" is not
+    cut down to a person called "Londonwide Local Medical".
+    """
     titled, plain = [], []
     for match in PERSON_RE.finditer(text):
         words = match.group(0).split()
+        if re.match(r"\s+[A-Z][a-z]", text[match.end() :]):
+            continue
         if words[0] in _NOT_NAMES:
             words = words[1:]
         if len(words) < 2 or any(w in _ORG_WORDS for w in words):

@@ -1,0 +1,232 @@
+"""The chat UI in a real browser (Debian's Chromium driven by Playwright) against the real app.
+
+Screenshots of each state are saved under artifacts/ui/.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rag import load_config
+from rag.config import ROOT
+
+from .conftest import SEEDS
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (.ci/run installs it)")
+
+XSS = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2"><b onmouseover="window.__xss=3">bold</b>'
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from ui.app import launch
+
+    corpus = tmp_path_factory.mktemp("ui-corpus")
+    for path in SEEDS.iterdir():
+        shutil.copy(path, corpus / path.name)
+    config = load_config(env={}, corpus=str(corpus), index_dir=str(tmp_path_factory.mktemp("ui-index")))
+    port = free_port()
+    demo = launch(config, port=port, block=False)
+    yield f"http://127.0.0.1:{port}"
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run"],
+        )
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def shots(artifacts: Path) -> Path:
+    folder = artifacts / "ui"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture
+def page(browser, app: str):  # noqa: ANN001, ANN201
+    context = browser.new_context(viewport={"width": 1400, "height": 950})
+    page = context.new_page()
+    page.dialogs = []
+    page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
+    page.goto(app)
+    page.wait_for_selector("#question textarea")
+    yield page
+    context.close()
+
+
+def ask(page, question: str) -> object:  # noqa: ANN001
+    before = page.locator("#chat .answer").count()
+    box = page.locator("#question textarea")
+    box.fill(question)
+    box.press("Enter")
+    page.wait_for_function(f"document.querySelectorAll('#chat .answer').length > {before}", timeout=60000)
+    return page.locator("#chat .answer").last
+
+
+def highlighted_matches_source(page) -> tuple[str, str]:  # noqa: ANN001
+    page.wait_for_selector("#viewer mark.rag-hl")
+    source = page.inner_text("#viewer .doc-meta code")
+    start, end = map(int, re.search(r"characters (\d+)–(\d+)", page.inner_text("#viewer .doc-meta")).groups())
+    path = Path(source) if Path(source).is_absolute() else ROOT / source
+    expected = path.read_text(encoding="utf-8")[start:end]
+    assert page.inner_text("#viewer mark.rag-hl") == expected
+    assert page.evaluate("""() => { const r = document.querySelector('#viewer mark.rag-hl').getBoundingClientRect();
+                                     return r.top >= 0 && r.bottom <= window.innerHeight; }""")
+    return source, expected
+
+
+def test_answer_citation_highlight_and_follow_up(page, shots: Path) -> None:  # noqa: ANN001
+    page.screenshot(path=str(shots / "01-start.png"))
+    answer = ask(page, "Who chairs the NHS Alliance?")
+    assert "Michael Dixon" in answer.inner_text()
+    assert answer.locator("a.cite").count() >= 2  # the marker and the source entry
+    assert answer.locator(".sources blockquote").first.inner_text().strip()
+    answer.locator("p a.cite").first.click()
+    source, quote = highlighted_matches_source(page)
+    assert "Michael Dixon" in quote and source.endswith("002_241d7df232c0b7ae.txt")
+    page.screenshot(path=str(shots / "02-answer-and-highlight.png"))
+    follow = ask(page, "Where does he work as a GP?")
+    assert "Cullompton" in follow.inner_text()
+    follow.locator(".sources a.cite").first.click()
+    highlighted_matches_source(page)
+    page.screenshot(path=str(shots / "03-follow-up.png"))
+    page.click("#new-chat")
+    page.wait_for_function("document.querySelectorAll('#chat .answer').length === 0")
+    page.screenshot(path=str(shots / "04-new-chat.png"))
+
+
+def test_abstention_looks_different_and_shows_closest_passages(page, shots: Path) -> None:  # noqa: ANN001
+    answer = ask(page, "What is the capital of Australia?")
+    assert "abstained" in answer.get_attribute("class")
+    assert "don't say" in answer.inner_text()
+    passages = answer.locator(".closest a.cite")
+    assert passages.count() >= 1
+    passages.first.click()
+    highlighted_matches_source(page)
+    page.screenshot(path=str(shots / "05-abstention.png"))
+
+
+def test_upload_then_answer_from_it(page, shots: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    doc = tmp_path / "harbour-report.txt"
+    doc.write_text(
+        "Harbour board approves ferry upgrade\n\nBy Ana Ruiz\n\n"
+        "The Kirkwall harbour board approved a new electric ferry on Monday. "
+        "The ferry will cost £42m and enter service in 2031, the board's chair Ewan Flett said.\n",
+        encoding="utf-8",
+    )
+    page.get_by_role("tab", name="Documents").click()
+    rows_before = page.locator("#corpus tbody tr").count()
+    page.set_input_files("#upload input[type=file]", str(doc))
+    page.wait_for_selector("#upload-status .ok", timeout=120000)
+    assert "uploads/harbour-report.txt" in page.inner_text("#upload-status")
+    page.wait_for_function(f"document.querySelectorAll('#corpus tbody tr').length > {rows_before}")
+    page.screenshot(path=str(shots / "06-upload.png"))
+    answer = ask(page, "What did the Kirkwall harbour board approve?")
+    assert "electric ferry" in answer.inner_text()
+    answer.locator("p a.cite").first.click()
+    source, _ = highlighted_matches_source(page)
+    assert source.endswith("uploads/harbour-report.txt")
+    page.screenshot(path=str(shots / "07-answer-from-upload.png"))
+
+
+def test_rejected_upload_changes_nothing(page, shots: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    page.get_by_role("tab", name="Documents").click()
+    rows_before = page.locator("#corpus tbody tr").count()
+    bad = tmp_path / "scan.txt"
+    bad.write_bytes(b"\x00\x01\x02PK binary junk\x00")
+    page.set_input_files("#upload input[type=file]", str(bad))
+    page.wait_for_selector("#upload-status .rejected", timeout=60000)
+    assert "binary" in page.inner_text("#upload-status")
+    assert page.locator("#corpus tbody tr").count() == rows_before
+    page.screenshot(path=str(shots / "08-rejected-upload.png"))
+
+
+def test_two_sessions_keep_their_own_history(browser, app: str, shots: Path) -> None:  # noqa: ANN001
+    contexts = [browser.new_context(viewport={"width": 1400, "height": 950}) for _ in range(2)]
+    a, b = (c.new_page() for c in contexts)
+    for p in (a, b):
+        p.goto(app)
+        p.wait_for_selector("#question textarea")
+    for p, q in ((a, "Who chairs the NHS Alliance?"), (b, "Who was hired to chair the London primary care panel?")):
+        box = p.locator("#question textarea")
+        box.fill(q)
+        box.press("Enter")
+    for p in (a, b):
+        p.wait_for_selector("#chat .answer", timeout=60000)
+    assert "Clare Gerada" not in a.inner_text("#chat") and "Michael Dixon" not in b.inner_text("#chat")
+    assert "NHS Alliance?" not in b.inner_text("#chat")
+    follow_a = ask(a, "Where does he work as a GP?")
+    assert "Cullompton" in follow_a.inner_text()
+    follow_b = ask(b, "What kind of organisations does she favour?")
+    assert "single provider" in follow_b.inner_text()
+    a.screenshot(path=str(shots / "09-session-a.png"))
+    b.screenshot(path=str(shots / "10-session-b.png"))
+    for c in contexts:
+        c.close()
+
+
+def test_html_in_questions_and_documents_is_shown_as_text(page, shots: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    answer_count = page.locator("#chat .answer").count()
+    ask(page, f"What about {XSS}?")
+    assert page.locator("#chat .answer").count() == answer_count + 1
+    assert "<script>window.__xss = 1</script>" in page.inner_text("#chat")
+    doc = tmp_path / "payload.txt"
+    doc.write_text(
+        f"Notes from the Zanzibar clove auction\n\nThe Zanzibar clove auction raised {XSS} eleven thousand dollars "
+        "for the harbour school this year.\n",
+        encoding="utf-8",
+    )
+    page.get_by_role("tab", name="Documents").click()
+    page.set_input_files("#upload input[type=file]", str(doc))
+    page.wait_for_selector("#upload-status .ok", timeout=120000)
+    answer = ask(page, "How much did the Zanzibar clove auction raise?")
+    assert "<img src=x" in answer.inner_text()
+    answer.locator("p a.cite").first.click()
+    highlighted_matches_source(page)
+    page.hover("#viewer mark.rag-hl")
+    page.wait_for_timeout(500)
+    assert page.evaluate("() => window.__xss === undefined")
+    assert page.locator("#chat img, #viewer img").count() == 0
+    assert page.dialogs == []
+    page.screenshot(path=str(shots / "11-injection-as-text.png"))
+
+
+def test_api_with_gradio_client(app: str) -> None:
+    from gradio_client import Client
+
+    client = Client(app, verbose=False)
+    first = client.predict("Who chairs the NHS Alliance?", [], 5, "extractive", api_name="/ask")
+    assert not first["abstained"] and first["citations"]
+    for c in first["citations"]:
+        path = Path(c["source"]) if Path(c["source"]).is_absolute() else ROOT / c["source"]
+        assert path.read_text(encoding="utf-8")[c["start"] : c["end"]] == c["quote"]
+    follow = client.predict(
+        "Where does he work as a GP?", [["Who chairs the NHS Alliance?", first["text"]]], 5, "extractive",
+        api_name="/ask",
+    )
+    assert "Cullompton" in follow["text"]
+    with pytest.raises(Exception, match="valid names"):
+        client.predict("Who?", [], 5, "oracle", api_name="/ask")
