@@ -83,13 +83,20 @@ def main() -> None:
                     cands.append((source, a, b))
             for source, a, b in cands:
                 text = texts[source][a:b]
-                label = int(
-                    item.answerable
-                    and source == gold_source
-                    and any(a <= s and e <= b for s, e in item.spans)
+                label = int(item.answerable and source == gold_source and any(a <= s and e <= b for s, e in item.spans))
+                f.write(
+                    json.dumps(
+                        {
+                            "qid": item.id,
+                            "article": item.article,
+                            "question": item.question,
+                            "sentence": text,
+                            "label": label,
+                            "answerable": item.answerable,
+                        }
+                    )
+                    + "\n"
                 )
-                f.write(json.dumps({"qid": item.id, "article": item.article, "question": item.question,
-                                    "sentence": text, "label": label, "answerable": item.answerable}) + "\n")
                 n_pairs += 1
     print(f"wrote {n_pairs} pairs for {len(items)} questions to {out} in {time.time() - started:.0f} s")
 

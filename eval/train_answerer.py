@@ -1,15 +1,20 @@
-"""Learn the extractive answerer's two small models from data and write ``rag/models/extractive.json``.
+"""Learn the extractive answerer's small models from data and write ``rag/models/extractive.json``.
 
-Training data: the ``tune`` articles of squad_v2_dev25 (whose unanswerable questions were
-written to look answerable) and the ``dev`` split of our gold set over ``seeds/``. The
-``test`` splits are never read here. The sentence selector is a logistic regression over
-(question, sentence) evidence features, labelled by whether the sentence holds a gold
-answer; the answerability model is a logistic regression over the best sentence's
-evidence, labelled by whether that sentence is right. The abstention threshold maximises
-end-to-end accuracy (answered right, or abstained when there is no answer), averaged over
-the two sources so the small gold set counts as much as the large one.
+Data: the ``tune`` articles of squad_v2_dev25 (whose unanswerable questions were written to
+look answerable) and the ``dev`` split of our gold set over ``seeds/``; ``test`` splits are
+never read here.
 
-    python eval/train_answerer.py [--dataset ../shared/data/squad_v2_dev25] [--out rag/models/extractive.json]
+1. The sentence selector, a logistic regression over (question, sentence) evidence features,
+   is fitted on the tune articles the reader trained on, plus gold dev.
+2. On the four tune articles the reader never saw (``train_reader.HOLDOUT``) plus gold dev,
+   the reader rereads each question's leading candidates; a reranker (selector logit +
+   reader logit) and the answerability model (evidence of the best candidate, labelled by
+   whether that candidate is right) are fitted there, and the abstention threshold is the
+   one that maximises end-to-end accuracy averaged over the two sources, so the small gold
+   set counts as much as SQuAD. A leave-one-source-out run over those five sources
+   estimates how the second stage does on sources it was not fitted on.
+
+    python eval/train_answerer.py [--dataset ../shared/data/squad_v2_dev25] [--reader rag/models/reader]
 """
 
 from __future__ import annotations
@@ -22,16 +27,20 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GroupKFold
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "eval"))
+
+from train_reader import HOLDOUT  # noqa: E402
 
 from rag import answering, conversation, evaluation  # noqa: E402
 from rag.config import load_config  # noqa: E402
 from rag.pipeline import get_pipeline  # noqa: E402
+from rag.reader import Reader  # noqa: E402
 
 DEFAULT_DATASET = ROOT.parent / "shared" / "data" / "squad_v2_dev25"
+READER_CANDIDATES = 8
 
 
 def dataset_config(directory: Path):
@@ -48,96 +57,128 @@ def collect(items, config, group_of):
         passages = pipeline.retriever.search(query, config)
         cands = answering.candidates(query, passages, pipeline.data, pipeline.retriever, query.text)
         source = evaluation._display(item.source) if item.source else None
-        labels = []
-        for c in cands:
-            hit = (
+        labels = [
+            int(
                 item.answerable
                 and c.passage.source == source
                 and any(c.start < b and a < c.end for a, b in item.spans)
                 and evaluation.contains(c.text, item.answers) > 0
             )
-            labels.append(int(hit))
-        records.append({"item": item, "passages": passages, "cands": cands, "labels": labels, "group": group_of(item)})
+            for c in cands
+        ]
+        records.append(
+            {
+                "item": item,
+                "query": query.text,
+                "passages": passages,
+                "cands": cands,
+                "labels": labels,
+                "group": group_of(item),
+            }
+        )
     return records
 
 
-def matrix(records, names):
-    rows = [[c.features[n] for n in names] for r in records for c in r["cands"]]
-    return np.asarray(rows, dtype=np.float64)
-
-
-def fit_select(records):
-    usable = [r for r in records if any(r["labels"])]
-    X = matrix(usable, answering.SENTENCE_FEATURES)
-    y = np.asarray([label for r in usable for label in r["labels"]])
-    model = LogisticRegression(C=1.0, max_iter=2000)
+def fit(X: np.ndarray, y: np.ndarray, names: tuple[str, ...]) -> answering.LogisticModel:
+    model = LogisticRegression(C=1.0, max_iter=5000)
     model.fit(X, y)
-    return answering.LogisticModel(
-        answering.SENTENCE_FEATURES, tuple(model.coef_[0].tolist()), float(model.intercept_[0])
-    )
+    return answering.LogisticModel(names, tuple(model.coef_[0].tolist()), float(model.intercept_[0]))
 
 
-def question_rows(records, select):
-    """Per question: answerability features of the best candidate, whether it is right, and the item."""
-    out = []
+def fit_select(records) -> answering.LogisticModel:
+    usable = [r for r in records if any(r["labels"])]
+    X = np.asarray([[c.features[n] for n in answering.SENTENCE_FEATURES] for r in usable for c in r["cands"]])
+    y = np.asarray([label for r in usable for label in r["labels"]])
+    return fit(X, y, answering.SENTENCE_FEATURES)
+
+
+def read(records, select, reader: Reader | None) -> None:
+    """Order by the selector, then let the reader (if any) score the leaders (in place)."""
     for r in records:
-        scored = [
-            answering.Candidate(c.passage, c.start, c.end, c.text, c.features, select.logit(c.features))
-            for c in r["cands"]
-        ]
-        order = sorted(range(len(scored)), key=lambda i: (-scored[i].score, scored[i].passage.rank, scored[i].start))
-        if not order:
+        for c in r["cands"]:
+            c.features["select_logit"] = select.logit(c.features)
+        order = sorted(
+            range(len(r["cands"])),
+            key=lambda i: (-r["cands"][i].features["select_logit"], r["cands"][i].passage.rank, r["cands"][i].start),
+        )
+        r["cands"] = [r["cands"][i] for i in order]
+        r["labels"] = [r["labels"][i] for i in order]
+        leaders = r["cands"][:READER_CANDIDATES]
+        scores = reader.score(r["query"], [c.text for c in leaders]) if reader else [0.0] * len(leaders)
+        for c, s in zip(leaders, scores, strict=True):
+            c.features["reader"] = float(s)
+
+
+def fit_rerank(records) -> answering.LogisticModel:
+    usable = [r for r in records if any(r["labels"][:READER_CANDIDATES])]
+    X = np.asarray(
+        [[c.features[n] for n in answering.RERANK_FEATURES] for r in usable for c in r["cands"][:READER_CANDIDATES]]
+    )
+    y = np.asarray([label for r in usable for label in r["labels"][:READER_CANDIDATES]])
+    return fit(X, y, answering.RERANK_FEATURES)
+
+
+def question_rows(records, rerank):
+    """Per question: answerability features of the best candidate, whether it is right, the item, its source."""
+    rows = []
+    for r in records:
+        if not r["cands"]:
             continue
-        ranked = [scored[i] for i in order]
-        feats = answering.answerable_features(ranked, r["passages"])
-        out.append((feats, r["labels"][order[0]], r["item"], r["group"]))
-    return out
+        leaders = r["cands"][:READER_CANDIDATES]
+        scored = sorted(range(len(leaders)), key=lambda i: -rerank.logit(leaders[i].features))
+        ranked = [leaders[i] for i in scored] + r["cands"][READER_CANDIDATES:]
+        top_label = r["labels"][scored[0]]
+        rows.append((answering.answerable_features(ranked, r["passages"]), top_label, r["item"], r["group"]))
+    return rows
 
 
-def fit_answerable(rows):
+def fit_answerable(rows) -> answering.LogisticModel:
     X = np.asarray([[f[n] for n in answering.ANSWERABLE_FEATURES] for f, *_ in rows])
     y = np.asarray([label for _, label, *_ in rows])
-    model = LogisticRegression(C=1.0, max_iter=2000)
-    model.fit(X, y)
-    return answering.LogisticModel(
-        answering.ANSWERABLE_FEATURES, tuple(model.coef_[0].tolist()), float(model.intercept_[0])
-    )
+    return fit(X, y, answering.ANSWERABLE_FEATURES)
 
 
 def outcomes(rows, model, threshold):
-    """(correct, abstained, answerable) per question at ``threshold``."""
     out = []
     for feats, top_right, item, _ in rows:
-        p = 1 / (1 + np.exp(-model.logit(feats)))
-        abstain = p < threshold
+        abstain = 1 / (1 + np.exp(-model.logit(feats))) < threshold
         correct = abstain if not item.answerable else (not abstain and bool(top_right))
         out.append((correct, abstain, item.answerable))
     return out
 
 
-def summary(outs):
+def summary(outs) -> dict:
     outs = list(outs)
     abstained = [o for o in outs if o[1]]
-    unans = [o for o in outs if not o[2]]
-    true_abs = sum(1 for o in abstained if not o[2])
+    unanswerable = [o for o in outs if not o[2]]
+    true_abstain = sum(1 for o in abstained if not o[2])
     return {
         "n": len(outs),
         "accuracy": float(np.mean([o[0] for o in outs])),
-        "abstain_precision": true_abs / len(abstained) if abstained else float("nan"),
-        "abstain_recall": true_abs / len(unans) if unans else float("nan"),
+        "abstain_precision": true_abstain / len(abstained) if abstained else float("nan"),
+        "abstain_recall": true_abstain / len(unanswerable) if unanswerable else float("nan"),
     }
 
 
-def best_threshold(groups_rows, model):
+def best_threshold(groups, model) -> float:
     grid = np.linspace(0.05, 0.95, 91)
-    scores = [np.mean([summary(outcomes(rows, model, t))["accuracy"] for rows in groups_rows]) for t in grid]
+    scores = [np.mean([summary(outcomes(rows, model, t))["accuracy"] for rows in groups if rows]) for t in grid]
     return float(grid[int(np.argmax(scores))])
+
+
+def stage_two(records, with_reader: bool = True):
+    rerank = fit_rerank(records) if with_reader else answering.LogisticModel(answering.RERANK_FEATURES, (1.0, 0.0), 0.0)
+    rows = question_rows(records, rerank)
+    answerable = fit_answerable(rows)
+    threshold = best_threshold([[r for r in rows if r[3] != "gold"], [r for r in rows if r[3] == "gold"]], answerable)
+    return rerank, answerable, threshold
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", default=str(DEFAULT_DATASET))
     ap.add_argument("--gold", default=str(ROOT / "eval" / "gold.jsonl"))
+    ap.add_argument("--reader", default="none", help="a reader folder from eval/train_reader.py, or none (default)")
     ap.add_argument("--out", default=str(answering.MODEL_PATH))
     args = ap.parse_args()
     started = time.time()
@@ -146,54 +187,57 @@ def main() -> None:
     split = {d: name for name, docs in json.loads((directory / "split.json").read_text()).items() for d in docs}
     squad = [i for i in evaluation.load_dataset(directory, split) if i.split == "tune"]
     gold = [i for i in evaluation.load_gold(Path(args.gold)) if i.split == "dev"]
-    print(f"training on {len(squad)} squad tune questions and {len(gold)} gold dev questions", flush=True)
-
+    print(f"{len(squad)} squad tune questions, {len(gold)} gold dev questions", flush=True)
     squad_records = collect(squad, dataset_config(directory), lambda i: i.article or "none")
     gold_records = collect(gold, load_config(), lambda i: "gold")
     print(f"collected candidates in {time.time() - started:.0f} s", flush=True)
 
-    # Cross-validated estimate: hold out squad articles in turn (unanswerables go with their article).
-    folds = []
-    groups = np.asarray([r["group"] for r in squad_records])
-    for train_idx, held_idx in GroupKFold(n_splits=6).split(squad_records, groups=groups):
-        train = [squad_records[i] for i in train_idx] + gold_records
-        held = [squad_records[i] for i in held_idx]
-        select = fit_select(train)
-        rows_train = question_rows(train, select)
-        answerable = fit_answerable(rows_train)
-        t = best_threshold(
-            [[r for r in rows_train if r[3] != "gold"], [r for r in rows_train if r[3] == "gold"]], answerable
-        )
-        folds.append(summary(outcomes(question_rows(held, select), answerable, t)))
-    cv = {k: float(np.nanmean([f[k] for f in folds])) for k in ("accuracy", "abstain_precision", "abstain_recall")}
-    print("held-out squad articles (6-fold):", cv, flush=True)
+    if args.reader == "none":
+        first = second = squad_records + gold_records
+        select = fit_select(first)
+        read(second, select, None)
+    else:
+        first = [r for r in squad_records if r["group"] not in HOLDOUT] + gold_records
+        second = [r for r in squad_records if r["group"] in HOLDOUT] + gold_records
+        select = fit_select(first)
+        read(second, select, Reader(Path(args.reader)))
 
-    select = fit_select(squad_records + gold_records)
-    squad_rows, gold_rows = question_rows(squad_records, select), question_rows(gold_records, select)
-    answerable = fit_answerable(squad_rows + gold_rows)
-    threshold = best_threshold([squad_rows, gold_rows], answerable)
-    fit = {
-        "squad_tune": summary(outcomes(squad_rows, answerable, threshold)),
-        "gold_dev": summary(outcomes(gold_rows, answerable, threshold)),
+    folds = []
+    for held_out in sorted({r["group"] for r in second if args.reader != "none" or r["group"] in (*HOLDOUT, "gold")}):
+        rerank, answerable, threshold = stage_two([r for r in second if r["group"] != held_out], args.reader != "none")
+        held = question_rows([r for r in second if r["group"] == held_out], rerank)
+        folds.append({"source": held_out, **summary(outcomes(held, answerable, threshold))})
+    for f in folds:
+        print("held out", f, flush=True)
+
+    rerank, answerable, threshold = stage_two(second, args.reader != "none")
+    rows = question_rows(second, rerank)
+    fit_figures = {
+        "squad_holdout": summary(outcomes([r for r in rows if r[3] != "gold"], answerable, threshold)),
+        "gold_dev": summary(outcomes([r for r in rows if r[3] == "gold"], answerable, threshold)),
     }
-    print("threshold", threshold, fit, flush=True)
+    print("threshold", threshold, fit_figures, flush=True)
+
+    def dump(model: answering.LogisticModel) -> dict:
+        return {"features": list(model.names), "weights": list(model.weights), "bias": model.bias}
 
     payload = {
-        "select": {"features": list(select.names), "weights": list(select.weights), "bias": select.bias},
-        "answerable": {
-            "features": list(answerable.names),
-            "weights": list(answerable.weights),
-            "bias": answerable.bias,
-        },
+        "select": dump(select),
+        "rerank": dump(rerank),
+        "answerable": dump(answerable),
         "threshold": threshold,
+        "reader_candidates": READER_CANDIDATES if args.reader != "none" else 0,
         "trained_on": {
-            "squad_v2_dev25": "tune articles",
-            "gold": "dev split",
-            "questions": len(squad) + len(gold),
+            "select": "squad_v2_dev25 tune articles the reader trained on, gold dev",
+            "rerank_answerable_threshold": (
+                "squad_v2_dev25 tune articles, gold dev"
+                if args.reader == "none"
+                else f"squad_v2_dev25 tune articles {list(HOLDOUT)}, gold dev"
+            ),
             "script": "eval/train_answerer.py",
         },
-        "fit": fit,
-        "cross_validated_squad": cv,
+        "fit": fit_figures,
+        "leave_one_source_out": folds,
     }
     Path(args.out).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.out} in {time.time() - started:.0f} s")

@@ -9,6 +9,7 @@ best candidate's evidence. Both models are learned from data by
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -23,6 +24,7 @@ import numpy as np
 
 from .config import Config
 from .errors import UnknownNameError
+from .reader import READER_DIR, get_reader
 from .retrieval import Query, Retriever, tokenize
 from .store import IndexData
 from .types import COMMENT, Answer, Citation, Passage
@@ -48,9 +50,12 @@ SENTENCE_FEATURES = (
     "comment",
     "short",
 )
+RERANK_FEATURES = ("select_logit", "reader")
 ANSWERABLE_FEATURES = (
     "select_logit",
     "select_margin",
+    "reader",
+    "reader_margin",
     "dense_sentence",
     "lex_recall",
     "dense_passage",
@@ -115,18 +120,26 @@ class LogisticModel:
         return self.bias + sum(w * features[n] for n, w in zip(self.names, self.weights, strict=True))
 
 
+@dataclass(frozen=True)
+class Models:
+    select: LogisticModel
+    rerank: LogisticModel
+    answerable: LogisticModel
+    threshold: float
+    reader_candidates: int
+
+
 @functools.cache
-def load_models(path: Path = MODEL_PATH) -> tuple[LogisticModel, LogisticModel, float]:
-    """The sentence selector, the answerability model and its calibrated threshold."""
+def load_models(path: Path = MODEL_PATH) -> Models:
+    """The sentence selector, the reranker over it and the reader, the answerability model and its threshold."""
     data = json.loads(path.read_text(encoding="utf-8"))
-    select, answerable = data["select"], data["answerable"]
-    if tuple(select["features"]) != SENTENCE_FEATURES or tuple(answerable["features"]) != ANSWERABLE_FEATURES:
-        raise ValueError(f"{path} was trained on other features; retrain with eval/train_answerer.py")
-    return (
-        LogisticModel(SENTENCE_FEATURES, tuple(select["weights"]), select["bias"]),
-        LogisticModel(ANSWERABLE_FEATURES, tuple(answerable["weights"]), answerable["bias"]),
-        float(data["threshold"]),
-    )
+    expected = {"select": SENTENCE_FEATURES, "rerank": RERANK_FEATURES, "answerable": ANSWERABLE_FEATURES}
+    models = {}
+    for name, features in expected.items():
+        if tuple(data[name]["features"]) != features:
+            raise ValueError(f"{path} was trained on other features; retrain with eval/train_answerer.py")
+        models[name] = LogisticModel(features, tuple(data[name]["weights"]), data[name]["bias"])
+    return Models(threshold=float(data["threshold"]), reader_candidates=int(data["reader_candidates"]), **models)
 
 
 def question_type(question: str) -> str | None:
@@ -208,11 +221,17 @@ def candidates(
 
 
 def answerable_features(ranked: Sequence[Candidate], passages: Sequence[Passage]) -> dict[str, float]:
+    """Evidence for answering at all, read off the best candidate and how far it leads the rest."""
     top = ranked[0]
-    second = ranked[1].score if len(ranked) > 1 else top.score - 5.0
+    others = ranked[1:]
+    select = top.features["select_logit"]
+    reader = top.features.get("reader", 0.0)
+    read_others = [c.features["reader"] for c in others if "reader" in c.features]
     return {
-        "select_logit": top.score,
-        "select_margin": min(top.score - second, 5.0),
+        "select_logit": select,
+        "select_margin": min(select - max((c.features["select_logit"] for c in others), default=select - 5.0), 5.0),
+        "reader": reader,
+        "reader_margin": min(reader - max(read_others, default=reader - 5.0), 5.0),
         "dense_sentence": top.features["dense_sentence"],
         "lex_recall": top.features["lex_recall"],
         "dense_passage": max(float(p.dense_score or 0.0) for p in passages),
@@ -241,22 +260,36 @@ class ExtractiveAnswerer:
         self.config = config
         self.data = data
         self.retriever = retriever
-        self.select, self.answerable, threshold = load_models()
-        self.threshold = config.abstain_threshold if config.abstain_threshold is not None else threshold
+        self.models = load_models()
+        self.threshold = config.abstain_threshold if config.abstain_threshold is not None else self.models.threshold
+        self.reader_candidates = (
+            self.models.reader_candidates if config.reader_candidates is None else config.reader_candidates
+        )
 
     def rank(self, query: Query, passages: Sequence[Passage], exclude: Sequence[str] = ()) -> list[Candidate]:
+        """Candidates best first: the feature model orders them all, the reader rereads the leaders."""
         cands = candidates(query, passages, self.data, self.retriever, query.text)
         excluded = [_normalise(e) for e in exclude if e.strip()]
         cands = [c for c in cands if not any(_normalise(c.text) in e for e in excluded)]
-        scored = [
-            Candidate(c.passage, c.start, c.end, c.text, c.features, self.select.logit(c.features)) for c in cands
-        ]
-        return sorted(scored, key=lambda c: (-c.score, c.passage.rank, c.start))
+        for c in cands:
+            c.features["select_logit"] = self.models.select.logit(c.features)
+        cands.sort(key=lambda c: (-c.features["select_logit"], c.passage.rank, c.start))
+        leaders = cands[: self.reader_candidates]
+        if leaders:
+            reader = get_reader(self.config.reader_dir or str(READER_DIR))
+            for c, score in zip(leaders, reader.score(query.text, [c.text for c in leaders]), strict=True):
+                c.features["reader"] = float(score)
+            leaders = sorted(
+                (dataclasses.replace(c, score=self.models.rerank.logit(c.features)) for c in leaders),
+                key=lambda c: (-c.score, c.passage.rank, c.start),
+            )
+        rest = [dataclasses.replace(c, score=c.features["select_logit"] - 100.0) for c in cands[len(leaders) :]]
+        return [*leaders, *rest]
 
     def confidence(self, ranked: Sequence[Candidate], passages: Sequence[Passage]) -> float:
         if not ranked:
             return 0.0
-        return _sigmoid(self.answerable.logit(answerable_features(ranked, passages)))
+        return _sigmoid(self.models.answerable.logit(answerable_features(ranked, passages)))
 
     def answer(self, query: Query, passages: Sequence[Passage], exclude: Sequence[str] = ()) -> Answer:
         ranked = self.rank(query, passages, exclude)

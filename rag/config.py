@@ -40,6 +40,8 @@ class Config:
     comment_weight: float = 0.5
     answerer: str = "extractive"
     abstain_threshold: float | None = None
+    reader_candidates: int | None = None
+    reader_dir: str | None = None
     max_answer_sentences: int = 2
     auto_index: bool = True
     max_file_mb: float = 20.0
@@ -56,6 +58,10 @@ class Config:
             (self.rrf_k >= 1, f"rrf_k={self.rrf_k} must be >= 1"),
             (0 <= self.comment_weight <= 1, f"comment_weight={self.comment_weight} must be between 0 and 1"),
             (self.max_answer_sentences >= 1, f"max_answer_sentences={self.max_answer_sentences} must be >= 1"),
+            (
+                self.reader_candidates is None or 0 <= self.reader_candidates <= 50,
+                f"reader_candidates={self.reader_candidates} must be between 0 (reader off) and 50",
+            ),
             (
                 self.abstain_threshold is None or 0 <= self.abstain_threshold <= 1,
                 f"abstain_threshold={self.abstain_threshold} must be between 0 and 1 (or unset)",

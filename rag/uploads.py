@@ -35,7 +35,9 @@ def _prepare(path: Path, name: str, max_bytes: int) -> tuple[str, str]:
     """The file name and UTF-8 text to store, or ``CorpusError`` saying why the file is refused."""
     suffix = Path(name).suffix.lower()
     if suffix not in ACCEPTED:
-        raise CorpusError(f"{name}: {suffix or 'files without an extension'} is not supported; upload .txt, .md or .html")
+        raise CorpusError(
+            f"{name}: {suffix or 'files without an extension'} is not supported; upload .txt, .md or .html"
+        )
     size = path.stat().st_size
     if size > max_bytes:
         raise CorpusError(f"{name}: {size / 1e6:.1f} MB is over the {max_bytes / 1e6:.1f} MB limit; split the file")
@@ -48,9 +50,7 @@ def _prepare(path: Path, name: str, max_bytes: int) -> tuple[str, str]:
     return safe, documents.read_text(path, max_bytes)
 
 
-def add_files(
-    config: Config, files: Sequence[tuple[Path, str]], progress: Progress | None = None
-) -> UploadResult:
+def add_files(config: Config, files: Sequence[tuple[Path, str]], progress: Progress | None = None) -> UploadResult:
     """Copy ``(path, original name)`` files into the index's uploads folder and index them incrementally.
 
     Files that cannot be read are reported and left out; if indexing fails, the files just

@@ -20,7 +20,9 @@ from .conftest import SEEDS
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (.ci/run installs it)")
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="Debian's chromium is not installed (.ci/run installs it)"
+)
 
 XSS = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2"><b onmouseover="window.__xss=3">bold</b>'
 
@@ -51,8 +53,14 @@ def browser() -> Iterator[object]:
         b = p.chromium.launch(
             executable_path=str(CHROMIUM),
             headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
         )
         yield b
         b.close()
@@ -66,7 +74,7 @@ def shots(artifacts: Path) -> Path:
 
 
 @pytest.fixture
-def page(browser, app: str):  # noqa: ANN001, ANN201
+def page(browser, app: str):
     context = browser.new_context(viewport={"width": 1400, "height": 950})
     page = context.new_page()
     page.dialogs = []
@@ -77,7 +85,7 @@ def page(browser, app: str):  # noqa: ANN001, ANN201
     context.close()
 
 
-def ask(page, question: str) -> object:  # noqa: ANN001
+def ask(page, question: str) -> object:
     before = page.locator("#chat .answer").count()
     box = page.locator("#question textarea")
     box.fill(question)
@@ -86,7 +94,7 @@ def ask(page, question: str) -> object:  # noqa: ANN001
     return page.locator("#chat .answer").last
 
 
-def highlighted_matches_source(page) -> tuple[str, str]:  # noqa: ANN001
+def highlighted_matches_source(page) -> tuple[str, str]:
     page.wait_for_selector("#viewer mark.rag-hl")
     source = page.inner_text("#viewer .doc-meta code")
     start, end = map(int, re.search(r"characters (\d+)–(\d+)", page.inner_text("#viewer .doc-meta")).groups())
@@ -98,7 +106,7 @@ def highlighted_matches_source(page) -> tuple[str, str]:  # noqa: ANN001
     return source, expected
 
 
-def test_answer_citation_highlight_and_follow_up(page, shots: Path) -> None:  # noqa: ANN001
+def test_answer_citation_highlight_and_follow_up(page, shots: Path) -> None:
     page.screenshot(path=str(shots / "01-start.png"))
     answer = ask(page, "Who chairs the NHS Alliance?")
     assert "Michael Dixon" in answer.inner_text()
@@ -118,7 +126,7 @@ def test_answer_citation_highlight_and_follow_up(page, shots: Path) -> None:  # 
     page.screenshot(path=str(shots / "04-new-chat.png"))
 
 
-def test_abstention_looks_different_and_shows_closest_passages(page, shots: Path) -> None:  # noqa: ANN001
+def test_abstention_looks_different_and_shows_closest_passages(page, shots: Path) -> None:
     answer = ask(page, "What is the capital of Australia?")
     assert "abstained" in answer.get_attribute("class")
     assert "don't say" in answer.inner_text()
@@ -129,7 +137,7 @@ def test_abstention_looks_different_and_shows_closest_passages(page, shots: Path
     page.screenshot(path=str(shots / "05-abstention.png"))
 
 
-def test_upload_then_answer_from_it(page, shots: Path, tmp_path: Path) -> None:  # noqa: ANN001
+def test_upload_then_answer_from_it(page, shots: Path, tmp_path: Path) -> None:
     doc = tmp_path / "harbour-report.txt"
     doc.write_text(
         "Harbour board approves ferry upgrade\n\nBy Ana Ruiz\n\n"
@@ -152,7 +160,7 @@ def test_upload_then_answer_from_it(page, shots: Path, tmp_path: Path) -> None: 
     page.screenshot(path=str(shots / "07-answer-from-upload.png"))
 
 
-def test_rejected_upload_changes_nothing(page, shots: Path, tmp_path: Path) -> None:  # noqa: ANN001
+def test_rejected_upload_changes_nothing(page, shots: Path, tmp_path: Path) -> None:
     page.get_by_role("tab", name="Documents").click()
     rows_before = page.locator("#corpus tbody tr").count()
     bad = tmp_path / "scan.txt"
@@ -164,7 +172,7 @@ def test_rejected_upload_changes_nothing(page, shots: Path, tmp_path: Path) -> N
     page.screenshot(path=str(shots / "08-rejected-upload.png"))
 
 
-def test_two_sessions_keep_their_own_history(browser, app: str, shots: Path) -> None:  # noqa: ANN001
+def test_two_sessions_keep_their_own_history(browser, app: str, shots: Path) -> None:
     contexts = [browser.new_context(viewport={"width": 1400, "height": 950}) for _ in range(2)]
     a, b = (c.new_page() for c in contexts)
     for p in (a, b):
@@ -180,15 +188,15 @@ def test_two_sessions_keep_their_own_history(browser, app: str, shots: Path) -> 
     assert "NHS Alliance?" not in b.inner_text("#chat")
     follow_a = ask(a, "Where does he work as a GP?")
     assert "Cullompton" in follow_a.inner_text()
-    follow_b = ask(b, "What kind of organisations does she favour?")
-    assert "single provider" in follow_b.inner_text()
+    follow_b = ask(b, "Which organisation did she chair before?")
+    assert "Royal College of GPs" in follow_b.inner_text() and "Cullompton" not in follow_b.inner_text()
     a.screenshot(path=str(shots / "09-session-a.png"))
     b.screenshot(path=str(shots / "10-session-b.png"))
     for c in contexts:
         c.close()
 
 
-def test_html_in_questions_and_documents_is_shown_as_text(page, shots: Path, tmp_path: Path) -> None:  # noqa: ANN001
+def test_html_in_questions_and_documents_is_shown_as_text(page, shots: Path, tmp_path: Path) -> None:
     answer_count = page.locator("#chat .answer").count()
     ask(page, f"What about {XSS}?")
     assert page.locator("#chat .answer").count() == answer_count + 1
@@ -224,7 +232,10 @@ def test_api_with_gradio_client(app: str) -> None:
         path = Path(c["source"]) if Path(c["source"]).is_absolute() else ROOT / c["source"]
         assert path.read_text(encoding="utf-8")[c["start"] : c["end"]] == c["quote"]
     follow = client.predict(
-        "Where does he work as a GP?", [["Who chairs the NHS Alliance?", first["text"]]], 5, "extractive",
+        "Where does he work as a GP?",
+        [["Who chairs the NHS Alliance?", first["text"]]],
+        5,
+        "extractive",
         api_name="/ask",
     )
     assert "Cullompton" in follow["text"]

@@ -27,7 +27,10 @@ log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent
 CSS = (ROOT / "style.css").read_text(encoding="utf-8")
-PLACEHOLDER = "<div class='viewer-empty'>Click a citation — a marker like [1] or a source below an answer — to read it in its document, highlighted.</div>"
+PLACEHOLDER = (
+    "<div class='viewer-empty'>Click a citation — a marker like [1] or a source below an answer — "
+    "to read it in its document, highlighted.</div>"
+)
 REF_RE = re.compile(r"#(cite|passage)-(\d+)-(\d+)|#doc-(\d+)")
 
 # Registered once when the viewer mounts: any click on a citation anywhere on the page asks the server to open it.
@@ -57,15 +60,22 @@ def _meta(record: dict[str, Any] | None) -> str:
 
 def render_answer(answer: Answer, turn: int, documents: dict[str, dict[str, Any]]) -> str:
     """The answer with clickable markers, then its sources; abstentions show what was considered instead."""
-    text = re.sub(r"\[(\d+)\]", lambda m: f"<a class='cite' href='#cite-{turn}-{m.group(1)}'>[{m.group(1)}]</a>", esc(answer.text))
+    text = re.sub(
+        r"\[(\d+)\]", lambda m: f"<a class='cite' href='#cite-{turn}-{m.group(1)}'>[{m.group(1)}]</a>", esc(answer.text)
+    )
     if answer.abstained:
         items = "".join(
             f"<li><a class='cite passage' href='#passage-{turn}-{i}'>{esc(p.title)}</a>"
             f"<span class='snippet'>{esc(' '.join(p.text.split())[:220])}…</span></li>"
             for i, p in enumerate(answer.passages[:3])
         )
-        closest = f"<div class='closest'><div class='closest-head'>Closest passages considered</div><ol>{items}</ol></div>" if items else ""
-        return f"<div class='answer abstained'><div class='abstain-badge'>No answer in the documents</div><p>{text}</p>{closest}</div>"
+        closest = (
+            f"<div class='closest'><div class='closest-head'>Closest passages considered</div><ol>{items}</ol></div>"
+            if items
+            else ""
+        )
+        badge = "<div class='abstain-badge'>No answer in the documents</div>"
+        return f"<div class='answer abstained'>{badge}<p>{text}</p>{closest}</div>"
     sources = []
     for n, c in enumerate(answer.citations, start=1):
         record = documents.get(c.source)
@@ -85,7 +95,9 @@ def render_source(record: dict[str, Any] | None, source: str, text: str, start: 
     meta = _meta(record)
     where = f" · characters {start}–{end}" if end > start else ""
     body = (
-        f"{esc(text[:start])}<mark class='rag-hl'>{esc(text[start:end])}</mark>{esc(text[end:])}" if end > start else esc(text)
+        f"{esc(text[:start])}<mark class='rag-hl'>{esc(text[start:end])}</mark>{esc(text[end:])}"
+        if end > start
+        else esc(text)
     )
     parts = [
         "<div class='viewer'>",
@@ -143,21 +155,38 @@ def build(config: Config) -> gr.Blocks:
 
         return get_pipeline(config, progress=report)
 
-    def respond(message: str, chat: list, history: list, answers: list, top_k: float, answerer: str,
-                progress: gr.Progress = gr.Progress()):  # noqa: B008 - Gradio injects it
+    def respond(
+        message: str,
+        chat: list,
+        history: list,
+        answers: list,
+        top_k: float,
+        answerer: str,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio injects the tracker through this default
+    ):
         message = (message or "").strip()
         if not message:
             yield gr.skip(), chat, history, answers
             return
         chat = [*chat, {"role": "user", "content": esc(message)}]
-        yield "", [*chat, {"role": "assistant", "content": "<div class='thinking'>Searching the documents…</div>"}], history, answers
+        yield (
+            "",
+            [*chat, {"role": "assistant", "content": "<div class='thinking'>Searching the documents…</div>"}],
+            history,
+            answers,
+        )
         try:
             cfg = config.replace(top_k=int(top_k), answerer=answerer)
             check_names(cfg)
             p = pipeline(progress)
             answer = p.ask(message, history, cfg)
         except RagError as e:
-            yield "", [*chat, {"role": "assistant", "content": f"<div class='error'>⚠ {esc(e)}</div>"}], history, answers
+            yield (
+                "",
+                [*chat, {"role": "assistant", "content": f"<div class='error'>⚠ {esc(e)}</div>"}],
+                history,
+                answers,
+            )
             return
         turn = len(answers)
         entry = {
@@ -165,7 +194,12 @@ def build(config: Config) -> gr.Blocks:
             "passages": [[q.source, q.chunk.start, q.chunk.end, q.chunk.label or ""] for q in answer.passages],
         }
         content = render_answer(answer, turn, p.documents)
-        yield "", [*chat, {"role": "assistant", "content": content}], [*history, (message, answer.text)], [*answers, entry]
+        yield (
+            "",
+            [*chat, {"role": "assistant", "content": content}],
+            [*history, (message, answer.text)],
+            [*answers, entry],
+        )
 
     def open_ref(answers: list, evt: gr.EventData):
         data = getattr(evt, "_data", None)
@@ -206,7 +240,10 @@ def build(config: Config) -> gr.Blocks:
         lines += [f"<li class='rejected'>Rejected: {esc(why)}</li>" for _, why in result.rejected]
         if result.report is not None:
             r = result.report
-            lines.append(f"<li>{r.added} added, {r.updated} updated, {r.unchanged} unchanged; {r.chunks_embedded} of {r.chunks} chunks embedded</li>")
+            lines.append(
+                f"<li>{r.added} added, {r.updated} updated, {r.unchanged} unchanged; "
+                f"{r.chunks_embedded} of {r.chunks} chunks embedded</li>"
+            )
         return f"<ul class='upload-status'>{''.join(lines)}</ul>", render_corpus(pipeline()), None
 
     def pick_example(evt: gr.SelectData) -> str:
@@ -216,7 +253,9 @@ def build(config: Config) -> gr.Blocks:
     def new_chat():
         return [], [], [], PLACEHOLDER, ""
 
-    def api_ask(question: str, history: list[list[str]] | None = None, top_k: int = 5, answerer: str = "extractive") -> dict:
+    def api_ask(
+        question: str, history: list[list[str]] | None = None, top_k: int = 5, answerer: str = "extractive"
+    ) -> dict:
         """Answer one question; history is a list of [question, answer] pairs."""
         cfg = config.replace(top_k=int(top_k), answerer=answerer)
         check_names(cfg)
@@ -225,7 +264,14 @@ def build(config: Config) -> gr.Blocks:
             "text": answer.text,
             "abstained": answer.abstained,
             "citations": [
-                {"source": c.source, "quote": c.quote, "start": c.start, "end": c.end, "title": c.title, "label": c.label}
+                {
+                    "source": c.source,
+                    "quote": c.quote,
+                    "start": c.start,
+                    "end": c.end,
+                    "title": c.title,
+                    "label": c.label,
+                }
                 for c in answer.citations
             ],
         }
@@ -234,31 +280,53 @@ def build(config: Config) -> gr.Blocks:
     examples = example_questions(p)
     with gr.Blocks(title="Ask the documents") as demo:
         history, answers = gr.State([]), gr.State([])
-        gr.HTML("<div class='app-head'><h1>Ask the documents</h1><p>Answers quote the documents word for word — click a citation to see it in place.</p></div>")
+        gr.HTML(
+            "<div class='app-head'><h1>Ask the documents</h1>"
+            "<p>Answers quote the documents word for word — click a citation to see it in place.</p></div>"
+        )
         with gr.Row(equal_height=False):
             with gr.Column(scale=3, min_width=420):
                 chatbot = gr.Chatbot(
-                    label="Conversation", elem_id="chat", height=560, render_markdown=False, sanitize_html=True,
+                    label="Conversation",
+                    elem_id="chat",
+                    height=560,
+                    render_markdown=False,
+                    sanitize_html=True,
                     placeholder="Ask anything the documents might answer — or try an example below.",
-                    buttons=["copy"], feedback_options=None,
+                    buttons=["copy"],
+                    feedback_options=None,
                 )
                 with gr.Row():
-                    box = gr.Textbox(label="Question", elem_id="question", placeholder="Ask a question…", scale=6, autofocus=True, max_lines=4)
+                    box = gr.Textbox(
+                        label="Question",
+                        elem_id="question",
+                        placeholder="Ask a question…",
+                        scale=6,
+                        autofocus=True,
+                        max_lines=4,
+                    )
                     send = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
-                try_these = gr.Dataset(components=[box], samples=[[q] for q in examples], label="Try", elem_id="examples")
+                try_these = gr.Dataset(
+                    components=[box], samples=[[q] for q in examples], label="Try", elem_id="examples"
+                )
                 clear = gr.Button("New chat", elem_id="new-chat", size="sm")
-            with gr.Column(scale=2, min_width=360):
-                with gr.Tabs(selected="source", elem_id="side") as tabs:
-                    with gr.Tab("Source", id="source"):
-                        viewer = gr.HTML(PLACEHOLDER, js_on_load=VIEWER_JS, elem_id="viewer")
-                    with gr.Tab("Documents", id="documents"):
-                        table = gr.HTML(render_corpus(p), elem_id="corpus")
-                        files = gr.File(label=f"Add documents ({', '.join(ACCEPTED)}; up to {config.max_file_mb:g} MB each)",
-                                        file_count="multiple", file_types=list(ACCEPTED), elem_id="upload")
-                        status = gr.HTML("", elem_id="upload-status")
-                    with gr.Tab("Settings", id="settings"):
-                        top_k = gr.Slider(1, 20, value=config.top_k, step=1, label="Passages to read (top-k)", elem_id="top-k")
-                        answerer = gr.Radio(list(ANSWERERS), value=config.answerer, label="Answerer", elem_id="answerer")
+            with gr.Column(scale=2, min_width=360), gr.Tabs(selected="source", elem_id="side") as tabs:
+                with gr.Tab("Source", id="source"):
+                    viewer = gr.HTML(PLACEHOLDER, js_on_load=VIEWER_JS, elem_id="viewer")
+                with gr.Tab("Documents", id="documents"):
+                    table = gr.HTML(render_corpus(p), elem_id="corpus")
+                    files = gr.File(
+                        label=f"Add documents ({', '.join(ACCEPTED)}; up to {config.max_file_mb:g} MB each)",
+                        file_count="multiple",
+                        file_types=list(ACCEPTED),
+                        elem_id="upload",
+                    )
+                    status = gr.HTML("", elem_id="upload-status")
+                with gr.Tab("Settings", id="settings"):
+                    top_k = gr.Slider(
+                        1, 20, value=config.top_k, step=1, label="Passages to read (top-k)", elem_id="top-k"
+                    )
+                    answerer = gr.Radio(list(ANSWERERS), value=config.answerer, label="Answerer", elem_id="answerer")
         inputs = [box, chatbot, history, answers, top_k, answerer]
         outputs = [box, chatbot, history, answers]
         box.submit(respond, inputs, outputs, api_name=False)
