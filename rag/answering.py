@@ -337,20 +337,31 @@ def citation(passage: Passage, start: int, end: int) -> Citation:
     )
 
 
+def unmark(text: str) -> str:
+    """A document's own "[12]" would read as a citation marker; show it with full-width brackets instead."""
+    return re.sub(r"\[(\d+)\]", "［\\1］", text)
+
+
 def compose(citations: Sequence[Citation]) -> str:
     """Quote each citation in order, saying so when the words are a reader's rather than the article's."""
     parts = []
     for n, c in enumerate(citations, start=1):
         if c.kind == COMMENT:
             who = (c.label or "a reader's comment").replace("Reader's comment", "a reader's comment")
-            parts.append(f"According to {who}: “{c.quote}” [{n}]")
+            parts.append(f"According to {who}: “{unmark(c.quote)}” [{n}]")
         else:
-            parts.append(f"{c.quote} [{n}]")
+            parts.append(f"{unmark(c.quote)} [{n}]")
     return " ".join(parts)
 
 
+def _generator_answerer(config: Config, data: IndexData, retriever: Retriever) -> Answerer:
+    from .grounding import GeneratorAnswerer  # imported late: it builds on this module
+
+    return GeneratorAnswerer(config, data, retriever)
+
+
 AnswererFactory = Callable[[Config, IndexData, Retriever], Answerer]
-ANSWERERS: dict[str, AnswererFactory] = {"extractive": ExtractiveAnswerer}
+ANSWERERS: dict[str, AnswererFactory] = {"extractive": ExtractiveAnswerer, "generator": _generator_answerer}
 
 
 def get_answerer(config: Config, data: IndexData, retriever: Retriever) -> Answerer:

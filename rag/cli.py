@@ -23,7 +23,7 @@ _HELP = {
     "index_dir": "where the index lives",
     "embedding_model": "sentence-transformers model name or folder",
     "top_k": "passages handed to the answerer",
-    "answerer": "extractive (default)",
+    "answerer": "extractive (default) or generator (an LLM; see --generator and --llm-*)",
     "retrieval": "hybrid, dense or bm25",
 }
 
@@ -86,6 +86,8 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 def print_answer(answer: typing.Any, out: typing.TextIO = sys.stdout) -> None:
     print(answer.text, file=out)
+    for note in answer.notes:
+        print(f"  note: {note}", file=sys.stderr)
     if answer.citations:
         print(file=out)
     for n, c in enumerate(answer.citations, start=1):
@@ -99,8 +101,25 @@ def print_answer(answer: typing.Any, out: typing.TextIO = sys.stdout) -> None:
             print(f"  - {p.source}:{p.chunk.start}-{p.chunk.end} {snippet[:160]}…", file=out)
 
 
+def answer_live(question: str, history: typing.Any, config: Config, show: bool) -> typing.Any:
+    """Answer, printing a generator's words as they arrive (to stderr, so stdout keeps only the verified answer)."""
+    from .pipeline import stream
+    from .types import Answer
+
+    final = None
+    streamed = False
+    for item in stream(question, history=history, config=config):
+        if isinstance(item, Answer):
+            final = item
+        elif show:
+            streamed = True
+            print(item, end="", file=sys.stderr, flush=True)
+    if streamed:
+        print("\n(checking every claim against the passages)\n", file=sys.stderr)
+    return final
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
-    from .pipeline import ask
 
     history = None
     if args.history:
@@ -110,7 +129,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
             raise RagError(
                 f"--history {args.history}: expected a JSON list of [question, answer] pairs ({e})"
             ) from None
-    answer = ask(" ".join(args.question), history=history, config=config_from(args))
+    answer = answer_live(" ".join(args.question), history, config_from(args), show=not args.json)
     if args.json:
         print(json.dumps(_answer_json(answer), ensure_ascii=False, indent=2))
     else:
@@ -124,13 +143,13 @@ def _answer_json(answer: typing.Any) -> dict[str, typing.Any]:
         "abstained": answer.abstained,
         "confidence": answer.confidence,
         "standalone_question": answer.standalone_question,
+        "answerer": answer.answerer,
+        "notes": answer.notes,
         "citations": [c.__dict__ for c in answer.citations],
     }
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    from .pipeline import ask
-
     config = config_from(args)
     history: list[tuple[str, str]] = []
     print("Ask about the documents. /new starts over, /quit (or Ctrl-D) leaves.")
@@ -149,7 +168,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
         if not question:
             continue
         try:
-            answer = ask(question, history=history, config=config)
+            answer = answer_live(question, history, config, show=True)
         except RagError as e:
             print(f"error: {e}")
             continue

@@ -7,7 +7,7 @@ import os
 import tomllib
 import types
 import typing
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from .errors import ConfigError
@@ -43,6 +43,12 @@ class Config:
     reader_candidates: int | None = None
     reader_dir: str | None = None
     max_answer_sentences: int = 2
+    generator: str = "openai"
+    llm_base_url: str | None = None
+    llm_model: str | None = None
+    llm_api_key: str | None = field(default=None, repr=False)
+    llm_timeout_s: float = 60.0
+    llm_max_tokens: int = 256
     auto_index: bool = True
     max_file_mb: float = 20.0
 
@@ -56,6 +62,8 @@ class Config:
             (1 <= self.top_k <= 100, f"top_k={self.top_k} must be between 1 and 100"),
             (self.candidates >= self.top_k, f"candidates={self.candidates} must be >= top_k={self.top_k}"),
             (self.rrf_k >= 1, f"rrf_k={self.rrf_k} must be >= 1"),
+            (0 < self.llm_timeout_s <= 3600, f"llm_timeout_s={self.llm_timeout_s} must be between 0 and 3600 seconds"),
+            (16 <= self.llm_max_tokens <= 8192, f"llm_max_tokens={self.llm_max_tokens} must be between 16 and 8192"),
             (0 <= self.comment_weight <= 1, f"comment_weight={self.comment_weight} must be between 0 and 1"),
             (self.max_answer_sentences >= 1, f"max_answer_sentences={self.max_answer_sentences} must be >= 1"),
             (

@@ -256,7 +256,36 @@ def score(results: Sequence[ItemResult]) -> dict[str, float]:
         "p95_ms": float(np.percentile(lat, 95)),
     }
     figures.update(retrieval_scores(results))
+    figures.update(generation_scores(results))
     return figures
+
+
+def citation_precise(c: Any, item: GoldItem) -> bool:
+    """A citation is precise when its quote holds a gold answer or overlaps the gold evidence."""
+    if not item.answerable:
+        return False
+    same = item.source is not None and _display(c.source) == _display(item.source)
+    return bool(contains(c.quote, item.answers)) or (same and any(c.start < b and a < c.end for a, b in item.spans))
+
+
+def generation_scores(results: Sequence[ItemResult]) -> dict[str, float]:
+    """Faithfulness (share of answer sentences backed by a verified quote), citation precision, speed."""
+    answered = [r for r in results if not r.answer.abstained]
+    faithful = [
+        r.answer.stats["supported"] / r.answer.stats["sentences"]
+        if r.answer.answerer == "generator" and r.answer.stats.get("sentences")
+        else 1.0
+        for r in answered
+    ]
+    cited = [(c, r.item) for r in results if r.item.answerable for c in r.answer.citations]
+    tokens = sum(r.answer.stats.get("tokens", 0.0) for r in results)
+    seconds = sum(r.answer.stats.get("seconds", 0.0) for r in results)
+    return {
+        "faithfulness": _mean(faithful),
+        "citation_precision": _mean([float(citation_precise(c, item)) for c, item in cited]),
+        "fallback_rate": _mean([float(r.answer.answerer.endswith("(fallback)")) for r in results]),
+        "tokens_per_s": tokens / seconds if seconds else 0.0,
+    }
 
 
 def retrieval_scores(results: Iterable[ItemResult], k: int = 5) -> dict[str, float]:
@@ -330,6 +359,10 @@ REPORT_KEYS = (
     "citation_source_accuracy",
     "recall_at_5",
     "mrr",
+    "faithfulness",
+    "citation_precision",
+    "fallback_rate",
+    "tokens_per_s",
     "median_answer_chars",
     "p50_ms",
     "p95_ms",

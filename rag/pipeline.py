@@ -6,7 +6,7 @@ import dataclasses
 import logging
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from . import conversation, indexing
@@ -15,6 +15,7 @@ from .config import Config, load_config
 from .documents import resolve_source
 from .embedding import EMBEDDERS, get_embedder
 from .errors import IndexMismatchError, QuestionError, UnknownNameError
+from .generation import GENERATORS
 from .indexing import Progress
 from .retrieval import MODES, Query, Retriever, tokenize
 from .types import Answer, Citation, Passage
@@ -57,17 +58,40 @@ class Pipeline:
         query, _ = self.query(text)
         return self.retriever.search(query, config or self.config)
 
-    def ask(self, question: str, history: object = None, config: Config | None = None) -> Answer:
+    def stream(self, question: str, history: object = None, config: Config | None = None) -> Iterator[str | Answer]:
+        """Pieces of the answer's text as they are written (generator answerers), then the verified ``Answer``."""
         config = config or self.config
         question = check_question(question)
         turn = conversation.rewrite(question, history)
-        query, notes = self.query(turn.standalone)
+        standalone = turn.standalone
+        if config.answerer == "generator" and turn.used_history:
+            from .grounding import condense
+
+            standalone = condense(config, question, conversation.validate(history)) or standalone
+        query, notes = self.query(standalone)
         passages = self.retriever.search(query, config)
-        answer = get_answerer(config, self.data, self.retriever).answer(query, passages, turn.exclude)
-        answer = self.verified(answer)
-        return dataclasses.replace(
-            answer, question=question, standalone_question=turn.standalone, notes=[*answer.notes, *notes]
-        )
+        answerer = get_answerer(config, self.data, self.retriever)
+        if hasattr(answerer, "stream"):
+            items: Iterator[str | Answer] = answerer.stream(query, passages, turn.exclude)
+        else:
+            items = iter([answerer.answer(query, passages, turn.exclude)])
+        for item in items:
+            if isinstance(item, Answer):
+                answer = self.verified(item)
+                yield dataclasses.replace(
+                    answer, question=question, standalone_question=standalone, notes=[*answer.notes, *notes]
+                )
+            else:
+                yield item
+
+    def ask(self, question: str, history: object = None, config: Config | None = None) -> Answer:
+        final = None
+        for item in self.stream(question, history, config):
+            if isinstance(item, Answer):
+                final = item
+        if final is None:
+            raise RuntimeError("the answerer produced no answer")
+        return final
 
     def source_text(self, source: str) -> str:
         """The source file's text as the citation contract reads it (cached while the file is unchanged)."""
@@ -177,12 +201,30 @@ def ask(
     return get_pipeline(config).ask(question, history, config)
 
 
+def stream(
+    question: str,
+    history: list[tuple[str, str]] | None = None,
+    *,
+    config: Config | None = None,
+    **overrides: Any,
+) -> Iterator[str | Answer]:
+    """Like ``ask`` but yields the answer's text as it is written, then the verified ``Answer``."""
+    check_question(question)
+    conversation.validate(history)
+    config = config or load_config()
+    if overrides:
+        config = config.replace(**overrides)
+    check_names(config)
+    yield from get_pipeline(config).stream(question, history, config)
+
+
 def check_names(config: Config) -> None:
     """Fail on a misspelt component name before any model or index is loaded."""
     for kind, name, valid in (
         ("answerer", config.answerer, ANSWERERS),
         ("retrieval mode", config.retrieval, MODES),
         ("embedder", config.embedder, EMBEDDERS),
+        ("generator", config.generator, GENERATORS),
     ):
         if name not in valid:
             raise UnknownNameError(kind, name, list(valid))

@@ -115,3 +115,5 @@ class Answer:
     passages: list[Passage] = field(default_factory=list)
     answerer: str = "extractive"
     notes: list[str] = field(default_factory=list)
+    stats: dict[str, float] = field(default_factory=dict)
+    raw: str = ""

@@ -222,6 +222,34 @@ def test_html_in_questions_and_documents_is_shown_as_text(page, shots: Path, tmp
     page.screenshot(path=str(shots / "11-injection-as-text.png"))
 
 
+def test_generator_answer_streams_into_the_chat(browser, tmp_path_factory, shots: Path) -> None:  # noqa: ANN001
+    from ui.app import launch
+
+    from .fake_llm import FakeLLM
+
+    with FakeLLM() as llm:
+        config = load_config(
+            env={}, corpus=str(SEEDS), index_dir=str(tmp_path_factory.mktemp("ui-llm-index")),
+            llm_base_url=llm.url, llm_model="good", llm_timeout_s=5,
+        )
+        port = free_port()
+        demo = launch(config, port=port, block=False)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 950})
+            page = context.new_page()
+            page.goto(f"http://127.0.0.1:{port}")
+            page.get_by_role("tab", name="Settings").click()
+            page.get_by_label("generator").check()
+            answer = ask(page, "How many PCTs did Pulse approach?")
+            assert "152" in answer.inner_text() and answer.locator("p a.cite").count() == 1
+            answer.locator("p a.cite").first.click()
+            highlighted_matches_source(page)
+            page.screenshot(path=str(shots / "12-generator-answer.png"))
+            context.close()
+        finally:
+            demo.close()
+
+
 def test_api_with_gradio_client(app: str) -> None:
     from gradio_client import Client
 

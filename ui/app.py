@@ -86,7 +86,8 @@ def render_answer(answer: Answer, turn: int, documents: dict[str, dict[str, Any]
             f"{' <span class=meta>' + meta + '</span>' if meta else ''}{label}"
             f"<blockquote>{esc(c.quote)}</blockquote></li>"
         )
-    return f"<div class='answer'><p>{text}</p><ol class='sources'>{''.join(sources)}</ol></div>"
+    notes = "".join(f"<div class='notes'>{esc(n)}</div>" for n in answer.notes if "fallback" in answer.answerer)
+    return f"<div class='answer'><p>{text}</p><ol class='sources'>{''.join(sources)}</ol>{notes}</div>"
 
 
 def render_source(record: dict[str, Any] | None, source: str, text: str, start: int, end: int, note: str = "") -> str:
@@ -128,6 +129,12 @@ def example_questions(pipeline: Any, n: int = 4) -> list[str]:
     titled = [d for d in pipeline.data.documents if d.get("title") and len(d["title"].split()) <= 9]
     questions += [f"What does “{d['title']}” say?" for d in titled[: n - len(questions)]]
     return questions[:n]
+
+
+def answerer_choices(config: Config) -> list[str]:
+    """The generator is offered once an LLM is configured (a server URL, an API key, or a local model file)."""
+    ready = bool(config.llm_base_url or config.llm_api_key or (config.generator == "local" and config.llm_model))
+    return [name for name in ANSWERERS if name != "generator" or ready]
 
 
 def render_corpus(pipeline: Any) -> str:
@@ -179,7 +186,16 @@ def build(config: Config) -> gr.Blocks:
             cfg = config.replace(top_k=int(top_k), answerer=answerer)
             check_names(cfg)
             p = pipeline(progress)
-            answer = p.ask(message, history, cfg)
+            answer, written = None, ""
+            for item in p.stream(message, history, cfg):
+                if isinstance(item, Answer):
+                    answer = item
+                    continue
+                written += item
+                draft = f"<div class='answer drafting'><p>{esc(written)}</p><div class='checking'>writing…</div></div>"
+                yield "", [*chat, {"role": "assistant", "content": draft}], history, answers
+            if answer is None:
+                raise RagError("no answer was produced")
         except RagError as e:
             yield (
                 "",
@@ -326,7 +342,9 @@ def build(config: Config) -> gr.Blocks:
                     top_k = gr.Slider(
                         1, 20, value=config.top_k, step=1, label="Passages to read (top-k)", elem_id="top-k"
                     )
-                    answerer = gr.Radio(list(ANSWERERS), value=config.answerer, label="Answerer", elem_id="answerer")
+                    answerer = gr.Radio(
+                        answerer_choices(config), value=config.answerer, label="Answerer", elem_id="answerer"
+                    )
         inputs = [box, chatbot, history, answers, top_k, answerer]
         outputs = [box, chatbot, history, answers]
         box.submit(respond, inputs, outputs, api_name=False)
