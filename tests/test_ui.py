@@ -101,8 +101,15 @@ def highlighted_matches_source(page) -> tuple[str, str]:
     path = Path(source) if Path(source).is_absolute() else ROOT / source
     expected = path.read_text(encoding="utf-8")[start:end]
     assert page.inner_text("#viewer mark.rag-hl") == expected
-    assert page.evaluate("""() => { const r = document.querySelector('#viewer mark.rag-hl').getBoundingClientRect();
-                                     return r.top >= 0 && r.bottom <= window.innerHeight; }""")
+    page.wait_for_function(
+        """() => {
+        const mark = document.querySelector('#viewer mark.rag-hl'), box = document.querySelector('#viewer .doc-text');
+        if (!mark || !box) return false;
+        const r = mark.getBoundingClientRect(), b = box.getBoundingClientRect();
+        return r.top >= b.top - 1 && r.bottom <= b.bottom + 1 && r.top >= 0 && r.bottom <= window.innerHeight;
+    }""",
+        timeout=5000,
+    )
     return source, expected
 
 
@@ -222,15 +229,19 @@ def test_html_in_questions_and_documents_is_shown_as_text(page, shots: Path, tmp
     page.screenshot(path=str(shots / "11-injection-as-text.png"))
 
 
-def test_generator_answer_streams_into_the_chat(browser, tmp_path_factory, shots: Path) -> None:  # noqa: ANN001
+def test_generator_answer_streams_into_the_chat(browser, tmp_path_factory, shots: Path) -> None:
     from ui.app import launch
 
     from .fake_llm import FakeLLM
 
     with FakeLLM() as llm:
         config = load_config(
-            env={}, corpus=str(SEEDS), index_dir=str(tmp_path_factory.mktemp("ui-llm-index")),
-            llm_base_url=llm.url, llm_model="good", llm_timeout_s=5,
+            env={},
+            corpus=str(SEEDS),
+            index_dir=str(tmp_path_factory.mktemp("ui-llm-index")),
+            llm_base_url=llm.url,
+            llm_model="good",
+            llm_timeout_s=5,
         )
         port = free_port()
         demo = launch(config, port=port, block=False)

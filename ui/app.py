@@ -42,8 +42,11 @@ document.addEventListener('click', (event) => {
   trigger('click', {ref: link.getAttribute('href')});
 });
 watch('value', () => {
-  const mark = element.querySelector('mark.rag-hl');
-  if (mark) mark.scrollIntoView({block: 'center', behavior: 'instant'});
+  // after the new document has been laid out, bring the highlight to the middle of the viewer
+  requestAnimationFrame(() => setTimeout(() => {
+    const mark = element.querySelector('mark.rag-hl');
+    if (mark) mark.scrollIntoView({block: 'center', behavior: 'instant'});
+  }, 30));
 });
 """
 
