@@ -334,6 +334,7 @@ def citation(passage: Passage, start: int, end: int) -> Citation:
         title=passage.title,
         kind=chunk.kind,
         label=chunk.label,
+        page=chunk.page,
     )
 
 

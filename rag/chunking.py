@@ -8,6 +8,7 @@ counted as plain text, never as a special token.
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Iterator
 
 import blingfire
@@ -76,9 +77,24 @@ def _split_long(text: str, start: int, end: int, budget: int) -> list[tuple[int,
     return pieces
 
 
+def page_of(doc: Document, offset: int) -> int | None:
+    """The page an offset falls on (text before the first page, such as a title, counts as that page)."""
+    for page, _, end in doc.pages:
+        if offset < end:
+            return page
+    return doc.pages[-1][0] if doc.pages else None
+
+
+def _by_page(doc: Document, section: Section) -> list[Section]:
+    """A section cut at page breaks, so every chunk (and so every citation) lies on one page."""
+    cuts = sorted({start for _, start, _ in doc.pages if section.start < start < section.end})
+    bounds = [section.start, *cuts, section.end]
+    return [Section(a, b, section.kind, section.label) for a, b in itertools.pairwise(bounds) if b > a]
+
+
 def chunk_document(doc: Document, budget: int, overlap: int, first_id: int = 0) -> list[Chunk]:
     chunks: list[Chunk] = []
-    for section in doc.sections:
+    for section in (part for whole in doc.sections for part in _by_page(doc, whole)):
         for start, end, spans in _windows(doc.text, section, budget, overlap):
             text = doc.text[start:end]
             chunks.append(
@@ -92,6 +108,7 @@ def chunk_document(doc: Document, budget: int, overlap: int, first_id: int = 0) 
                     label=section.label,
                     n_tokens=count_tokens(text),
                     sentences=tuple(spans),
+                    page=page_of(doc, start),
                 )
             )
     return chunks

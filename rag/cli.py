@@ -84,6 +84,41 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rm(args: argparse.Namespace) -> int:
+    from . import indexing
+
+    report = indexing.remove(config_from(args), args.sources)
+    if args.json:
+        print(json.dumps(report.__dict__, ensure_ascii=False))
+    else:
+        print(f"removed {report.removed} document(s); {report.documents} remain in {report.index_dir}")
+    return 0
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    from . import indexing
+
+    rows = indexing.listing(config_from(args))
+    if args.json:
+        print(json.dumps([{k: r.get(k) for k in ("source", "title", "author", "date", "chunks")} for r in rows]))
+        return 0
+    for r in rows:
+        meta = " · ".join(x for x in (r.get("author"), r.get("date")) if x)
+        print(f"{r['source']}  [{r['chunks']} chunks]  {r.get('display_title') or ''}{'  — ' + meta if meta else ''}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from . import indexing
+
+    text, record = indexing.document_text(config_from(args), args.source)
+    if args.json:
+        print(json.dumps({**record, "text": text}, ensure_ascii=False))
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
 def print_answer(answer: typing.Any, out: typing.TextIO = sys.stdout) -> None:
     print(answer.text, file=out)
     for note in answer.notes:
@@ -92,7 +127,8 @@ def print_answer(answer: typing.Any, out: typing.TextIO = sys.stdout) -> None:
         print(file=out)
     for n, c in enumerate(answer.citations, start=1):
         where = f" ({c.label})" if c.label else ""
-        print(f"[{n}] {c.source}:{c.start}-{c.end} {c.title or ''}{where}", file=out)
+        page = f" (p. {c.page})" if c.page else ""
+        print(f"[{n}] {c.source}:{c.start}-{c.end}{page} {c.title or ''}{where}", file=out)
         print(f"    “{c.quote}”", file=out)
     if answer.abstained and answer.passages:
         print("\nClosest passages considered:", file=out)
@@ -240,6 +276,20 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print what the run did as one JSON object")
     s.set_defaults(func=cmd_index)
 
+    s = sub.add_parser("ls", help="list the indexed documents")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_ls)
+
+    s = sub.add_parser("rm", help="remove documents from the index")
+    s.add_argument("sources", nargs="+", help="documents as `rag index --json` lists them, or their paths")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_rm)
+
+    s = sub.add_parser("show", help="print the text an indexed document's citations point into")
+    s.add_argument("source")
+    s.add_argument("--json", action="store_true", help="with the document's metadata")
+    s.set_defaults(func=cmd_show)
+
     s = sub.add_parser("ask", help="answer one question")
     s.add_argument("question", nargs="+")
     s.add_argument("--history", metavar="FILE", help="JSON list of earlier [question, answer] pairs")
@@ -283,6 +333,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rag: interrupted; any previous index is intact", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ class Config:
     llm_timeout_s: float = 60.0
     llm_max_tokens: int = 256
     auto_index: bool = True
+    checkpoint_s: float = 30.0
     max_file_mb: float = 20.0
 
     def __post_init__(self) -> None:

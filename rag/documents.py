@@ -8,6 +8,7 @@ moderation links, image captions, "intended for ... only" banners), never by fil
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import re
@@ -16,13 +17,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from . import formats
 from .config import ROOT
 from .errors import CorpusError
 from .types import BODY, COMMENT, Document, Section
 
 log = logging.getLogger(__name__)
 
-SUFFIXES = (".txt", ".md", ".text")
 
 _CHROME = [
     r"this (?:site|website|page|content|service|section) is (?:only )?"
@@ -86,15 +87,20 @@ def resolve_source(source: str) -> Path:
     return path if path.is_absolute() else ROOT / path
 
 
+def check_size(path: Path, max_bytes: int | None) -> int:
+    size = path.stat().st_size
+    if max_bytes is not None and size > max_bytes:
+        raise CorpusError(
+            f"{path}: {size / 1e6:.1f} MB is over the {max_bytes / 1e6:.1f} MB limit; "
+            "split the file or raise RAG_MAX_FILE_MB"
+        )
+    return size
+
+
 def read_text(path: Path, max_bytes: int | None = None) -> str:
     """Read as the citation contract does, refusing what is not a readable text file."""
     try:
-        size = path.stat().st_size
-        if max_bytes is not None and size > max_bytes:
-            raise CorpusError(
-                f"{path}: {size / 1e6:.1f} MB is over the {max_bytes / 1e6:.1f} MB limit; "
-                "split the file or raise RAG_MAX_FILE_MB"
-            )
+        check_size(path, max_bytes)
         raw = path.read_bytes()
     except OSError as e:
         raise CorpusError(f"{path}: cannot be read ({e.strerror or e})") from None
@@ -216,6 +222,9 @@ def parse(source: str, text: str) -> Document:
             headings.append(b)
             continue
         kept.append((b, BODY, None))
+    if title is None and headings and prose:  # a short title ("Lighthouse reopens") when no longer one came first
+        title = text[headings[0].start : headings[0].end]
+        kept.append((headings.pop(0), BODY, None))
     if not prose:
         kept.extend((b, BODY, None) for b in headings)
     for b in article[first_prose : last_prose + 1]:
@@ -271,18 +280,29 @@ def _sections(kept: list[tuple[Block, str, str | None]], all_blocks: list[Block]
 
 
 def iter_files(paths: Iterable[Path]) -> Iterator[Path]:
+    """Every visible file under the given folders (unsupported ones are reported when loaded), and given files."""
     for path in paths:
         if path.is_dir():
-            yield from sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file() and p.suffix.lower() in SUFFIXES and not p.name.startswith(".")
-            )
+            found = (p for p in path.rglob("*") if p.is_file())
+            yield from sorted(p for p in found if not any(part.startswith(".") for part in p.relative_to(path).parts))
         elif path.is_file():
             yield path
         else:
-            raise CorpusError(f"{path} does not exist; give a folder or file of .txt/.md documents")
+            raise CorpusError(f"{path} does not exist; give folders or files ({', '.join(formats.ALL_SUFFIXES)})")
 
 
 def load(path: Path, max_bytes: int | None = None) -> Document:
-    return parse(display_source(path), read_text(path, max_bytes))
+    """Parse one file; ``CorpusError`` says why a file is skipped (unsupported, encrypted, empty, broken)."""
+    suffix = path.suffix.lower()
+    if suffix in formats.TEXT_SUFFIXES:
+        return parse(display_source(path), read_text(path, max_bytes))
+    if suffix not in formats.EXTRACTED_SUFFIXES:
+        raise CorpusError(
+            f"{path}: {suffix or 'files without an extension'} is not supported; "
+            f"index {', '.join(formats.ALL_SUFFIXES)}"
+        )
+    if check_size(path, max_bytes) == 0:
+        raise CorpusError(f"{path}: is empty")
+    extracted = formats.extract(path)
+    doc = parse(display_source(path), extracted.text)
+    return dataclasses.replace(doc, pages=extracted.pages, extracted=True)

@@ -1,12 +1,16 @@
-"""Turn non-text formats into the plain text that the index quotes from.
+"""Turn HTML, PDF and Word files into the plain text that the index quotes from.
 
-A converted document is written as a UTF-8 text file, with its title, byline and date as
-the first lines, so the same parser, offsets and citation contract apply to every format.
+For these formats the extracted text (title, byline and date first, when the file says
+them) is what citation offsets index; it is stored with the index and shown by
+``rag show SOURCE`` and the UI's viewer. PDF page boundaries are kept so each chunk knows
+its page.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from pathlib import Path
 
 from .errors import CorpusError
 
@@ -14,6 +18,20 @@ log = logging.getLogger(__name__)
 
 TEXT_SUFFIXES = (".txt", ".md", ".text")
 HTML_SUFFIXES = (".html", ".htm")
+PDF_SUFFIXES = (".pdf",)
+DOCX_SUFFIXES = (".docx",)
+EXTRACTED_SUFFIXES = HTML_SUFFIXES + PDF_SUFFIXES + DOCX_SUFFIXES
+ALL_SUFFIXES = TEXT_SUFFIXES + EXTRACTED_SUFFIXES
+
+
+@dataclass(frozen=True)
+class Extracted:
+    text: str
+    pages: tuple[tuple[int, int, int], ...] = ()  # (page number, start, end) in ``text``
+
+
+def _join(header: list[str], paragraphs: list[str]) -> str:
+    return "\n\n".join([h for h in header if h] + [p for p in paragraphs if p]) + "\n"
 
 
 def html_to_text(raw: bytes | str, name: str) -> str:
@@ -24,7 +42,7 @@ def html_to_text(raw: bytes | str, name: str) -> str:
     body = trafilatura.extract(html, output_format="txt", include_comments=False, include_tables=True)
     if not body or not body.strip():
         raise CorpusError(f"{name}: no readable article text was found in this HTML page")
-    meta = trafilatura.extract_metadata(html)
+    meta = trafilatura.extract_metadata(html, extensive=False)  # dates from the page's metadata, never guessed
     paragraphs = [line.strip() for line in body.splitlines() if line.strip()]
     header = []
     if meta is not None and meta.title and (not paragraphs or paragraphs[0] != meta.title.strip()):
@@ -35,4 +53,79 @@ def html_to_text(raw: bytes | str, name: str) -> str:
         header.append(f"By {meta.author.strip()}")
     if meta is not None and meta.date:
         header.append(f"Published: {meta.date.strip()}")
-    return "\n\n".join(header + paragraphs) + "\n"
+    return _join(header, paragraphs)
+
+
+def pdf_to_text(path: Path) -> Extracted:
+    import pypdf
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = pypdf.PdfReader(str(path))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise CorpusError(f"{path}: the PDF is encrypted; decrypt it first (e.g. qpdf --decrypt)")
+        meta = reader.metadata
+        header = []
+        if meta is not None and meta.title and meta.title.strip():
+            header.append(meta.title.strip())
+        if meta is not None and meta.author and meta.author.strip():
+            header.append(f"By {meta.author.strip()}")
+        text = _join(header, [])
+        if not header:
+            text = ""
+        pages = []
+        for number, page in enumerate(reader.pages, start=1):
+            content = (page.extract_text() or "").strip()
+            if not content:
+                continue
+            if text and not text.endswith("\n\n"):
+                text += "\n" if text.endswith("\n") else "\n\n"
+            start = len(text)
+            text += content
+            pages.append((number, start, len(text)))
+    except CorpusError:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError, OSError, RecursionError) as e:
+        raise CorpusError(f"{path}: the PDF cannot be read ({type(e).__name__}: {e}); it may be damaged") from None
+    if not pages:
+        raise CorpusError(f"{path}: no text could be extracted (a scanned PDF needs OCR first)")
+    return Extracted(text + "\n", tuple(pages))
+
+
+def docx_to_text(path: Path) -> Extracted:
+    import docx
+    from docx.opc.exceptions import PackageNotFoundError
+
+    try:
+        document = docx.Document(str(path))
+    except (PackageNotFoundError, ValueError, KeyError, OSError) as e:
+        raise CorpusError(f"{path}: the Word file cannot be read ({type(e).__name__}); it may be damaged") from None
+    core = document.core_properties
+    header = [core.title.strip()] if core.title and core.title.strip() else []
+    if core.author and core.author.strip():
+        header.append(f"By {core.author.strip()}")
+    paragraphs = [p.text.strip() for p in document.paragraphs if p.text.strip()]
+    for table in document.tables:
+        for row in table.rows:
+            cells = [c.text.strip() for c in row.cells if c.text.strip()]
+            if cells:
+                paragraphs.append(" | ".join(dict.fromkeys(cells)))
+    if not paragraphs:
+        raise CorpusError(f"{path}: the Word file has no text")
+    return Extracted(_join(header, paragraphs))
+
+
+def extract(path: Path, suffix: str | None = None) -> Extracted:
+    """The text to index for a non-plain-text file, or ``CorpusError`` saying why it is skipped."""
+    suffix = (suffix or path.suffix).lower()
+    if suffix in HTML_SUFFIXES:
+        raw = path.read_bytes()
+        if b"\x00" in raw[:8192]:
+            raise CorpusError(f"{path}: looks binary (contains NUL bytes), not an HTML page")
+        return Extracted(html_to_text(raw, str(path)))
+    if suffix in PDF_SUFFIXES:
+        return pdf_to_text(path)
+    if suffix in DOCX_SUFFIXES:
+        return docx_to_text(path)
+    what = suffix or "files without an extension"
+    raise CorpusError(f"{path}: {what} is not supported; use {', '.join(ALL_SUFFIXES)}")

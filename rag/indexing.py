@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +25,7 @@ from .types import Chunk, Document
 
 log = logging.getLogger(__name__)
 
-PARSER_VERSION = 4
+PARSER_VERSION = 5
 BATCH = 128
 
 Progress = Callable[[str, int, int], None]
@@ -119,7 +121,9 @@ def staleness(config: Config) -> str | None:
     roots = roots_for(config, manifest)
     if sorted(documents.display_source(r) for r in roots) != sorted(manifest.get("roots", [])):
         return "the corpus folder changed"
+    excluded = set(manifest.get("excluded", []))
     files = {documents.display_source(p): p for p in corpus_files(roots)}
+    files = {s: p for s, p in files.items() if s not in excluded}
     recorded = manifest.get("files", {})
     for source, path in files.items():
         entry = recorded.get(source)
@@ -155,13 +159,70 @@ def passage_text(chunk: Chunk, heading: str | None) -> str:
     return "\n".join([h for h in (heading, chunk.label) if h] + [chunk.text])
 
 
-def _embed(embedder: Embedder, texts: list[str], stage: str, progress: Progress | None) -> np.ndarray:
-    out = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
-    for i in range(0, len(texts), BATCH):
-        out[i : i + BATCH] = embedder.embed(texts[i : i + BATCH], "document")
-        if progress:
-            progress(stage, min(i + BATCH, len(texts)), len(texts))
-    return out
+def _key(text: str) -> bytes:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest().encode()
+
+
+class EmbeddingCache:
+    """Vectors already computed, keyed by sentence text: carried over from changed documents, and
+    checkpointed to disk while a long build runs, so a stopped or killed build resumes where it was."""
+
+    CHECKPOINT = 2048
+
+    def __init__(self, config: Config) -> None:
+        model = hashlib.sha1(f"{config.embedder}|{config.embedding_model}".encode()).hexdigest()[:12]
+        self.folder = config.index_path / "cache" / f"embeddings-{model}"
+        self.every_s = config.checkpoint_s
+        self.vectors: dict[bytes, np.ndarray] = {}
+        self.resumed = 0
+        for shard in sorted(self.folder.glob("shard-*.npz")) if self.folder.is_dir() else ():
+            try:
+                with np.load(shard, allow_pickle=False) as data:
+                    self.vectors.update(zip(data["keys"].tolist(), data["vectors"], strict=True))
+            except (OSError, ValueError, KeyError):
+                shard.unlink(missing_ok=True)
+
+    def add(self, texts: Sequence[str], vectors: np.ndarray) -> None:
+        self.vectors.update(zip((_key(t) for t in texts), vectors, strict=True))
+
+    def checkpoint(self, texts: Sequence[str], vectors: np.ndarray) -> None:
+        if not len(texts):
+            return
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            tmp = self.folder / f"shard-{time.time_ns()}.tmp.npz"
+            np.savez(tmp, keys=np.array([_key(t) for t in texts], dtype="S40"), vectors=vectors)
+            os.replace(tmp, self.folder / tmp.name.replace(".tmp", ""))
+        except OSError as e:
+            log.warning("could not checkpoint embeddings (%s); a stopped build would start over", e)
+
+    def clear(self) -> None:
+        shutil.rmtree(self.folder.parent, ignore_errors=True)
+
+    def embed(self, embedder: Embedder, texts: list[str], progress: Progress | None) -> tuple[np.ndarray, int]:
+        """Vectors for ``texts``, computing only the missing ones; returns them and how many were computed."""
+        out = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
+        todo = []
+        for i, text in enumerate(texts):
+            hit = self.vectors.get(_key(text))
+            if hit is not None and len(hit) == embedder.dimension:
+                out[i] = hit
+            else:
+                todo.append(i)
+        self.resumed = len(texts) - len(todo)
+        pending: list[int] = []
+        last = time.monotonic()
+        for n in range(0, len(todo), BATCH):
+            rows = todo[n : n + BATCH]
+            out[rows] = embedder.embed([texts[i] for i in rows], "document")
+            pending.extend(rows)
+            if len(pending) >= self.CHECKPOINT or time.monotonic() - last >= self.every_s:
+                self.checkpoint([texts[i] for i in pending], out[pending])
+                pending, last = [], time.monotonic()
+            if progress:
+                progress("embedding sentences", min(n + BATCH, len(todo)), len(todo))
+        self.checkpoint([texts[i] for i in pending], out[pending])
+        return out, len(todo)
 
 
 def _old_bundles(data: store.IndexData) -> dict[str, Bundle]:
@@ -185,6 +246,15 @@ def _old_bundles(data: store.IndexData) -> dict[str, Bundle]:
             vectors=vectors[rows],
         )
     return out
+
+
+def _sentence_texts(bundle: Bundle) -> list[str]:
+    """The text of each of a bundle's sentences, read back from its chunks."""
+    texts: dict[int, str] = {}
+    for c in bundle.chunks:
+        for j, (a, b) in enumerate(c.sentences):
+            texts.setdefault(c.first_sentence + j, c.text[a - c.start : b - c.start])
+    return [texts[i] for i in range(len(bundle.spans))]
 
 
 def _reusable(config: Config, index_dir: Path, report: BuildReport) -> dict[str, Bundle]:
@@ -211,20 +281,53 @@ def _unchanged(path: Path, old: Bundle | None) -> bool:
     return hashlib.sha256(path.read_bytes()).hexdigest() == old.file["sha256"]
 
 
+TEXTS = "texts"
+
+
+def _file_entry(path: Path, chunks: int) -> dict[str, Any]:
+    return {"sha256": hashlib.sha256(path.read_bytes()).hexdigest(), **_stat(path), "chunks": chunks}
+
+
+def _store_text(config: Config, doc: Document) -> str:
+    """Extracted text lives with the index, named by its hash, so every build can share it."""
+    folder = config.index_path / TEXTS
+    folder.mkdir(parents=True, exist_ok=True)
+    name = doc.sha256 + ".txt"
+    if not (folder / name).exists():
+        tmp = folder / (name + ".tmp")
+        tmp.write_text(doc.text, encoding="utf-8")
+        os.replace(tmp, folder / name)
+    return name
+
+
+def _collect_texts(config: Config, documents_: Sequence[dict[str, Any]]) -> None:
+    """Drop stored texts that no document of the published index uses any more."""
+    folder = config.index_path / TEXTS
+    used = {d.get("text_file") for d in documents_}
+    for path in folder.glob("*.txt") if folder.is_dir() else ():
+        if path.name not in used:
+            path.unlink(missing_ok=True)
+
+
 def _new_bundles(
-    docs: Sequence[Document], config: Config, progress: Progress | None, report: BuildReport
+    docs: Sequence[Document], config: Config, progress: Progress | None, report: BuildReport, cache: EmbeddingCache
 ) -> list[Bundle]:
     pieces = [_chunk(doc, config) for doc in docs]
     texts = [doc.text[a:b] for doc, (_, spans) in zip(docs, pieces, strict=True) for a, b in spans]
-    vectors = _embed(get_embedder(config), texts, "embedding sentences", progress) if texts else None
+    vectors = None
+    if texts:
+        vectors, computed = cache.embed(get_embedder(config), texts, progress)
+        report.sentences_embedded = computed
     out, row = [], 0
     for doc, (chunks, spans) in zip(docs, pieces, strict=True):
         path = documents.resolve_source(doc.source)
         record = _doc_record(doc)
+        if doc.extracted:
+            record["text_file"] = _store_text(config, doc)
         out.append(
             Bundle(
                 record=record,
-                file={"sha256": doc.sha256, **_stat(path), "chunks": len(chunks)},
+                file=_file_entry(path, len(chunks)),
                 chunks=chunks,
                 spans=spans,
                 vectors=vectors[row : row + len(spans)] if vectors is not None else np.zeros((0, 0), np.float32),
@@ -232,7 +335,6 @@ def _new_bundles(
         )
         row += len(spans)
     report.chunks_embedded = sum(len(b.chunks) for b in out)
-    report.sentences_embedded = len(texts)
     return out
 
 
@@ -272,11 +374,11 @@ def build(
             reason = staleness(config) or ""
             if not reason:
                 return BuildReport(index_dir=str(index_dir), built=False, reason="up to date")
-        roots = roots_for(
-            config.replace(corpus=os.pathsep.join(str(p) for p in paths)) if paths else config,
-            _manifest_or_none(index_dir),
-        )
-        files = corpus_files(roots)
+        previous = _manifest_or_none(index_dir) or {}
+        roots = roots_for(config.replace(corpus=os.pathsep.join(str(p) for p in paths)) if paths else config, previous)
+        named = {documents.display_source(p) for p in paths or () if p.is_file()}
+        excluded = set(previous.get("excluded", [])) - named
+        files = [p for p in corpus_files(roots) if documents.display_source(p) not in excluded]
         report = BuildReport(index_dir=str(index_dir), reason=reason)
         old = {} if full else _reusable(config, index_dir, report)
         log.info("indexing %d file(s) into %s (%s)", len(files), index_dir, report.reason)
@@ -301,46 +403,25 @@ def build(
         report.removed = len(set(old) - set(kept) - {d.source for d in fresh})
         if not kept and not fresh:
             where = ", ".join(str(r) for r in roots)
-            raise CorpusError(f"no readable .txt/.md documents in {where}; add UTF-8 text files there")
-        previous = _manifest_or_none(index_dir) or {}
+            raise CorpusError(f"no readable documents in {where}; add .txt, .md, .html, .pdf or .docx files there")
         if (
             old
             and not fresh
             and not report.removed
             and previous.get("roots") == [documents.display_source(r) for r in roots]
             and set(previous.get("skipped", {})) == {source for source, _ in report.skipped}
+            and set(previous.get("excluded", [])) == excluded
         ):
             report.built, report.reason = False, "up to date"
             _fill_counts(report, list(kept.values()))
             return report
-        new = {b.record["source"]: b for b in _new_bundles(fresh, config, progress, report)}
+        cache = EmbeddingCache(config)
+        for source in {d.source for d in fresh} & set(old):  # a changed document keeps its unchanged sentences
+            cache.add(_sentence_texts(old[source]), old[source].vectors)
+        new = {b.record["source"]: b for b in _new_bundles(fresh, config, progress, report, cache)}
         bundles = [kept.get(documents.display_source(p)) or new.get(documents.display_source(p)) for p in files]
-        bundles = [b for b in bundles if b is not None]
-        dimension = get_embedder(config).dimension
-        chunks, spans, vectors = _assemble(bundles, dimension)
-        manifest = {
-            "settings": settings(config),
-            "dimension": dimension,
-            "roots": [documents.display_source(r) for r in roots],
-            "files": {b.record["source"]: b.file for b in bundles},
-            "skipped": {
-                source: {"reason": why, **_stat(documents.resolve_source(source))} for source, why in report.skipped
-            },
-            "counts": {"documents": len(bundles), "chunks": len(chunks), "sentences": len(spans)},
-            "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
-        headings = {b.record["source"]: b.record.get("heading") for b in bundles}
-        data = store.IndexData(
-            manifest=manifest,
-            documents=[b.record for b in bundles],
-            chunks=chunks,
-            dense=store.flat_index(vectors),
-            sentence_spans=spans,
-            sentence_vectors=vectors,
-            bm25=build_bm25([passage_text(c, headings[c.source]) for c in chunks]),
-        )
-        store.write(index_dir, data)
-    _fill_counts(report, bundles)
+        _publish(config, roots, [b for b in bundles if b is not None], report, excluded)
+        cache.clear()
     report.seconds = time.perf_counter() - started
     log.info(
         "indexed %d documents (%d added, %d updated, %d removed, %d unchanged; %d chunks embedded) in %.1f s",
@@ -352,6 +433,100 @@ def build(
         report.chunks_embedded,
         report.seconds,
     )
+    return report
+
+
+def _publish(
+    config: Config, roots: Sequence[Path], bundles: Sequence[Bundle], report: BuildReport, excluded: set[str]
+) -> None:
+    """Assemble the bundles into one index and publish it. Call under the lock."""
+    dimension = get_embedder(config).dimension
+    chunks, spans, vectors = _assemble(bundles, dimension)
+    manifest = {
+        "settings": settings(config),
+        "dimension": dimension,
+        "roots": [documents.display_source(r) for r in roots],
+        "files": {b.record["source"]: b.file for b in bundles},
+        "skipped": {
+            source: {"reason": why, **_stat(documents.resolve_source(source))} for source, why in report.skipped
+        },
+        "excluded": sorted(excluded),
+        "counts": {"documents": len(bundles), "chunks": len(chunks), "sentences": len(spans)},
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    headings = {b.record["source"]: b.record.get("heading") for b in bundles}
+    data = store.IndexData(
+        manifest=manifest,
+        documents=[b.record for b in bundles],
+        chunks=chunks,
+        dense=store.flat_index(vectors),
+        sentence_spans=spans,
+        sentence_vectors=vectors,
+        bm25=build_bm25([passage_text(c, headings[c.source]) for c in chunks]),
+    )
+    store.write(config.index_path, data)
+    _collect_texts(config, data.documents)
+    _fill_counts(report, bundles)
+
+
+def text_path(config: Config, source: str, record: dict[str, Any] | None) -> Path:
+    """Where the text that a document's offsets index lives: the file itself, or its stored extraction."""
+    if record and record.get("text_file"):
+        return config.index_path / TEXTS / record["text_file"]
+    return documents.resolve_source(source)
+
+
+def listing(config: Config) -> list[dict[str, Any]]:
+    """The indexed documents' records, each with its chunk count."""
+    manifest = store.read_manifest(config.index_path)
+    if manifest is None:
+        raise CorpusError(f"there is no index in {config.index_path}; run `rag index` first")
+    build = store.current_build(config.index_path)
+    records = json.loads((build / "documents.json").read_text(encoding="utf-8"))  # type: ignore[operator]
+    return [{**r, "chunks": manifest["files"].get(r["source"], {}).get("chunks", 0)} for r in records]
+
+
+def document_text(config: Config, source: str) -> tuple[str, dict[str, Any]]:
+    """An indexed document's text and record, looked up by its source (as listed) or its path."""
+    build = store.current_build(config.index_path)
+    if build is None:
+        raise CorpusError(f"there is no index in {config.index_path}; run `rag index` first")
+    records = {d["source"]: d for d in json.loads((build / "documents.json").read_text(encoding="utf-8"))}
+    key = source if source in records else documents.display_source(Path(source))
+    if key not in records:
+        raise CorpusError(f"{source} is not in the index in {config.index_path}; `rag ls` lists what is")
+    return text_path(config, key, records[key]).read_text(encoding="utf-8"), records[key]
+
+
+def remove(config: Config, sources: Sequence[str]) -> BuildReport:
+    """Take documents out of the index. A file in the uploads folder is deleted; any other is excluded
+    from later runs until it is named to ``rag index`` again."""
+    started = time.perf_counter()
+    index_dir = config.index_path
+    with store.locked(index_dir):
+        data = store.read(index_dir)
+        if data is None:
+            raise CorpusError(f"there is no index in {index_dir} to remove documents from")
+        old = _old_bundles(data)
+        wanted = [documents.display_source(Path(s)) if Path(s).exists() else s for s in sources]
+        missing = [s for s in wanted if s not in old]
+        if missing:
+            raise CorpusError(f"{missing[0]} is not in the index in {index_dir}; `rag ls` lists what is")
+        uploads = uploads_dir(config).resolve()
+        excluded = set(data.manifest.get("excluded", []))
+        for source in wanted:
+            path = documents.resolve_source(source).resolve()
+            if path.is_relative_to(uploads):
+                path.unlink(missing_ok=True)
+            else:
+                excluded.add(source)
+        report = BuildReport(index_dir=str(index_dir), reason="rag rm", removed=len(wanted))
+        report.skipped = [(s, e["reason"]) for s, e in data.manifest.get("skipped", {}).items()]
+        roots = [documents.resolve_source(r) for r in data.manifest.get("roots", [])]
+        kept = [b for s, b in old.items() if s not in wanted]
+        report.unchanged = len(kept)
+        _publish(config, roots, kept, report, excluded)
+    report.seconds = time.perf_counter() - started
     return report
 
 
@@ -383,6 +558,7 @@ def _doc_record(doc: Document) -> dict[str, Any]:
         "date": doc.date,
         "sha256": doc.sha256,
         "sections": [[s.start, s.end, s.kind, s.label] for s in doc.sections],
+        "pages": [list(p) for p in doc.pages],
     }
 
 

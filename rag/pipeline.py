@@ -12,7 +12,6 @@ from typing import Any
 from . import conversation, indexing
 from .answering import ANSWERERS, get_answerer
 from .config import Config, load_config
-from .documents import resolve_source
 from .embedding import EMBEDDERS, get_embedder
 from .errors import IndexMismatchError, QuestionError, UnknownNameError
 from .generation import GENERATORS
@@ -94,8 +93,9 @@ class Pipeline:
         return final
 
     def source_text(self, source: str) -> str:
-        """The source file's text as the citation contract reads it (cached while the file is unchanged)."""
-        path = resolve_source(source)
+        """The text citation offsets index: the file as the contract reads it, or the text extracted from
+        an HTML, PDF or Word file, stored with the index (cached while unchanged)."""
+        path = indexing.text_path(self.config, source, self.documents.get(source))
         stat = path.stat()
         key = (stat.st_size, stat.st_mtime_ns)
         cached = self._texts.get(source)

@@ -74,6 +74,7 @@ def chunk_to_record(chunk: Chunk) -> dict[str, Any]:
         "n_tokens": chunk.n_tokens,
         "sentences": [list(s) for s in chunk.sentences],
         "first_sentence": chunk.first_sentence,
+        "page": chunk.page,
     }
 
 
@@ -89,6 +90,7 @@ def record_to_chunk(i: int, r: dict[str, Any]) -> Chunk:
         n_tokens=r["n_tokens"],
         sentences=tuple((a, b) for a, b in r["sentences"]),
         first_sentence=r["first_sentence"],
+        page=r.get("page"),
     )
 
 

@@ -31,6 +31,8 @@ class Document:
     date: str | None
     sections: tuple[Section, ...]
     sha256: str
+    pages: tuple[tuple[int, int, int], ...] = ()  # (page, start, end) for paged formats
+    extracted: bool = False  # offsets index text extracted from the file (HTML, PDF, Word), not the raw bytes
 
     @property
     def heading(self) -> str | None:
@@ -69,6 +71,7 @@ class Chunk:
     n_tokens: int
     sentences: tuple[tuple[int, int], ...]
     first_sentence: int = -1
+    page: int | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,7 @@ class Citation:
     title: str | None = None
     kind: str = BODY
     label: str | None = None
+    page: int | None = None
 
 
 @dataclass(frozen=True)

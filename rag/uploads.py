@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import documents, indexing
+from . import documents, formats, indexing
 from .config import Config
 from .errors import CorpusError, RagError
-from .formats import HTML_SUFFIXES, TEXT_SUFFIXES, html_to_text
 from .indexing import BuildReport, Progress
 
 log = logging.getLogger(__name__)
 
-ACCEPTED = TEXT_SUFFIXES + HTML_SUFFIXES
+ACCEPTED = formats.ALL_SUFFIXES
 
 
 @dataclass
@@ -31,23 +31,21 @@ def _safe_name(name: str) -> str:
     return stem[:120]
 
 
-def _prepare(path: Path, name: str, max_bytes: int) -> tuple[str, str]:
-    """The file name and UTF-8 text to store, or ``CorpusError`` saying why the file is refused."""
+def _check(path: Path, name: str, max_bytes: int) -> str:
+    """The name to store the file under, or ``CorpusError`` saying why it is refused; reads it as indexing will."""
     suffix = Path(name).suffix.lower()
     if suffix not in ACCEPTED:
-        raise CorpusError(
-            f"{name}: {suffix or 'files without an extension'} is not supported; upload .txt, .md or .html"
-        )
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise CorpusError(f"{name}: {size / 1e6:.1f} MB is over the {max_bytes / 1e6:.1f} MB limit; split the file")
-    safe = _safe_name(name)
-    if suffix in HTML_SUFFIXES:
-        raw = path.read_bytes()
-        if b"\x00" in raw[:8192]:
-            raise CorpusError(f"{name}: looks binary (contains NUL bytes), not an HTML page")
-        return Path(safe).stem + ".txt", html_to_text(raw, name)
-    return safe, documents.read_text(path, max_bytes)
+        what = suffix or "files without an extension"
+        raise CorpusError(f"{name}: {what} is not supported; upload {', '.join(ACCEPTED)}")
+    documents.check_size(path, max_bytes)
+    try:
+        if suffix in formats.TEXT_SUFFIXES:
+            documents.read_text(path, max_bytes)
+        else:
+            formats.extract(path, suffix)
+    except CorpusError as e:
+        raise CorpusError(str(e).replace(str(path), name)) from None
+    return _safe_name(name)
 
 
 def add_files(config: Config, files: Sequence[tuple[Path, str]], progress: Progress | None = None) -> UploadResult:
@@ -58,24 +56,24 @@ def add_files(config: Config, files: Sequence[tuple[Path, str]], progress: Progr
     """
     result = UploadResult()
     uploads = indexing.uploads_dir(config)
-    staged: list[tuple[Path, str]] = []
+    staged: list[tuple[Path, Path]] = []
     for path, name in files:
         try:
-            target, text = _prepare(Path(path), name, int(config.max_file_mb * 1e6))
+            target = _check(Path(path), name, int(config.max_file_mb * 1e6))
         except CorpusError as e:
             result.rejected.append((name, str(e)))
             continue
         except OSError as e:
             result.rejected.append((name, f"{name}: cannot be read ({e.strerror or e})"))
             continue
-        staged.append((uploads / target, text))
+        staged.append((uploads / target, Path(path)))
     if not staged:
         return result
     uploads.mkdir(parents=True, exist_ok=True)
     previous = {dest: dest.read_bytes() for dest, _ in staged if dest.exists()}
     try:
-        for dest, text in staged:
-            dest.write_text(text, encoding="utf-8")
+        for dest, path in staged:
+            shutil.copyfile(path, dest)
         result.report = indexing.build(config, progress=progress, reason="upload")
     except (RagError, OSError):
         for dest, _ in staged:

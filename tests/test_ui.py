@@ -85,13 +85,17 @@ def page(browser, app: str):
     context.close()
 
 
+FINAL = "#chat .answer:not(.drafting)"
+
+
 def ask(page, question: str) -> object:
-    before = page.locator("#chat .answer").count()
+    """Ask, then wait for the finished answer (a generator's draft streams in first)."""
+    before = page.locator(FINAL).count()
     box = page.locator("#question textarea")
     box.fill(question)
     box.press("Enter")
-    page.wait_for_function(f"document.querySelectorAll('#chat .answer').length > {before}", timeout=60000)
-    return page.locator("#chat .answer").last
+    page.wait_for_function(f"document.querySelectorAll('{FINAL}').length > {before}", timeout=60000)
+    return page.locator(FINAL).last
 
 
 def highlighted_matches_source(page) -> tuple[str, str]:

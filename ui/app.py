@@ -84,6 +84,8 @@ def render_answer(answer: Answer, turn: int, documents: dict[str, dict[str, Any]
         record = documents.get(c.source)
         meta = _meta(record)
         label = f"<span class='comment-label'>{esc(c.label)}</span>" if c.label else ""
+        if c.page:
+            meta = f"{meta + ' · ' if meta else ''}p. {c.page}"
         sources.append(
             f"<li><a class='cite source' href='#cite-{turn}-{n}'><b>[{n}]</b> {esc(c.title or c.source)}</a>"
             f"{' <span class=meta>' + meta + '</span>' if meta else ''}{label}"

@@ -1,0 +1,195 @@
+"""Folders of mixed formats: HTML, PDF (pages kept), Word, text; bad files skipped one line each."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rag import ask, indexing, load_config
+from rag.config import ROOT, Config
+from rag.errors import CorpusError
+from rag.pipeline import forget
+
+
+def make_pdf(path: Path, pages: list[str], title: str = "Harbour Survey", author: str = "Ana Ruiz") -> None:
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_title(title)
+    pdf.set_author(author)
+    pdf.set_font("Helvetica", size=11)
+    for text in pages:
+        pdf.add_page()
+        pdf.multi_cell(0, 6, text)
+    pdf.output(str(path))
+
+
+def make_docx(path: Path, title: str, paragraphs: list[str]) -> None:
+    import docx
+
+    document = docx.Document()
+    document.core_properties.title = title
+    document.add_heading(title, level=1)
+    for p in paragraphs:
+        document.add_paragraph(p)
+    document.save(str(path))
+
+
+@pytest.fixture
+def mixed(tmp_path: Path) -> tuple[Config, Path]:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    make_pdf(
+        folder / "survey.pdf",
+        [
+            "The harbour survey counted boats in the inner basin during the spring of 2024.",
+            "The survey found that 314 fishing boats were registered in Stromness. The harbour master, "
+            "Ewan Flett, said the count was the highest in a decade.",
+        ],
+    )
+    make_docx(
+        folder / "minutes.docx",
+        "Council minutes",
+        [
+            "The council met on Tuesday to discuss the ferry timetable.",
+            "Councillor Rhona Tait proposed a later evening sailing to Scrabster, which was agreed unanimously.",
+        ],
+    )
+    (folder / "page.html").write_text(
+        "<html><head><title>Lighthouse reopens</title></head><body><nav>Home | News | Sport | Weather</nav>"
+        "<article><h1>Lighthouse reopens</h1>"
+        + "".join(
+            f"<p>Paragraph {i}: the restored lighthouse at Noup Head welcomed visitors again after a "
+            f"two-year restoration costing eighty thousand pounds.</p>"
+            for i in range(4)
+        )
+        + "</article><footer>Copyright 2024 Orkney Gazette</footer></body></html>",
+        encoding="utf-8",
+    )
+    (folder / "note.txt").write_text(
+        "A plain note: the Kirkwall library opens at nine on Saturdays.\n", encoding="utf-8"
+    )
+    (folder / "sheet.xlsx").write_bytes(b"PK\x03\x04 not really a spreadsheet")
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.4\n this is not a real pdf at all")
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(clone_from=PdfReader(str(folder / "survey.pdf")))
+    writer.encrypt("secret")
+    with open(folder / "locked.pdf", "wb") as f:
+        writer.write(f)
+    config = load_config(env={}, corpus=str(folder), index_dir=str(tmp_path / "index"))
+    return config, folder
+
+
+def test_mixed_formats_index_and_bad_files_are_skipped(mixed: tuple[Config, Path]) -> None:
+    config, _folder = mixed
+    report = indexing.build(config)
+    assert report.documents == 4
+    skipped = dict((Path(s).name, why) for s, why in report.skipped)
+    assert set(skipped) == {"sheet.xlsx", "broken.pdf", "locked.pdf"}
+    assert "not supported" in skipped["sheet.xlsx"]
+    assert "encrypted" in skipped["locked.pdf"]
+    assert "cannot be read" in skipped["broken.pdf"]
+    assert indexing.build(config).built is False  # the bad files do not make it rebuild every time
+
+
+def test_pdf_answers_carry_their_page_and_index_the_extracted_text(mixed: tuple[Config, Path]) -> None:
+    config, _folder = mixed
+    answer = ask("How many fishing boats were registered in Stromness?", config=config)
+    c = answer.citations[0]
+    assert c.source.endswith("survey.pdf") and c.page == 2 and "314" in c.quote
+    text, record = indexing.document_text(config, c.source)
+    assert text[c.start : c.end] == c.quote
+    assert record["title"] == "Harbour Survey" and record["author"] == "Ana Ruiz"
+
+
+def test_word_and_html(mixed: tuple[Config, Path]) -> None:
+    config, folder = mixed
+    answer = ask("Who proposed a later evening sailing?", config=config)
+    assert answer.citations[0].source.endswith("minutes.docx") and "Rhona Tait" in answer.text
+    text, record = indexing.document_text(config, str(folder / "page.html"))
+    assert record["title"] == "Lighthouse reopens"
+    assert "Noup Head" in text and "Home | News" not in text and "Copyright" not in text
+
+
+def test_show_and_rm_from_the_command_line(mixed: tuple[Config, Path]) -> None:
+    config, folder = mixed
+    indexing.build(config)
+    env = {**os.environ, "RAG_CORPUS": str(folder), "RAG_INDEX_DIR": str(config.index_path)}
+
+    def rag(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "rag.cli", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300
+        )
+
+    shown = rag("show", str(folder / "survey.pdf"))
+    assert shown.returncode == 0 and "314 fishing boats" in shown.stdout
+    removed = rag("rm", "--json", str(folder / "minutes.docx"))
+    assert json.loads(removed.stdout)["removed"] == 1
+    listed = json.loads(rag("ls", "--json").stdout)
+    assert not any(r["source"].endswith("minutes.docx") for r in listed) and len(listed) == 3
+    again = json.loads(rag("index", "--json").stdout)  # a removed file stays out of later runs
+    assert again["documents"] == 3
+    missing = rag("rm", "nowhere.txt")
+    assert missing.returncode == 2 and "not in the index" in missing.stderr
+
+
+def test_removing_an_unknown_document_is_a_clear_error(mixed: tuple[Config, Path]) -> None:
+    config, _ = mixed
+    indexing.build(config)
+    with pytest.raises(CorpusError, match="not in the index"):
+        indexing.remove(config, ["nope.txt"])
+
+
+def test_kill_9_while_embedding_then_resume(tmp_path: Path) -> None:
+    folder = tmp_path / "big"
+    folder.mkdir()
+    for i in range(60):
+        (folder / f"doc-{i:02d}.txt").write_text(
+            "\n\n".join(
+                f"Report {i}, item {j}: the depot Warehouse{i:02d}x shipped {j * 7 + i} crates of apples "
+                f"to the market in week {j}."
+                for j in range(40)
+            ),
+            encoding="utf-8",
+        )
+    index_dir = tmp_path / "index"
+    env = {**os.environ, "RAG_CORPUS": str(folder), "RAG_INDEX_DIR": str(index_dir), "RAG_CHECKPOINT_S": "2"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rag.cli", "index"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 240
+    while time.time() < deadline and not list(index_dir.glob("cache/*/shard-*.npz")):
+        assert proc.poll() is None, "the build finished before it could be interrupted"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    resumed = subprocess.run(
+        [sys.executable, "-m", "rag.cli", "index", "--json"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    report = json.loads(resumed.stdout)
+    assert report["documents"] == 60
+    assert 0 < report["sentences_embedded"] < report["sentences"], "the second run reused what the first embedded"
+    assert not list(index_dir.glob("cache/*")), "the checkpoint is cleared once the index is published"
+    forget()
+    config = load_config(env={}, corpus=str(folder), index_dir=str(index_dir))
+    from rag.pipeline import get_pipeline
+
+    passages = get_pipeline(config).retrieve("What did depot Warehouse07x ship?", config)
+    assert passages[0].source.endswith("doc-07.txt")
