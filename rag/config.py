@@ -49,6 +49,12 @@ class Config:
     llm_api_key: str | None = field(default=None, repr=False)
     llm_timeout_s: float = 60.0
     llm_max_tokens: int = 256
+    index_type: str = "auto"
+    flat_max: int = 200_000
+    ivf_nprobe: int = 32
+    refine_factor: int = 8
+    hnsw_m: int = 32
+    hnsw_ef: int = 96
     auto_index: bool = True
     checkpoint_s: float = 30.0
     max_file_mb: float = 20.0

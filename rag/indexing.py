@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import chunking, documents, store
+from . import vectors as vectors_
 from .config import ROOT, Config
 from .embedding import Embedder, get_embedder
 from .errors import CorpusError, IndexCorruptError, IndexMismatchError
@@ -60,6 +61,7 @@ class Bundle:
     chunks: list[Chunk]  # ``first_sentence`` counts from this bundle's first sentence
     spans: np.ndarray  # (n, 2) start, end
     vectors: np.ndarray  # (n, dimension)
+    ids: np.ndarray | None = None  # stable vector-store ids; None until first published
 
 
 UPLOADS = "uploads"
@@ -118,6 +120,9 @@ def staleness(config: Config) -> str | None:
     changed = [k for k in wanted if wanted[k] != have.get(k)]
     if changed:
         return "settings changed: " + ", ".join(f"{k} {have.get(k)!r} -> {wanted[k]!r}" for k in changed)
+    n = int(manifest.get("counts", {}).get("sentences", 0))
+    if vectors_.choose(config, n) != manifest.get("index_type", "flat"):
+        return f"vector index type {manifest.get('index_type', 'flat')!r} -> {vectors_.choose(config, n)!r}"
     roots = roots_for(config, manifest)
     if sorted(documents.display_source(r) for r in roots) != sorted(manifest.get("roots", [])):
         return "the corpus folder changed"
@@ -227,7 +232,6 @@ class EmbeddingCache:
 
 def _old_bundles(data: store.IndexData) -> dict[str, Bundle]:
     """Split a loaded index back into per-document bundles."""
-    vectors = store.sentence_vectors(data)
     by_source: dict[str, list[Chunk]] = {}
     for c in data.chunks:
         by_source.setdefault(c.source, []).append(c)
@@ -243,7 +247,8 @@ def _old_bundles(data: store.IndexData) -> dict[str, Bundle]:
             file=data.manifest["files"][record["source"]],
             chunks=chunks,
             spans=data.sentence_spans[rows, 1:],
-            vectors=vectors[rows],
+            vectors=np.asarray(data.sentence_vectors[rows], dtype=np.float32),
+            ids=data.sentence_ids[rows],
         )
     return out
 
@@ -257,19 +262,22 @@ def _sentence_texts(bundle: Bundle) -> list[str]:
     return [texts[i] for i in range(len(bundle.spans))]
 
 
-def _reusable(config: Config, index_dir: Path, report: BuildReport) -> dict[str, Bundle]:
+def _reusable(
+    config: Config, index_dir: Path, report: BuildReport
+) -> tuple[dict[str, Bundle], store.IndexData | None]:
+    """The current build's documents as bundles, and the build itself, when it can be built upon."""
     try:
-        data = store.read(index_dir)
+        data = store.read(index_dir, config)
     except IndexCorruptError as e:
         log.warning("rebuilding from scratch: %s", e)
-        return {}
+        return {}, None
     if data is None:
-        return {}
+        return {}, None
     if data.manifest.get("settings") != settings(config):
         report.reason = report.reason or "settings changed"
         log.info("settings changed since the last build; every document is embedded again")
-        return {}
-    return _old_bundles(data)
+        return {}, None
+    return _old_bundles(data), data
 
 
 def _unchanged(path: Path, old: Bundle | None) -> bool:
@@ -380,7 +388,7 @@ def build(
         excluded = set(previous.get("excluded", [])) - named
         files = [p for p in corpus_files(roots) if documents.display_source(p) not in excluded]
         report = BuildReport(index_dir=str(index_dir), reason=reason)
-        old = {} if full else _reusable(config, index_dir, report)
+        old, previous_data = ({}, None) if full else _reusable(config, index_dir, report)
         log.info("indexing %d file(s) into %s (%s)", len(files), index_dir, report.reason)
         kept: dict[str, Bundle] = {}
         fresh: list[Document] = []
@@ -420,7 +428,7 @@ def build(
             cache.add(_sentence_texts(old[source]), old[source].vectors)
         new = {b.record["source"]: b for b in _new_bundles(fresh, config, progress, report, cache)}
         bundles = [kept.get(documents.display_source(p)) or new.get(documents.display_source(p)) for p in files]
-        _publish(config, roots, [b for b in bundles if b is not None], report, excluded)
+        _publish(config, roots, [b for b in bundles if b is not None], report, excluded, previous_data)
         cache.clear()
     report.seconds = time.perf_counter() - started
     log.info(
@@ -436,12 +444,50 @@ def build(
     return report
 
 
+def _vector_store(
+    config: Config, bundles: Sequence[Bundle], vectors: np.ndarray, ids: np.ndarray, previous: store.IndexData | None
+) -> tuple[vectors_.FaissStore, str]:
+    """Update the previous build's vector index in place of a rebuild when its kind still fits: only
+    removed and new sentences touch it, and an IVF index keeps its trained quantiser."""
+    kind = vectors_.choose(config, len(ids))
+    folder = store.current_build(config.index_path) if previous is not None else None
+    if previous is not None and folder is not None and previous.manifest.get("index_type") == kind:
+        try:
+            dense = vectors_.FaissStore.load_writable(folder, kind, config)
+        except RuntimeError as e:
+            log.warning("could not reuse the vector index (%s); building it again", e)
+        else:
+            old_ids = previous.sentence_ids
+            dense.delete(np.setdiff1d(old_ids, ids, assume_unique=True))
+            fresh = ~np.isin(ids, old_ids, assume_unique=True)
+            dense.add(ids[fresh], vectors[fresh])
+            return dense, kind
+    sample = vectors
+    if kind == "ivfpq" and len(vectors) > 64_000:
+        sample = vectors[np.random.default_rng(0).choice(len(vectors), 64_000, replace=False)]
+    dense = vectors_.FaissStore.create(config, vectors.shape[1], kind, sample, len(ids))
+    dense.add(ids, vectors)
+    return dense, kind
+
+
 def _publish(
-    config: Config, roots: Sequence[Path], bundles: Sequence[Bundle], report: BuildReport, excluded: set[str]
+    config: Config,
+    roots: Sequence[Path],
+    bundles: Sequence[Bundle],
+    report: BuildReport,
+    excluded: set[str],
+    previous: store.IndexData | None,
 ) -> None:
     """Assemble the bundles into one index and publish it. Call under the lock."""
     dimension = get_embedder(config).dimension
+    next_id = int(previous.manifest.get("next_id", 0)) if previous is not None else 0
+    for b in bundles:
+        if b.ids is None or previous is None:
+            b.ids = np.arange(next_id, next_id + len(b.spans), dtype=np.int64)
+            next_id += len(b.spans)
     chunks, spans, vectors = _assemble(bundles, dimension)
+    ids = np.concatenate([b.ids for b in bundles]).astype(np.int64) if bundles else np.zeros(0, np.int64)
+    dense, kind = _vector_store(config, bundles, vectors, ids, previous)
     manifest = {
         "settings": settings(config),
         "dimension": dimension,
@@ -452,6 +498,8 @@ def _publish(
         },
         "excluded": sorted(excluded),
         "counts": {"documents": len(bundles), "chunks": len(chunks), "sentences": len(spans)},
+        "index_type": kind,
+        "next_id": next_id,
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     headings = {b.record["source"]: b.record.get("heading") for b in bundles}
@@ -459,10 +507,11 @@ def _publish(
         manifest=manifest,
         documents=[b.record for b in bundles],
         chunks=chunks,
-        dense=store.flat_index(vectors),
+        dense=dense,
         sentence_spans=spans,
         sentence_vectors=vectors,
         bm25=build_bm25([passage_text(c, headings[c.source]) for c in chunks]),
+        sentence_ids=ids,
     )
     store.write(config.index_path, data)
     _collect_texts(config, data.documents)
@@ -504,7 +553,7 @@ def remove(config: Config, sources: Sequence[str]) -> BuildReport:
     started = time.perf_counter()
     index_dir = config.index_path
     with store.locked(index_dir):
-        data = store.read(index_dir)
+        data = store.read(index_dir, config)
         if data is None:
             raise CorpusError(f"there is no index in {index_dir} to remove documents from")
         old = _old_bundles(data)
@@ -525,7 +574,7 @@ def remove(config: Config, sources: Sequence[str]) -> BuildReport:
         roots = [documents.resolve_source(r) for r in data.manifest.get("roots", [])]
         kept = [b for s, b in old.items() if s not in wanted]
         report.unchanged = len(kept)
-        _publish(config, roots, kept, report, excluded)
+        _publish(config, roots, kept, report, excluded, data)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -572,7 +621,7 @@ def ensure(config: Config, progress: Progress | None = None) -> store.IndexData:
             )
         log.info("index needs building: %s", reason)
         build(config, progress=progress, if_stale=True)
-    data = store.read(config.index_path)
+    data = store.read(config.index_path, config)
     if data is None:
         raise IndexCorruptError(f"the index in {config.index_path} vanished while loading; {store.REBUILD_HINT}")
     return data

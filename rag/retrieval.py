@@ -87,9 +87,9 @@ class Retriever:
             return {}
         want = min(n, max(4 * k, 64))
         while True:
-            scores, ids = self.data.dense.search(vector.reshape(1, -1).astype(np.float32), want)
+            scores, ids = self.data.dense.search(vector, want)
             best: dict[int, float] = {}
-            for sid, score in zip(ids[0].tolist(), scores[0].tolist(), strict=True):
+            for sid, score in zip(self.data.row_of[ids].tolist(), scores.tolist(), strict=True):
                 if sid < 0:
                     continue
                 for cid in self._sentence_chunk[self._sentence_ptr[sid] : self._sentence_ptr[sid + 1]].tolist():

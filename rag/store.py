@@ -20,15 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import faiss
 import numpy as np
 
+from .config import Config
 from .errors import IndexBusyError, IndexCorruptError, IndexWriteError
 from .types import Chunk
+from .vectors import FaissStore
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 POINTER = "CURRENT"
 LOCK = ".lock"
 REBUILD_HINT = "rebuild it with `rag index --rebuild` (or delete the folder; the next question rebuilds it)"
@@ -41,10 +42,15 @@ class IndexData:
     manifest: dict[str, Any]
     documents: list[dict[str, Any]]
     chunks: list[Chunk]
-    dense: faiss.Index  # over sentence vectors: sentence-level matching finds answers better than whole chunks
+    dense: FaissStore  # over sentence vectors: sentence-level matching finds answers better than whole chunks
     sentence_spans: np.ndarray
     sentence_vectors: np.ndarray
     bm25: Any
+    sentence_ids: np.ndarray  # stable id of each sentence row, as the vector store knows it
+
+    def __post_init__(self) -> None:
+        self.row_of = np.full(int(self.sentence_ids.max()) + 1 if len(self.sentence_ids) else 0, -1, np.int64)
+        self.row_of[self.sentence_ids] = np.arange(len(self.sentence_ids))
 
 
 def _fsync_dir(path: Path) -> None:
@@ -94,23 +100,6 @@ def record_to_chunk(i: int, r: dict[str, Any]) -> Chunk:
     )
 
 
-def sentence_vectors(data: IndexData) -> np.ndarray:
-    """Every sentence vector at full precision where the FAISS index keeps it, else the stored copy."""
-    try:
-        return (
-            data.dense.reconstruct_n(0, data.dense.ntotal)
-            if data.dense.ntotal
-            else np.asarray(data.sentence_vectors, dtype=np.float32)
-        )
-    except RuntimeError:
-        return np.asarray(data.sentence_vectors, dtype=np.float32)
-
-
-def flat_index(vectors: np.ndarray) -> faiss.Index:
-    index = faiss.IndexFlatIP(vectors.shape[1])
-    if len(vectors):
-        index.add(vectors)
-    return index
 
 
 @contextlib.contextmanager
@@ -183,7 +172,8 @@ def write(index_dir: Path, data: IndexData) -> Path:
                 f.write(json.dumps(chunk_to_record(chunk), ensure_ascii=False) + "\n")
             f.flush()
             os.fsync(f.fileno())
-        faiss.write_index(data.dense, str(tmp / "dense.faiss"))
+        data.dense.persist(tmp)
+        np.save(tmp / "sentence_ids.npy", data.sentence_ids)
         np.save(tmp / "sentence_spans.npy", data.sentence_spans)
         np.save(tmp / "sentence_vectors.npy", data.sentence_vectors.astype(np.float16))
         data.bm25.save(str(tmp / "bm25"), show_progress=False)
@@ -210,7 +200,7 @@ def write(index_dir: Path, data: IndexData) -> Path:
     return final
 
 
-def read(index_dir: Path) -> IndexData | None:
+def read(index_dir: Path, config: Config | None = None) -> IndexData | None:
     """Load the current build, or ``None`` when there is none; a damaged build raises ``IndexCorruptError``."""
     import bm25s
 
@@ -222,7 +212,8 @@ def read(index_dir: Path) -> IndexData | None:
         documents = json.loads((build / "documents.json").read_text(encoding="utf-8"))
         with open(build / "chunks.jsonl", encoding="utf-8") as f:
             chunks = [record_to_chunk(i, json.loads(line)) for i, line in enumerate(f)]
-        dense = faiss.read_index(str(build / "dense.faiss"))
+        dense = FaissStore.load(build, manifest.get("index_type", "flat"), config or Config())
+        sentence_ids = np.load(build / "sentence_ids.npy", allow_pickle=False)
         sentence_spans = np.load(build / "sentence_spans.npy", allow_pickle=False)
         sentence_vectors = np.load(build / "sentence_vectors.npy", allow_pickle=False, mmap_mode="r")
         bm25 = bm25s.BM25.load(str(build / "bm25"), show_progress=False, verbosity=0)
@@ -230,4 +221,6 @@ def read(index_dir: Path) -> IndexData | None:
         raise IndexCorruptError(f"the index in {build} is damaged ({type(e).__name__}: {e}); {REBUILD_HINT}") from None
     if not len(sentence_spans) == len(sentence_vectors) == dense.ntotal:
         raise IndexCorruptError(f"the index in {build} has mismatched parts; {REBUILD_HINT}")
-    return IndexData(manifest, documents, chunks, dense, sentence_spans, sentence_vectors, bm25)
+    data = IndexData(manifest, documents, chunks, dense, sentence_spans, sentence_vectors, bm25, sentence_ids)
+    dense.attach(sentence_vectors, data.row_of)
+    return data

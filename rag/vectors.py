@@ -1,0 +1,134 @@
+"""The vector store: sentence vectors under stable ids, searchable by inner product.
+
+The FAISS default picks its index by size: exact (flat) while small, then IVF with product
+quantisation, whose candidates are re-scored exactly against the full-precision vectors kept
+on disk (memory-mapped), so recall stays high while memory stays low. Every vector keeps a
+stable id, so an update removes and adds just the vectors that changed, reusing the trained
+quantiser instead of rebuilding.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Protocol
+
+import faiss
+import numpy as np
+
+from .config import Config
+from .errors import UnknownNameError
+
+log = logging.getLogger(__name__)
+
+INDEX_TYPES = ("auto", "flat", "hnsw", "ivfpq")
+FILE = "dense.faiss"
+
+
+class VectorStore(Protocol):
+    kind: str
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None: ...
+
+    def delete(self, ids: np.ndarray) -> None: ...
+
+    def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Scores and ids of the ``k`` nearest vectors, best first."""
+        ...
+
+    def persist(self, folder: Path) -> None: ...
+
+
+MIN_IVFPQ = 10_000  # product quantisation needs thousands of vectors to train on
+
+
+def choose(config: Config, n: int) -> str:
+    """Exact search while it is fast enough, IVF-PQ beyond; a forced IVF-PQ on too few vectors stays flat."""
+    if config.index_type not in INDEX_TYPES:
+        raise UnknownNameError("index type", config.index_type, INDEX_TYPES)
+    if config.index_type == "ivfpq" and n < MIN_IVFPQ:
+        log.warning("%d vectors are too few to train IVF-PQ (%d needed); using an exact index", n, MIN_IVFPQ)
+        return "flat"
+    if config.index_type != "auto":
+        return config.index_type
+    return "flat" if n <= config.flat_max else "ivfpq"
+
+
+class FaissStore:
+    """FAISS with stable ids; ``exact`` holds full-precision vectors by row for re-scoring approximate hits."""
+
+    def __init__(self, index: faiss.Index, kind: str, config: Config) -> None:
+        self.index = index
+        self.kind = kind
+        self.refine = config.refine_factor
+        self.exact: np.ndarray | None = None
+        self.rows: np.ndarray | None = None
+        if kind == "ivfpq":
+            faiss.extract_index_ivf(index).nprobe = config.ivf_nprobe
+        if kind == "hnsw":
+            faiss.downcast_index(index.index).hnsw.efSearch = config.hnsw_ef
+
+    @classmethod
+    def create(cls, config: Config, dimension: int, kind: str, sample: np.ndarray, total: int) -> FaissStore:
+        """An empty index of ``kind``; IVF-PQ is trained on ``sample`` with about sqrt(``total``) lists."""
+        if kind == "flat":
+            index = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+        elif kind == "hnsw":
+            index = faiss.IndexIDMap2(faiss.IndexHNSWFlat(dimension, config.hnsw_m, faiss.METRIC_INNER_PRODUCT))
+        elif kind == "ivfpq":
+            nlist = max(16, min(65536, 2 ** round(math.log2(math.sqrt(max(1, total))))))
+            nlist = min(nlist, max(16, len(sample) // 39))
+            m = next(m for m in (48, 32, 24, 16, 8, 4, 2, 1) if dimension % m == 0)
+            index = faiss.index_factory(dimension, f"IVF{nlist},PQ{m}", faiss.METRIC_INNER_PRODUCT)
+            log.info("training IVF%d,PQ%d on %d vectors", nlist, m, len(sample))
+            index.train(np.ascontiguousarray(sample, dtype=np.float32))
+        else:
+            raise UnknownNameError("index type", kind, INDEX_TYPES)
+        return cls(index, kind, config)
+
+    @classmethod
+    def load(cls, folder: Path, kind: str, config: Config) -> FaissStore:
+        flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if kind == "ivfpq" else 0
+        return cls(faiss.read_index(str(folder / FILE), flags), kind, config)
+
+    @classmethod
+    def load_writable(cls, folder: Path, kind: str, config: Config) -> FaissStore:
+        return cls(faiss.read_index(str(folder / FILE)), kind, config)
+
+    @property
+    def ntotal(self) -> int:
+        return int(self.index.ntotal)
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        if len(ids):
+            self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
+
+    def delete(self, ids: np.ndarray) -> None:
+        if len(ids):
+            self.index.remove_ids(np.asarray(ids, dtype=np.int64))
+
+    def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        k = min(k, self.ntotal)
+        if k <= 0:
+            return np.zeros(0, np.float32), np.zeros(0, np.int64)
+        q = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
+        want = min(self.ntotal, k * self.refine) if self.kind == "ivfpq" and self.exact is not None else k
+        scores, ids = self.index.search(q, want)
+        scores, ids = scores[0], ids[0]
+        keep = ids >= 0
+        scores, ids = scores[keep], ids[keep]
+        if want > k and self.exact is not None and self.rows is not None:
+            rows = self.rows[ids]
+            scores = np.asarray(self.exact[rows], dtype=np.float32) @ q[0]
+            order = np.argsort(-scores, kind="stable")[:k]
+            scores, ids = scores[order], ids[order]
+        return scores[:k], ids[:k]
+
+    def persist(self, folder: Path) -> None:
+        faiss.write_index(self.index, str(folder / FILE))
+
+    def attach(self, exact: np.ndarray, row_of: np.ndarray) -> None:
+        """The stored vectors by row, and the row of each id, for exact re-scoring of approximate hits."""
+        self.exact = exact
+        self.rows = row_of
