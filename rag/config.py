@@ -50,9 +50,10 @@ class Config:
     llm_timeout_s: float = 60.0
     llm_max_tokens: int = 256
     index_type: str = "auto"
-    flat_max: int = 200_000
-    ivf_nprobe: int = 32
-    refine_factor: int = 8
+    flat_max: int = 20_000
+    ivfflat_max: int = 3_000_000
+    ivf_nprobe: int = 16
+    refine_factor: int = 16
     hnsw_m: int = 32
     hnsw_ef: int = 96
     auto_index: bool = True

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import logging
 import os
 import threading
@@ -94,8 +96,107 @@ class SentenceTransformerEmbedder:
         return text[: offsets[limit - 1][1]]
 
 
+class OnnxEmbedder:
+    """The same sentence-transformers model exported to ONNX (once, cached) and run by onnxruntime,
+    optionally int8-quantised; mean pooling and normalisation as the original model does."""
+
+    def __init__(self, model: str = DEFAULT_MODEL, quantized: bool = False, batch_size: int = 64) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        path = Path(packaged_model_path(model))
+        if not (path / "tokenizer.json").is_file():
+            raise ModelLoadError(
+                f"the onnx embedder needs a local sentence-transformers folder with tokenizer.json; "
+                f"{model!r} is not one"
+            )
+        onnx_file = _exported(path, quantized)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = os.cpu_count() or 1
+        options.log_severity_level = 3
+        self._session = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
+        self._inputs = {i.name for i in self._session.get_inputs()}
+        self._tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+        settings = (
+            json.loads((path / "sentence_bert_config.json").read_text())
+            if (path / "sentence_bert_config.json").is_file()
+            else {}
+        )
+        self.max_tokens = int(settings.get("max_seq_length", 256))
+        self._tokenizer.enable_truncation(self.max_tokens)
+        self._tokenizer.enable_padding()
+        self.name = model
+        self.dimension = int(self._session.get_outputs()[0].shape[-1])
+        self.batch_size = batch_size
+        self._lock = threading.Lock()
+        log.info("loaded %s through onnxruntime (%s)", model, "int8" if quantized else "fp32")
+
+    def embed(self, texts: Sequence[str], kind: Kind) -> np.ndarray:
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for start in range(0, len(texts), self.batch_size):
+            with self._lock:
+                encoded = self._tokenizer.encode_batch(list(texts[start : start + self.batch_size]))
+            ids = np.asarray([e.ids for e in encoded], dtype=np.int64)
+            mask = np.asarray([e.attention_mask for e in encoded], dtype=np.int64)
+            feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+            (tokens,) = self._session.run(None, {k: v for k, v in feed.items() if k in self._inputs})
+            summed = (tokens * mask[..., None]).sum(axis=1)
+            pooled = summed / np.clip(mask.sum(axis=1, keepdims=True), 1, None)
+            out[start : start + len(encoded)] = pooled / np.clip(
+                np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None
+            )
+        return out
+
+    def truncate(self, text: str) -> str:
+        encoding = self._tokenizer.encode(text, add_special_tokens=False)
+        limit = self.max_tokens - 2
+        if len(encoding.offsets) <= limit:
+            return text
+        return text[: encoding.offsets[limit - 1][1]]
+
+
+def _exported(model_dir: Path, quantized: bool) -> Path:
+    """Export the transformer to ONNX once per model (and quantise to int8 when asked), in a user cache."""
+    digest = hashlib.sha1(str(model_dir.resolve()).encode()).hexdigest()[:12]
+    folder = Path(os.environ.get("RAG_CACHE_DIR", Path.home() / ".cache" / "rag")) / "onnx" / digest
+    fp32, int8 = folder / "model.onnx", folder / "model-int8.onnx"
+    target = int8 if quantized else fp32
+    if target.is_file():
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    if not fp32.is_file():
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        model = AutoModel.from_pretrained(str(model_dir)).eval()
+        sample = AutoTokenizer.from_pretrained(str(model_dir))(["a sentence"], return_tensors="pt")
+        names = ["input_ids", "attention_mask", "token_type_ids"]
+        tmp = folder / "model.tmp.onnx"
+        with torch.no_grad():
+            torch.onnx.export(
+                model,
+                tuple(sample[n] for n in names),
+                str(tmp),
+                input_names=names,
+                output_names=["tokens"],
+                dynamic_axes={**{n: {0: "batch", 1: "tokens"} for n in names}, "tokens": {0: "batch", 1: "tokens"}},
+                opset_version=17,
+                dynamo=False,
+            )
+        os.replace(tmp, fp32)
+    if quantized:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        tmp = folder / "model-int8.tmp.onnx"
+        quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8)
+        os.replace(tmp, int8)
+    return target
+
+
 EMBEDDERS: dict[str, Callable[[Config], Embedder]] = {
     "sentence-transformers": lambda c: SentenceTransformerEmbedder(c.embedding_model, c.device),
+    "onnx": lambda c: OnnxEmbedder(c.embedding_model, quantized=False),
+    "onnx-int8": lambda c: OnnxEmbedder(c.embedding_model, quantized=True),
 }
 
 

@@ -1,8 +1,9 @@
 """The vector store: sentence vectors under stable ids, searchable by inner product.
 
-The FAISS default picks its index by size: exact (flat) while small, then IVF with product
-quantisation, whose candidates are re-scored exactly against the full-precision vectors kept
-on disk (memory-mapped), so recall stays high while memory stays low. Every vector keeps a
+The FAISS default picks its index by size: exact (flat) while small, then an inverted file
+(IVF) of full vectors, memory-mapped from disk; for the very largest, IVF with product
+quantisation, whose candidates are re-scored exactly against the vectors kept on disk, so
+recall stays high while memory stays low. Every vector keeps a
 stable id, so an update removes and adds just the vectors that changed, reusing the trained
 quantiser instead of rebuilding.
 """
@@ -22,7 +23,7 @@ from .errors import UnknownNameError
 
 log = logging.getLogger(__name__)
 
-INDEX_TYPES = ("auto", "flat", "hnsw", "ivfpq")
+INDEX_TYPES = ("auto", "flat", "ivfflat", "ivfpq", "hnsw")
 FILE = "dense.faiss"
 
 
@@ -40,19 +41,21 @@ class VectorStore(Protocol):
     def persist(self, folder: Path) -> None: ...
 
 
-MIN_IVFPQ = 10_000  # product quantisation needs thousands of vectors to train on
+MIN_IVF = 10_000  # clustering and product quantisation need thousands of vectors to train on
 
 
 def choose(config: Config, n: int) -> str:
-    """Exact search while it is fast enough, IVF-PQ beyond; a forced IVF-PQ on too few vectors stays flat."""
+    """Exact search while it is fast enough, then IVF, then IVF-PQ; an IVF on too few vectors stays flat."""
     if config.index_type not in INDEX_TYPES:
         raise UnknownNameError("index type", config.index_type, INDEX_TYPES)
-    if config.index_type == "ivfpq" and n < MIN_IVFPQ:
-        log.warning("%d vectors are too few to train IVF-PQ (%d needed); using an exact index", n, MIN_IVFPQ)
+    if config.index_type.startswith("ivf") and n < MIN_IVF:
+        log.warning("%d vectors are too few to train an IVF index (%d needed); using an exact index", n, MIN_IVF)
         return "flat"
     if config.index_type != "auto":
         return config.index_type
-    return "flat" if n <= config.flat_max else "ivfpq"
+    if n <= config.flat_max:
+        return "flat"
+    return "ivfflat" if n <= config.ivfflat_max else "ivfpq"
 
 
 class FaissStore:
@@ -64,8 +67,8 @@ class FaissStore:
         self.refine = config.refine_factor
         self.exact: np.ndarray | None = None
         self.rows: np.ndarray | None = None
-        if kind == "ivfpq":
-            faiss.extract_index_ivf(index).nprobe = config.ivf_nprobe
+        if kind.startswith("ivf"):
+            faiss.extract_index_ivf(index).nprobe = config.ivf_nprobe * (4 if kind == "ivfpq" else 1)
         if kind == "hnsw":
             faiss.downcast_index(index.index).hnsw.efSearch = config.hnsw_ef
 
@@ -76,9 +79,13 @@ class FaissStore:
             index = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
         elif kind == "hnsw":
             index = faiss.IndexIDMap2(faiss.IndexHNSWFlat(dimension, config.hnsw_m, faiss.METRIC_INNER_PRODUCT))
+        elif kind == "ivfflat":
+            nlist = max(16, min(65536, int(4 * math.sqrt(max(1, total))), len(sample) // 39))
+            index = faiss.index_factory(dimension, f"IVF{nlist},Flat", faiss.METRIC_INNER_PRODUCT)
+            log.info("training IVF%d,Flat on %d vectors", nlist, len(sample))
+            index.train(np.ascontiguousarray(sample, dtype=np.float32))
         elif kind == "ivfpq":
-            nlist = max(16, min(65536, 2 ** round(math.log2(math.sqrt(max(1, total))))))
-            nlist = min(nlist, max(16, len(sample) // 39))
+            nlist = max(16, min(65536, int(4 * math.sqrt(max(1, total))), len(sample) // 39))
             m = next(m for m in (48, 32, 24, 16, 8, 4, 2, 1) if dimension % m == 0)
             index = faiss.index_factory(dimension, f"IVF{nlist},PQ{m}", faiss.METRIC_INNER_PRODUCT)
             log.info("training IVF%d,PQ%d on %d vectors", nlist, m, len(sample))
@@ -89,7 +96,7 @@ class FaissStore:
 
     @classmethod
     def load(cls, folder: Path, kind: str, config: Config) -> FaissStore:
-        flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if kind == "ivfpq" else 0
+        flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if kind.startswith("ivf") else 0
         return cls(faiss.read_index(str(folder / FILE), flags), kind, config)
 
     @classmethod

@@ -18,7 +18,7 @@ def test_auto_choice_follows_size(seed_config: Config) -> None:
     assert choose(seed_config.replace(index_type="hnsw"), 500) == "hnsw"
 
 
-def test_hnsw_index_answers_like_the_exact_one(seed_config: Config, tmp_path) -> None:  # noqa: ANN001
+def test_hnsw_index_answers_like_the_exact_one(seed_config: Config, tmp_path) -> None:
     hnsw = seed_config.replace(index_type="hnsw", index_dir=str(tmp_path / "hnsw"))
     for q in ("Who chairs the NHS Alliance?", "How many PCTs did Pulse approach?", "What did Vinci Ho say?"):
         assert ask(q, config=hnsw).citations == ask(q, config=seed_config).citations
@@ -52,7 +52,7 @@ def test_ivfpq_with_exact_rescoring_keeps_recall(pipeline: Pipeline, seed_config
     assert not set(approx.search(x[0], 10)[1]) & set(gone.tolist())
 
 
-def test_updates_touch_only_changed_vectors(corpus_config: Config, corpus) -> None:  # noqa: ANN001
+def test_updates_touch_only_changed_vectors(corpus_config: Config, corpus) -> None:
     indexing.build(corpus_config)
     before = store.read(corpus_config.index_path)
     assert before is not None

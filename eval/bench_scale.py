@@ -1,0 +1,186 @@
+"""Scale of the vector index: build time, memory, disk, latency and recall at 10k, 100k and 1M vectors.
+
+Vectors are shaped like real ones: perturbed copies of real sentence embeddings of the
+squad_v2_dev25 articles (uniform random vectors are a worst case no corpus has), and the
+queries are real questions from the same dataset, embedded by the real model. Each size is
+built in one process and served from disk in a fresh one (index memory-mapped where FAISS
+allows, full-precision vectors memory-mapped for re-scoring), so resident memory is what a
+server would hold. Incremental cost is measured on the 100k index: add 1% more vectors, and
+delete one document's vectors, against building it all again.
+
+Our index holds one vector per sentence; a 160-token passage has about four, so "1M passages"
+is the 4M row when it is asked for (--sizes 10000 100000 1000000 4000000).
+
+    python eval/bench_scale.py [--sizes 10000 100000 1000000] [--queries 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DATASET = ROOT.parent / "shared" / "data" / "squad_v2_dev25"
+
+
+def real_vectors(queries: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sentence vectors of the squad articles (from the eval index, built if needed) and question vectors."""
+    from rag import load_config
+    from rag.embedding import get_embedder
+    from rag.pipeline import get_pipeline
+
+    config = load_config(corpus=str(DATASET / "documents"), index_dir=str(ROOT / ".cache" / "eval" / DATASET.name))
+    pipeline = get_pipeline(config)
+    base = np.asarray(pipeline.data.sentence_vectors, dtype=np.float32)
+    rows = [json.loads(line) for line in (DATASET / "questions.jsonl").read_text(encoding="utf-8").splitlines()]
+    rng = np.random.default_rng(1)
+    picked = [rows[i]["question"] for i in rng.choice(len(rows), queries, replace=False)]
+    return base, get_embedder(config).embed(picked, "query")
+
+
+def synthetic(base: np.ndarray, n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, base.shape[1]), dtype=np.float32)
+    for start in range(0, n, 200_000):
+        m = min(200_000, n - start)
+        x = base[rng.integers(0, len(base), m)] + rng.normal(0, 0.05, (m, base.shape[1])).astype(np.float32)
+        out[start : start + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return out
+
+
+def exact_top(vectors: np.ndarray, queries: np.ndarray, k: int = 10) -> np.ndarray:
+    import faiss
+
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    index.add(vectors)
+    return index.search(queries, k)[1]
+
+
+def build(n: int, base: np.ndarray, queries: np.ndarray, folder: Path, kind: str = "auto") -> dict:
+    from rag import load_config
+    from rag.vectors import FaissStore, choose
+
+    config = load_config(env={}, index_type=kind)
+    vectors = synthetic(base, n, seed=n)
+    ids = np.arange(n, dtype=np.int64)
+    kind = choose(config, n)
+    started = time.perf_counter()
+    sample = vectors if n <= 100_000 else vectors[np.random.default_rng(0).choice(n, 100_000, replace=False)]
+    store = FaissStore.create(config, vectors.shape[1], kind, sample, n)
+    store.add(ids, vectors)
+    build_s = time.perf_counter() - started
+    store.persist(folder)
+    np.save(folder / "vectors.npy", vectors.astype(np.float16))
+    np.save(folder / "truth.npy", exact_top(vectors, queries))
+    np.save(folder / "queries.npy", queries)
+    out = {"n": n, "kind": kind, "build_s": build_s}
+    if n == 100_000 or kind != "flat":
+        extra = synthetic(base, n // 100, seed=7)
+        started = time.perf_counter()
+        store.add(np.arange(n, n + len(extra), dtype=np.int64), extra)
+        out["add_1pct_s"] = time.perf_counter() - started
+        started = time.perf_counter()
+        store.delete(np.arange(500, 505, dtype=np.int64))  # one document: about five sentences
+        out["delete_doc_s"] = time.perf_counter() - started
+    return out
+
+
+SERVE = r"""
+import json, resource, sys, time
+from pathlib import Path
+import numpy as np
+sys.path.insert(0, {root!r})
+from rag import load_config
+from rag.vectors import FaissStore
+folder, kind = Path({folder!r}), {kind!r}
+store = FaissStore.load(folder, kind, load_config(env={{}}))
+exact = np.load(folder / "vectors.npy", mmap_mode="r")
+store.attach(exact, np.arange(len(exact), dtype=np.int64))
+queries, truth = np.load(folder / "queries.npy"), np.load(folder / "truth.npy")
+for q in queries[:20]:
+    store.search(q, 10)
+times, hits = [], []
+for q, t in zip(queries, truth):
+    started = time.perf_counter()
+    _, ids = store.search(q, 10)
+    times.append((time.perf_counter() - started) * 1000)
+    hits.append(len(set(ids.tolist()) & set(t.tolist())) / 10)
+rss = int(open("/proc/self/status").read().split("VmRSS:")[1].split()[0]) * 1024
+print(json.dumps({{"p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99)),
+                  "recall_at_10": float(np.mean(hits)), "rss_bytes": rss}}))
+"""
+
+
+def serve(folder: Path, kind: str) -> dict:
+    script = SERVE.format(root=str(ROOT), folder=str(folder), kind=kind)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def baseline_rss() -> int:
+    script = (
+        f"import sys; sys.path.insert(0, {str(ROOT)!r}); import numpy, faiss; from rag.vectors import FaissStore; "
+        "print(int(open('/proc/self/status').read().split('VmRSS:')[1].split()[0]) * 1024)"
+    )
+    return int(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument("--pq-at", type=int, nargs="*", default=[1_000_000], help="sizes also measured with IVF-PQ")
+    args = ap.parse_args()
+    base, queries = real_vectors(args.queries)
+    print(f"{len(base)} real sentence vectors as seeds, {len(queries)} real questions as queries", flush=True)
+    floor = baseline_rss()
+    rows = []
+    runs = [(n, "auto") for n in args.sizes] + [(n, "ivfpq") for n in args.pq_at]
+    for n, wanted in runs:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            built = build(n, base, queries, folder, wanted)
+            served = serve(folder, built["kind"])
+            disk = sum(p.stat().st_size for p in folder.iterdir() if p.name in ("dense.faiss", "vectors.npy"))
+            index_bytes = (folder / "dense.faiss").stat().st_size
+            rows.append(
+                {
+                    **built,
+                    **served,
+                    "disk_bytes_per_vector": disk / n,
+                    "index_bytes_per_vector": index_bytes / n,
+                    "rss_over_python_mb": (served["rss_bytes"] - floor) / 2**20,
+                }
+            )
+            print(json.dumps(rows[-1]), flush=True)
+    print(
+        f"\n{'vectors':>9} {'index':>6} {'build s':>8} {'RSS MB':>7} {'B/vec disk':>10} {'B/vec idx':>9} "
+        f"{'p50 ms':>7} {'p99 ms':>7} {'recall@10':>9}"
+    )
+    for r in rows:
+        print(
+            f"{r['n']:>9} {r['kind']:>6} {r['build_s']:>8.1f} {r['rss_over_python_mb']:>7.0f} "
+            f"{r['disk_bytes_per_vector']:>10.0f} {r['index_bytes_per_vector']:>9.0f} {r['p50_ms']:>7.2f} "
+            f"{r['p99_ms']:>7.2f} {r['recall_at_10']:>9.3f}"
+        )
+    for r in rows:
+        if "add_1pct_s" in r and r["kind"] != "flat":
+            print(
+                f"\n{r['n']} vectors: full build {r['build_s']:.2f} s; adding 1% took {r['add_1pct_s']:.3f} s "
+                f"({100 * r['add_1pct_s'] / r['build_s']:.1f}% of a build); deleting one document "
+                f"{1000 * r['delete_doc_s']:.1f} ms"
+            )
+    print("\nRSS MB is the serving process's resident memory above a bare Python with numpy and faiss loaded.")
+
+
+if __name__ == "__main__":
+    main()
