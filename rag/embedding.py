@@ -133,18 +133,18 @@ class OnnxEmbedder:
 
     def embed(self, texts: Sequence[str], kind: Kind) -> np.ndarray:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths pad least
         for start in range(0, len(texts), self.batch_size):
+            rows = order[start : start + self.batch_size]
             with self._lock:
-                encoded = self._tokenizer.encode_batch(list(texts[start : start + self.batch_size]))
+                encoded = self._tokenizer.encode_batch([texts[i] for i in rows])
             ids = np.asarray([e.ids for e in encoded], dtype=np.int64)
             mask = np.asarray([e.attention_mask for e in encoded], dtype=np.int64)
             feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
             (tokens,) = self._session.run(None, {k: v for k, v in feed.items() if k in self._inputs})
             summed = (tokens * mask[..., None]).sum(axis=1)
             pooled = summed / np.clip(mask.sum(axis=1, keepdims=True), 1, None)
-            out[start : start + len(encoded)] = pooled / np.clip(
-                np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None
-            )
+            out[rows] = pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
         return out
 
     def truncate(self, text: str) -> str:
@@ -168,13 +168,22 @@ def _exported(model_dir: Path, quantized: bool) -> Path:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
-        model = AutoModel.from_pretrained(str(model_dir)).eval()
+        class Tokens(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.model = AutoModel.from_pretrained(str(model_dir)).eval()
+
+            def forward(self, input_ids, attention_mask, token_type_ids):
+                return self.model(
+                    input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+                ).last_hidden_state
+
         sample = AutoTokenizer.from_pretrained(str(model_dir))(["a sentence"], return_tensors="pt")
         names = ["input_ids", "attention_mask", "token_type_ids"]
         tmp = folder / "model.tmp.onnx"
         with torch.no_grad():
             torch.onnx.export(
-                model,
+                Tokens(),
                 tuple(sample[n] for n in names),
                 str(tmp),
                 input_names=names,

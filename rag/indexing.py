@@ -262,9 +262,7 @@ def _sentence_texts(bundle: Bundle) -> list[str]:
     return [texts[i] for i in range(len(bundle.spans))]
 
 
-def _reusable(
-    config: Config, index_dir: Path, report: BuildReport
-) -> tuple[dict[str, Bundle], store.IndexData | None]:
+def _reusable(config: Config, index_dir: Path, report: BuildReport) -> tuple[dict[str, Bundle], store.IndexData | None]:
     """The current build's documents as bundles, and the build itself, when it can be built upon."""
     try:
         data = store.read(index_dir, config)

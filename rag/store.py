@@ -100,8 +100,6 @@ def record_to_chunk(i: int, r: dict[str, Any]) -> Chunk:
     )
 
 
-
-
 @contextlib.contextmanager
 def locked(index_dir: Path, wait_s: float = 600.0) -> Iterator[None]:
     """One writer at a time per index folder; others wait, then see the finished build."""
