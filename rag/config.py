@@ -49,6 +49,9 @@ class Config:
     llm_api_key: str | None = field(default=None, repr=False)
     llm_timeout_s: float = 60.0
     llm_max_tokens: int = 256
+    vector_store: str = "faiss"
+    milvus_uri: str | None = None
+    milvus_collection: str | None = None
     index_type: str = "auto"
     flat_max: int = 20_000
     ivfflat_max: int = 3_000_000

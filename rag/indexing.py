@@ -444,10 +444,20 @@ def build(
 
 def _vector_store(
     config: Config, bundles: Sequence[Bundle], vectors: np.ndarray, ids: np.ndarray, previous: store.IndexData | None
-) -> tuple[vectors_.FaissStore, str]:
+) -> tuple[vectors_.VectorStore, str]:
     """Update the previous build's vector index in place of a rebuild when its kind still fits: only
     removed and new sentences touch it, and an IVF index keeps its trained quantiser."""
     kind = vectors_.choose(config, len(ids))
+    if kind == "milvus":
+        reuse = previous is not None and previous.manifest.get("index_type") == "milvus"
+        milvus = vectors_.MilvusStore(config, vectors.shape[1], create=not reuse)
+        if reuse:
+            milvus.delete(np.setdiff1d(previous.sentence_ids, ids, assume_unique=True))  # type: ignore[union-attr]
+            fresh = ~np.isin(ids, previous.sentence_ids, assume_unique=True)  # type: ignore[union-attr]
+            milvus.add(ids[fresh], vectors[fresh])
+        else:
+            milvus.add(ids, vectors)
+        return milvus, kind
     folder = store.current_build(config.index_path) if previous is not None else None
     if previous is not None and folder is not None and previous.manifest.get("index_type") == kind:
         try:

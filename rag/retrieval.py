@@ -88,8 +88,9 @@ class Retriever:
         want = min(n, max(4 * k, 64))
         while True:
             scores, ids = self.data.dense.search(vector, want)
+            known = (ids >= 0) & (ids < len(self.data.row_of))  # a store may hold ids newer than this build
             best: dict[int, float] = {}
-            for sid, score in zip(self.data.row_of[ids].tolist(), scores.tolist(), strict=True):
+            for sid, score in zip(self.data.row_of[ids[known]].tolist(), scores[known].tolist(), strict=True):
                 if sid < 0:
                     continue
                 for cid in self._sentence_chunk[self._sentence_ptr[sid] : self._sentence_ptr[sid + 1]].tolist():

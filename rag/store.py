@@ -22,10 +22,11 @@ from typing import Any
 
 import numpy as np
 
+from . import vectors
 from .config import Config
 from .errors import IndexBusyError, IndexCorruptError, IndexWriteError
 from .types import Chunk
-from .vectors import FaissStore
+from .vectors import VectorStore
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class IndexData:
     manifest: dict[str, Any]
     documents: list[dict[str, Any]]
     chunks: list[Chunk]
-    dense: FaissStore  # over sentence vectors: sentence-level matching finds answers better than whole chunks
+    dense: VectorStore  # over sentence vectors: sentence-level matching finds answers better than whole chunks
     sentence_spans: np.ndarray
     sentence_vectors: np.ndarray
     bm25: Any
@@ -210,7 +211,7 @@ def read(index_dir: Path, config: Config | None = None) -> IndexData | None:
         documents = json.loads((build / "documents.json").read_text(encoding="utf-8"))
         with open(build / "chunks.jsonl", encoding="utf-8") as f:
             chunks = [record_to_chunk(i, json.loads(line)) for i, line in enumerate(f)]
-        dense = FaissStore.load(build, manifest.get("index_type", "flat"), config or Config())
+        dense = vectors.load(build, manifest.get("index_type", "flat"), config or Config(), manifest["dimension"])
         sentence_ids = np.load(build / "sentence_ids.npy", allow_pickle=False)
         sentence_spans = np.load(build / "sentence_spans.npy", allow_pickle=False)
         sentence_vectors = np.load(build / "sentence_vectors.npy", allow_pickle=False, mmap_mode="r")

@@ -10,6 +10,7 @@ quantiser instead of rebuilding.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from pathlib import Path
@@ -19,7 +20,7 @@ import faiss
 import numpy as np
 
 from .config import Config
-from .errors import UnknownNameError
+from .errors import RagError, UnknownNameError
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +35,8 @@ class VectorStore(Protocol):
 
     def delete(self, ids: np.ndarray) -> None: ...
 
-    def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Scores and ids of the ``k`` nearest vectors, best first."""
+    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Scores and ids of the ``k`` nearest vectors (among ``allowed`` ids, when given), best first."""
         ...
 
     def persist(self, folder: Path) -> None: ...
@@ -46,6 +47,10 @@ MIN_IVF = 10_000  # clustering and product quantisation need thousands of vector
 
 def choose(config: Config, n: int) -> str:
     """Exact search while it is fast enough, then IVF, then IVF-PQ; an IVF on too few vectors stays flat."""
+    if config.vector_store not in VECTOR_STORES:
+        raise UnknownNameError("vector store", config.vector_store, VECTOR_STORES)
+    if config.vector_store == "milvus":
+        return "milvus"
     if config.index_type not in INDEX_TYPES:
         raise UnknownNameError("index type", config.index_type, INDEX_TYPES)
     if config.index_type.startswith("ivf") and n < MIN_IVF:
@@ -115,13 +120,21 @@ class FaissStore:
         if len(ids):
             self.index.remove_ids(np.asarray(ids, dtype=np.int64))
 
-    def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         k = min(k, self.ntotal)
         if k <= 0:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
         q = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
         want = min(self.ntotal, k * self.refine) if self.kind == "ivfpq" and self.exact is not None else k
-        scores, ids = self.index.search(q, want)
+        params = None
+        if allowed is not None:
+            selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
+            params = (
+                faiss.SearchParametersIVF(sel=selector)
+                if self.kind.startswith("ivf")
+                else faiss.SearchParameters(sel=selector)
+            )
+        scores, ids = self.index.search(q, want, params=params)
         scores, ids = scores[0], ids[0]
         keep = ids >= 0
         scores, ids = scores[keep], ids[keep]
@@ -139,3 +152,103 @@ class FaissStore:
         """The stored vectors by row, and the row of each id, for exact re-scoring of approximate hits."""
         self.exact = exact
         self.rows = row_of
+
+
+class MilvusStore:
+    """Milvus (a server or cluster by URI, or Milvus Lite in a local file) behind the same protocol.
+
+    Writes are upserts and deletes by id, so a build that is interrupted and run again
+    converges on the same collection; searches are exact (FLAT, inner product).
+    """
+
+    kind = "milvus"
+    BATCH = 1000
+
+    def __init__(self, config: Config, dimension: int, create: bool = False) -> None:
+        from pymilvus import MilvusClient
+        from pymilvus.exceptions import MilvusException
+
+        self.uri = config.milvus_uri or str(config.index_path / "milvus.db")
+        self.collection = config.milvus_collection or "rag_" + _digest(str(config.index_path))
+        self.dimension = dimension
+        self._errors = (MilvusException,)
+        try:
+            self.client = MilvusClient(self.uri)
+            if create and self.client.has_collection(self.collection):
+                self.client.drop_collection(self.collection)
+            if not self.client.has_collection(self.collection):
+                params = self.client.prepare_index_params()
+                params.add_index(field_name="vector", index_type="FLAT", metric_type="IP")
+                self.client.create_collection(
+                    self.collection,
+                    dimension=dimension,
+                    metric_type="IP",
+                    auto_id=False,
+                    primary_field_name="id",
+                    vector_field_name="vector",
+                    id_type="int",
+                    consistency_level="Strong",
+                    index_params=params,
+                )
+        except (MilvusException, OSError, ValueError) as e:
+            raise RagError(
+                f"cannot use Milvus at {self.uri} ({e}); check RAG_MILVUS_URI (a file path for Milvus Lite, "
+                "or http://host:19530 for a server) or set RAG_VECTOR_STORE=faiss"
+            ) from None
+
+    @property
+    def ntotal(self) -> int:
+        return int(self.client.get_collection_stats(self.collection)["row_count"])
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        for start in range(0, len(ids), self.BATCH):
+            rows = [
+                {"id": int(i), "vector": v.tolist()}
+                for i, v in zip(ids[start : start + self.BATCH], vectors[start : start + self.BATCH], strict=True)
+            ]
+            self.client.upsert(self.collection, rows)
+
+    def delete(self, ids: np.ndarray) -> None:
+        for start in range(0, len(ids), self.BATCH):
+            self.client.delete(self.collection, ids=[int(i) for i in ids[start : start + self.BATCH]])
+
+    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        if k <= 0:
+            return np.zeros(0, np.float32), np.zeros(0, np.int64)
+        where = "id in [" + ",".join(str(int(i)) for i in allowed) + "]" if allowed is not None else ""
+        hits = self.client.search(
+            self.collection,
+            data=[np.asarray(query, dtype=np.float32).reshape(-1).tolist()],
+            limit=min(k, 16384),
+            filter=where,
+            search_params={"metric_type": "IP"},
+        )[0]
+        return (
+            np.asarray([h["distance"] for h in hits], dtype=np.float32),
+            np.asarray([h["id"] for h in hits], dtype=np.int64),
+        )
+
+    def persist(self, folder: Path) -> None:
+        self.client.flush(self.collection)
+        (folder / MILVUS_FILE).write_text(json.dumps({"uri": self.uri, "collection": self.collection}) + "\n")
+
+    def attach(self, exact: np.ndarray, row_of: np.ndarray) -> None:
+        """Milvus searches exactly; nothing to re-score."""
+
+
+MILVUS_FILE = "milvus.json"
+VECTOR_STORES = ("faiss", "milvus")
+
+
+def load(folder: Path, kind: str, config: Config, dimension: int) -> VectorStore:
+    """The vector store a published build names, opened for searching."""
+    if kind == "milvus":
+        where = json.loads((folder / MILVUS_FILE).read_text(encoding="utf-8"))
+        return MilvusStore(config.replace(milvus_uri=where["uri"], milvus_collection=where["collection"]), dimension)
+    return FaissStore.load(folder, kind, config)
+
+
+def _digest(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
