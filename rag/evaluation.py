@@ -367,3 +367,68 @@ REPORT_KEYS = (
     "p50_ms",
     "p95_ms",
 )
+
+
+def write_report(
+    folder: Path,
+    rows: dict[str, dict[str, float]],
+    results: dict[str, Sequence[ItemResult]],
+    title: str,
+    misses: int = 25,
+) -> list[Path]:
+    """figures.json, a quality-against-latency plot and a Markdown list of the worst misses, in ``folder``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    clean = {name: {k: (None if np.isnan(v) else round(v, 6)) for k, v in fig.items()} for name, fig in rows.items()}
+    (folder / "figures.json").write_text(json.dumps(clean, indent=2) + "\n", encoding="utf-8")
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for key, marker in (("accuracy", "o"), ("containment", "s"), ("recall_at_5", "^")):
+        xs = [rows[n]["p50_ms"] for n in rows]
+        ys = [rows[n][key] for n in rows]
+        ax.scatter(xs, ys, marker=marker, label=key)
+        for name, x, y in zip(rows, xs, ys, strict=True):
+            ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("p50 latency per question (ms, log scale)")
+    ax.set_ylabel("share of questions")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(folder / "quality_vs_latency.png", dpi=120)
+    plt.close(fig)
+
+    lines = [f"# {title}", "", format_markdown(rows), ""]
+    for name, res in results.items():
+        lines += [f"## Worst misses: {name}", ""]
+        for r in worst(res, misses):
+            gold = "; ".join(r.item.answers) or "(no answer in the documents)"
+            lines.append(f"- **{r.item.id}** {r.item.question}")
+            lines.append(f"  - gold: {gold}")
+            lines.append(f"  - ours (confidence {r.answer.confidence:.2f}): {r.answer.text}")
+            for n, c in enumerate(r.answer.citations, start=1):
+                lines.append(f"  - [{n}] `{_display(c.source)}:{c.start}-{c.end}`")
+            if r.answer.abstained and r.answer.passages:
+                lines.append(
+                    f"  - closest passage: `{r.answer.passages[0].source}` “{r.answer.passages[0].text[:160]}…”"
+                )
+        lines.append("")
+    (folder / "misses.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return [folder / "figures.json", folder / "quality_vs_latency.png", folder / "misses.md"]
+
+
+def format_markdown(rows: dict[str, dict[str, float]], keys: Sequence[str] = REPORT_KEYS) -> str:
+    names = list(rows)
+    out = ["| figure | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for key in keys:
+        cells = [
+            f"{rows[n].get(key, float('nan')):.3f}" if not key.endswith("_ms") else f"{rows[n][key]:.1f}" for n in names
+        ]
+        out.append(f"| {key} | " + " | ".join(cells) + " |")
+    return "\n".join(out)

@@ -8,6 +8,7 @@ the CPU. Every call has a timeout; transient failures (timeouts, refused connect
 
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
 import os
@@ -174,6 +175,7 @@ def _load_local(path: str) -> Callable[[list[Message], int], Iterator[str]]:
                 if piece:
                     yield piece
 
+        atexit.register(llm.close)  # free the model before the interpreter tears llama.cpp's bindings down
         log.info("loaded %s with llama.cpp", path)
         return run
     return _transformers_backend(path, gguf=False)

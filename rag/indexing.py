@@ -262,8 +262,14 @@ def _sentence_texts(bundle: Bundle) -> list[str]:
     return [texts[i] for i in range(len(bundle.spans))]
 
 
-def _reusable(config: Config, index_dir: Path, report: BuildReport) -> tuple[dict[str, Bundle], store.IndexData | None]:
-    """The current build's documents as bundles, and the build itself, when it can be built upon."""
+def _reusable(
+    config: Config, index_dir: Path, report: BuildReport, cache: EmbeddingCache
+) -> tuple[dict[str, Bundle], store.IndexData | None]:
+    """The current build's documents as bundles, and the build itself, when it can be built upon.
+
+    When only the chunker changed, the old sentence vectors still seed ``cache``: re-chunked
+    text is not embedded again.
+    """
     try:
         data = store.read(index_dir, config)
     except IndexCorruptError as e:
@@ -271,9 +277,13 @@ def _reusable(config: Config, index_dir: Path, report: BuildReport) -> tuple[dic
         return {}, None
     if data is None:
         return {}, None
-    if data.manifest.get("settings") != settings(config):
+    have, want = data.manifest.get("settings", {}), settings(config)
+    if have != want:
         report.reason = report.reason or "settings changed"
-        log.info("settings changed since the last build; every document is embedded again")
+        if all(have.get(k) == want[k] for k in ("embedder", "embedding_model")):
+            for b in _old_bundles(data).values():
+                cache.add(_sentence_texts(b), b.vectors)
+        log.info("settings changed since the last build; every document is indexed again")
         return {}, None
     return _old_bundles(data), data
 
@@ -386,7 +396,8 @@ def build(
         excluded = set(previous.get("excluded", [])) - named
         files = [p for p in corpus_files(roots) if documents.display_source(p) not in excluded]
         report = BuildReport(index_dir=str(index_dir), reason=reason)
-        old, previous_data = ({}, None) if full else _reusable(config, index_dir, report)
+        cache = EmbeddingCache(config)
+        old, previous_data = ({}, None) if full else _reusable(config, index_dir, report, cache)
         log.info("indexing %d file(s) into %s (%s)", len(files), index_dir, report.reason)
         kept: dict[str, Bundle] = {}
         fresh: list[Document] = []
@@ -421,7 +432,6 @@ def build(
             report.built, report.reason = False, "up to date"
             _fill_counts(report, list(kept.values()))
             return report
-        cache = EmbeddingCache(config)
         for source in {d.source for d in fresh} & set(old):  # a changed document keeps its unchanged sentences
             cache.add(_sentence_texts(old[source]), old[source].vectors)
         new = {b.record["source"]: b for b in _new_bundles(fresh, config, progress, report, cache)}

@@ -21,6 +21,7 @@ import Stemmer
 
 from .config import Config
 from .errors import UnknownNameError
+from .rerank import get_reranker
 from .store import IndexData
 from .types import COMMENT, Passage
 
@@ -128,7 +129,12 @@ class Retriever:
             for i in fused:
                 if self.data.chunks[i].kind == COMMENT:
                     fused[i] *= config.comment_weight
-        best = sorted(fused, key=lambda i: (-fused[i], i))[: config.top_k]
+        order = sorted(fused, key=lambda i: (-fused[i], i))
+        if config.reranker and order:
+            leaders = order[: max(config.rerank_candidates, config.top_k)]
+            scores = get_reranker(config.reranker).score(query.text, [self.data.chunks[i].text for i in leaders])
+            order = [leaders[j] for j in np.argsort(-scores, kind="stable")] + order[len(leaders) :]
+        best = order[: config.top_k]
         passages = []
         for rank, i in enumerate(best):
             chunk = self.data.chunks[i]

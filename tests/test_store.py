@@ -204,3 +204,10 @@ def test_kill_9_during_a_build_leaves_a_usable_index(corpus_config: Config, corp
     report = indexing.build(corpus_config, if_stale=True)  # the next run finishes the job
     assert report.built or report.reason == "up to date"
     assert store.read(corpus_config.index_path).manifest["counts"]["documents"] == 42  # type: ignore[union-attr]
+
+
+def test_rechunking_reuses_sentence_vectors(corpus_config: Config) -> None:
+    first = indexing.build(corpus_config)
+    rechunked = indexing.build(corpus_config.replace(chunk_tokens=96, chunk_overlap=16))
+    assert rechunked.built and rechunked.chunks > first.chunks
+    assert rechunked.sentences_embedded == 0 and rechunked.sentences == first.sentences
