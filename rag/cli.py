@@ -237,6 +237,25 @@ def cmd_eval(args: argparse.Namespace) -> int:
         items = evaluation.load_gold(Path(args.gold))
     items = evaluation.select(items, args.split, args.limit, args.seed)
     pipeline = get_pipeline(config, progress=_progress_bar())
+    if args.calibrate:
+        cfg = config.replace(abstain_threshold=0.0)
+        bar = _progress_bar()
+        results = evaluation.run(
+            items,
+            lambda item: pipeline.ask(item.question, list(item.history), cfg),
+            pipeline.data.chunks,
+            progress=lambda n, total: bar("questions", n, total),
+        )
+        sweep = evaluation.threshold_sweep(results)
+        print(f"{'threshold':>10}{'accuracy':>10}{'abstain P':>11}{'abstain R':>11}")
+        for row in sweep[::2]:
+            print(
+                f"{row['threshold']:>10.2f}{row['accuracy']:>10.3f}{row['abstain_precision']:>11.3f}"
+                f"{row['abstain_recall']:>11.3f}"
+            )
+        best = max(sweep, key=lambda r: r["accuracy"])
+        print(f"\nbest on this split: RAG_ABSTAIN_THRESHOLD={best['threshold']:.2f} (accuracy {best['accuracy']:.3f})")
+        return 0
     if args.compare:
         configs = {
             "bm25": config.replace(retrieval="bm25", reranker=None),
@@ -326,6 +345,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--json", metavar="PATH", help="write the figures as JSON")
     s.add_argument("--misses", type=int, default=0, metavar="N", help="list the N worst misses")
     s.add_argument("--compare", action="store_true", help="bm25, dense, hybrid and hybrid+rerank in one table")
+    s.add_argument("--calibrate", action="store_true", help="sweep the abstention threshold (use a tune/dev split)")
     s.add_argument("--report", metavar="DIR", help="write figures.json, quality_vs_latency.png and misses.md")
     s.set_defaults(func=cmd_eval)
 

@@ -432,3 +432,29 @@ def format_markdown(rows: dict[str, dict[str, float]], keys: Sequence[str] = REP
         ]
         out.append(f"| {key} | " + " | ".join(cells) + " |")
     return "\n".join(out)
+
+
+def threshold_sweep(results: Sequence[ItemResult], grid: Sequence[float] | None = None) -> list[dict[str, float]]:
+    """From answers given with abstention off, what each abstention threshold would have scored."""
+    grid = grid if grid is not None else [round(x, 2) for x in np.linspace(0.02, 0.98, 49)]
+    rows = []
+    for t in grid:
+        correct, abstained, true_abstain = [], 0, 0
+        unanswerable = sum(1 for r in results if not r.item.answerable)
+        for r in results:
+            abstain = r.answer.confidence < t
+            abstained += abstain
+            if r.item.answerable:
+                correct.append(float(not abstain and contains(answer_body(r.answer), r.item.answers) > 0))
+            else:
+                correct.append(float(abstain))
+                true_abstain += abstain
+        rows.append(
+            {
+                "threshold": float(t),
+                "accuracy": _mean(correct),
+                "abstain_precision": true_abstain / abstained if abstained else float("nan"),
+                "abstain_recall": true_abstain / unanswerable if unanswerable else float("nan"),
+            }
+        )
+    return rows
