@@ -142,6 +142,15 @@ def load_models(path: Path = MODEL_PATH) -> Models:
     return Models(threshold=float(data["threshold"]), reader_candidates=int(data["reader_candidates"]), **models)
 
 
+def models_path(config: Config) -> Path:
+    """A reader folder may carry the models fitted on its scores; those must travel with it."""
+    if config.reader_dir and config.reader_candidates != 0:
+        bundled = Path(config.reader_dir).expanduser() / "extractive.json"
+        if bundled.is_file():
+            return bundled
+    return MODEL_PATH
+
+
 def question_type(question: str) -> str | None:
     for name, pattern in QUESTION_TYPES:
         if pattern.search(question):
@@ -260,7 +269,7 @@ class ExtractiveAnswerer:
         self.config = config
         self.data = data
         self.retriever = retriever
-        self.models = load_models()
+        self.models = load_models(models_path(config))
         self.threshold = config.abstain_threshold if config.abstain_threshold is not None else self.models.threshold
         self.reader_candidates = (
             self.models.reader_candidates if config.reader_candidates is None else config.reader_candidates

@@ -328,7 +328,8 @@ def format_table(rows: dict[str, dict[str, float]], keys: Sequence[str]) -> str:
     """One column per configuration, one row per figure."""
     names = list(rows)
     width = max(8, *(len(n) for n in names))
-    lines = ["figure".ljust(22) + "".join(n.rjust(width + 2) for n in names)]
+    label = max(22, *(len(k) + 2 for k in keys))
+    lines = ["figure".ljust(label) + "".join(n.rjust(width + 2) for n in names)]
     for key in keys:
         cells = []
         for name in names:
@@ -342,7 +343,7 @@ def format_table(rows: dict[str, dict[str, float]], keys: Sequence[str]) -> str:
                     else f"{value:.1f}"
                 ).rjust(width + 2)
             )
-        lines.append(key.ljust(22) + "".join(cells))
+        lines.append(key.ljust(label) + "".join(cells))
     return "\n".join(lines)
 
 
@@ -381,25 +382,33 @@ def write_report(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     folder.mkdir(parents=True, exist_ok=True)
     clean = {name: {k: (None if np.isnan(v) else round(v, 6)) for k, v in fig.items()} for name, fig in rows.items()}
     (folder / "figures.json").write_text(json.dumps(clean, indent=2) + "\n", encoding="utf-8")
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for key, marker in (("accuracy", "o"), ("containment", "s"), ("recall_at_5", "^")):
-        xs = [rows[n]["p50_ms"] for n in rows]
-        ys = [rows[n][key] for n in rows]
-        ax.scatter(xs, ys, marker=marker, label=key)
-        for name, x, y in zip(rows, xs, ys, strict=True):
-            ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    metrics = (("accuracy", "o"), ("containment", "s"), ("recall_at_5", "^"))
+    xs = [rows[n]["p50_ms"] for n in rows]
+    for i, name in enumerate(rows):
+        colour = f"C{i % 10}"
+        for key, marker in metrics:
+            ax.scatter(rows[name]["p50_ms"], rows[name][key], marker=marker, color=colour, s=40)
+        ax.scatter([], [], marker="o", color=colour, label=name)
+    for key, marker in metrics:
+        ax.scatter([], [], marker=marker, color="0.4", label=key.replace("_at_", "@"))
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ticks = [t for t in (5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000) if min(xs) / 1.5 <= t <= max(xs) * 1.5]
+    ax.set_xticks(ticks or [min(xs)])
     ax.set_xlabel("p50 latency per question (ms, log scale)")
     ax.set_ylabel("share of questions")
     ax.set_ylim(0, 1.02)
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="lower right", ncol=2)
     fig.tight_layout()
     fig.savefig(folder / "quality_vs_latency.png", dpi=120)
     plt.close(fig)

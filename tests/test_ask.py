@@ -134,3 +134,18 @@ def test_retrieval_modes_keep_the_contract(seed_config: Config, mode: str) -> No
     answer = ask("How many PCTs did Pulse approach?", config=seed_config, retrieval=mode)
     assert_contract(answer)
     assert "152" in answer.text
+
+
+def test_a_reader_folder_brings_its_own_answerer_models(seed_config: Config, tmp_path: Path) -> None:
+    """Models fitted on one reader's scores must not be used with another: they travel in its folder."""
+    import json
+
+    from rag import answering
+
+    models = json.loads(answering.MODEL_PATH.read_text(encoding="utf-8"))
+    (tmp_path / "extractive.json").write_text(json.dumps({**models, "threshold": 0.999}), encoding="utf-8")
+    question = "Who chairs the NHS Alliance?"
+    assert not ask(question, config=seed_config).abstained
+    assert ask(question, config=seed_config, reader_dir=str(tmp_path)).abstained
+    assert not ask(question, config=seed_config, reader_dir=str(tmp_path), reader_candidates=0).abstained
+    assert not ask(question, config=seed_config, reader_dir=str(tmp_path / "elsewhere")).abstained
