@@ -48,5 +48,9 @@ class IndexBusyError(IndexError_):
     pass
 
 
+class DatasetError(RagError, ValueError):
+    """A dataset for ``rag eval --dataset`` that does not follow the documented layout."""
+
+
 class ModelLoadError(RagError):
     pass

@@ -23,7 +23,7 @@ from ir_measures import RR, Qrel, ScoredDoc, Success
 
 from .config import ROOT
 from .documents import resolve_source
-from .errors import RagError
+from .errors import DatasetError, RagError
 from .types import Answer, Chunk
 
 _MARKER_RE = re.compile(r"\s*\[\d+\]")
@@ -120,34 +120,82 @@ def load_gold(path: Path) -> list[GoldItem]:
 
 
 def load_dataset(directory: Path, splits: dict[str, str] | None = None) -> list[GoldItem]:
-    """The public layout: ``documents/`` and ``questions.jsonl`` (``answer_start`` per answer, or null)."""
+    """The public layout: ``documents/`` and ``questions.jsonl`` (``answer_start`` per answer, or null).
+
+    A dataset a user brings is checked line by line, since a wrong offset or a missing document
+    would otherwise just read as poor retrieval.
+    """
     questions = directory / "questions.jsonl"
     if not questions.is_file() or not (directory / "documents").is_dir():
-        raise RagError(f"{directory} is not a dataset: it needs documents/ and questions.jsonl")
-    items = []
+        raise DatasetError(f"{directory} is not a dataset: it needs documents/ and questions.jsonl")
     docs_dir = (directory / "documents").resolve()
-    for line in questions.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        row = json.loads(line)
-        document = row.get("document")
-        answers = tuple(row.get("answers") or ())
-        starts = row.get("answer_start") or [None] * len(answers)
-        spans = tuple((s, s + len(a)) for a, s in zip(answers, starts, strict=False) if isinstance(s, int) and s >= 0)
-        split_of = row.get("source_document") or document
-        items.append(
-            GoldItem(
-                id=str(row["id"]),
-                question=row["question"],
-                answers=answers if document else (),
-                source=str(docs_dir / document) if document else None,
-                spans=spans if document else (),
-                kind="fact" if document else "unanswerable",
-                split=(splits or {}).get(split_of or "", "test"),
-                article=split_of,
-            )
-        )
+    texts: dict[str, str] = {}
+    items = []
+    try:
+        for n, line in enumerate(questions.read_text(encoding="utf-8").splitlines(), start=1):
+            if line.strip():
+                items.append(_dataset_item(_json_row(line, questions, n), f"{questions}:{n}", docs_dir, texts, splits))
+    except UnicodeDecodeError as e:
+        raise DatasetError(f"a dataset file is not UTF-8 ({e.reason} at byte {e.start}); convert it to UTF-8") from None
+    if not items:
+        raise DatasetError(f"{questions} holds no questions; add one JSON object a line")
     return items
+
+
+def _json_row(line: str, path: Path, n: int) -> dict:
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise DatasetError(f"{path}:{n} is not valid JSON ({e.msg} at column {e.colno})") from None
+    if not isinstance(row, dict):
+        raise DatasetError(f"{path}:{n} must be a JSON object, not {type(row).__name__}")
+    return row
+
+
+def _dataset_item(
+    row: dict, where: str, docs_dir: Path, texts: dict[str, str], splits: dict[str, str] | None
+) -> GoldItem:
+    for key in ("id", "question"):
+        if not isinstance(row.get(key), str | int) or not str(row[key]).strip():
+            raise DatasetError(f"{where}: {key!r} is missing or empty; every question needs an id and a question")
+    answers = row.get("answers") or []
+    if not isinstance(answers, list) or not all(isinstance(a, str) and a for a in answers):
+        raise DatasetError(f"{where}: 'answers' must be a list of non-empty strings (empty when unanswerable)")
+    document = row.get("document")
+    spans: list[tuple[int, int]] = []
+    if document is not None:
+        path = (docs_dir / str(document)).resolve()
+        if not path.is_relative_to(docs_dir) or not path.is_file():
+            raise DatasetError(f"{where}: document {document!r} is not a file under {docs_dir}")
+        if not answers:
+            raise DatasetError(f"{where}: names document {document!r} but gives no answers; set document to null")
+        text = texts.setdefault(str(path), path.read_text(encoding="utf-8"))
+        starts = row.get("answer_start")
+        if starts is not None:
+            if not isinstance(starts, list) or len(starts) != len(answers):
+                raise DatasetError(f"{where}: 'answer_start' needs one offset (or null) per answer")
+            for answer, at in zip(answers, starts, strict=True):
+                if at is None:
+                    continue
+                if not isinstance(at, int) or text[at : at + len(answer)] != answer:
+                    raise DatasetError(
+                        f"{where}: answer_start {at!r} does not point at {answer!r} in {document} "
+                        f"(found {text[at : at + len(answer)]!r} there); fix the offset or set it to null"
+                        if isinstance(at, int)
+                        else f"{where}: answer_start {at!r} must be a character offset or null"
+                    )
+                spans.append((at, at + len(answer)))
+    split_of = row.get("source_document") or document
+    return GoldItem(
+        id=str(row["id"]),
+        question=str(row["question"]),
+        answers=tuple(answers) if document else (),
+        source=str(docs_dir / document) if document else None,
+        spans=tuple(spans),
+        kind="fact" if document else "unanswerable",
+        split=(splits or {}).get(split_of or "", "test"),
+        article=split_of,
+    )
 
 
 def relevant_chunks(item: GoldItem, chunks: Sequence[Chunk], by_source: dict[str, list[int]]) -> set[int]:

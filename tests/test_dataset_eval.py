@@ -1,0 +1,154 @@
+"""``rag eval --dataset``: a corpus a user brings, in the public layout, through the whole pipeline."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rag import evaluation
+from rag.config import ROOT
+from rag.errors import DatasetError
+
+DOCUMENTS = {
+    "lighthouse.txt": (
+        "The Kestrel Bay lighthouse was built in 1871 by the engineer Margaret Olsen. "
+        "It stands 34 metres tall, and its lamp can be seen from 22 nautical miles away.\n\n"
+        "The keeper's cottage beside it became a maritime museum in 1998. "
+        "Its collection includes the original Fresnel lens, which was removed in 1962."
+    ),
+    "orchard.txt": (
+        "The Hallam orchard grows 40 varieties of apple on the south slope of the valley. "
+        "Its oldest tree, a Bramley, was planted in 1903.\n\n"
+        "Every October the orchard holds a cider festival that draws about 5,000 visitors. "
+        "The juice is pressed on site by volunteers from the village."
+    ),
+}
+QUESTIONS = [
+    ("q1", "Who built the Kestrel Bay lighthouse?", ["Margaret Olsen"], "lighthouse.txt"),
+    ("q2", "How tall is the Kestrel Bay lighthouse?", ["34 metres"], "lighthouse.txt"),
+    ("q3", "When did the keeper's cottage become a museum?", ["1998"], "lighthouse.txt"),
+    ("q4", "How many varieties of apple does the Hallam orchard grow?", ["40"], "orchard.txt"),
+    ("q5", "How many visitors come to the cider festival?", ["about 5,000", "5,000"], "orchard.txt"),
+    ("q6", "What is the name of the volcano on Kestrel Bay's island?", [], None),
+    ("q7", "Who invented the rotary cider press?", [], None),
+]
+FIGURE_KEYS = (
+    "n",
+    "em",
+    "f1",
+    "containment",
+    "abstain_precision",
+    "abstain_recall",
+    "citation_validity",
+    "recall_at_5",
+    "mrr",
+    "p50_ms",
+    "p95_ms",
+)
+
+
+def write_dataset(folder: Path, rows: list[dict] | None = None) -> Path:
+    (folder / "documents").mkdir(parents=True)
+    for name, text in DOCUMENTS.items():
+        (folder / "documents" / name).write_text(text, encoding="utf-8")
+    if rows is None:
+        rows = [
+            {
+                "id": qid,
+                "question": question,
+                "answers": answers,
+                "document": doc,
+                "answer_start": [DOCUMENTS[doc].index(a) for a in answers] if doc else None,
+            }
+            for qid, question, answers, doc in QUESTIONS
+        ]
+    (folder / "questions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return folder
+
+
+def rag_eval(args: list[str]) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    return subprocess.run(
+        [sys.executable, "-m", "rag.cli", "eval", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_eval_on_a_dataset_compares_configurations_and_writes_a_report(tmp_path: Path) -> None:
+    dataset = write_dataset(tmp_path / "harbour")
+    figures, report = tmp_path / "figures.json", tmp_path / "report"
+    args = ["--dataset", str(dataset), "--index-dir", str(tmp_path / "index"), "--json", str(figures)]
+    out = rag_eval([*args, "--compare", "--report", str(report)])
+    assert out.returncode == 0, out.stderr
+
+    data = json.loads(figures.read_text())
+    for key in FIGURE_KEYS:
+        assert isinstance(data[key], int | float), key
+    assert data["n"] == len(QUESTIONS)
+    assert data["citation_validity"] == 1.0
+    assert data["recall_at_5"] == 1.0 and data["mrr"] > 0.5, "gold spans were located in the indexed text"
+    assert data["containment"] >= 0.6
+    assert 0 < data["p50_ms"] <= data["p95_ms"]
+
+    table = out.stdout.splitlines()
+    assert table[0].split() == ["figure", "bm25", "dense", "hybrid", "hybrid+rerank"]
+    compared = json.loads((report / "figures.json").read_text())
+    assert set(compared) == {"bm25", "dense", "hybrid", "hybrid+rerank"}
+    assert compared["hybrid"]["recall_at_5"] == data["recall_at_5"]
+    assert (report / "quality_vs_latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    misses = (report / "misses.md").read_text()
+    assert misses.startswith("# harbour") and "## Worst misses: hybrid+rerank" in misses
+
+    calibrated = rag_eval([*args[:4], "--calibrate"])
+    assert calibrated.returncode == 0, calibrated.stderr
+    assert "best on this split: RAG_ABSTAIN_THRESHOLD=" in calibrated.stdout
+
+
+BASE = {"id": "x", "question": "Who built the lighthouse?", "answers": ["Margaret Olsen"]}
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ("{not json", "is not valid JSON"),
+        ([{**BASE, "document": "lighthouse.txt", "answer_start": [3]}], "does not point at 'Margaret Olsen'"),
+        ([{**BASE, "document": "lighthouse.txt", "answer_start": [1, 2]}], "one offset (or null) per answer"),
+        ([{**BASE, "document": "missing.txt"}], "is not a file under"),
+        ([{**BASE, "document": "../questions.jsonl"}], "is not a file under"),
+        ([{**BASE, "question": "", "document": None}], "'question' is missing"),
+        ([{**BASE, "answers": "Margaret Olsen", "document": "lighthouse.txt"}], "list of non-empty strings"),
+        ([], "holds no questions"),
+    ],
+)
+def test_a_malformed_dataset_is_refused_with_the_line_and_the_fix(
+    tmp_path: Path, rows: list[dict] | str, message: str
+) -> None:
+    folder = write_dataset(tmp_path / "bad", rows if isinstance(rows, list) else [])
+    if isinstance(rows, str):
+        (folder / "questions.jsonl").write_text(rows + "\n", encoding="utf-8")
+    with pytest.raises(DatasetError, match="questions.jsonl") as info:
+        evaluation.load_dataset(folder)
+    assert message in str(info.value)
+
+
+def test_offsets_may_be_unknown(tmp_path: Path) -> None:
+    rows = [{**BASE, "document": "lighthouse.txt", "answer_start": None}, {**BASE, "id": "y", "document": None}]
+    items = evaluation.load_dataset(write_dataset(tmp_path / "ok", rows))
+    assert [i.answerable for i in items] == [True, False]
+    assert items[0].spans == () and items[1].answers == ()
+
+
+def test_the_cli_turns_a_bad_dataset_into_one_line(tmp_path: Path) -> None:
+    out = rag_eval(["--dataset", str(tmp_path / "nowhere")])
+    assert out.returncode != 0
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "is not a dataset" in lines[0] and "Traceback" not in out.stderr
