@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 7860
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install models run index test lint eval bench clean
+.PHONY: install models run index test lint eval eval-squad bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -46,6 +46,15 @@ test: install lint models
 
 eval: install
 	$(VENV)/bin/rag eval --split test --json artifacts/eval-test.json
+
+# Public benchmark (README: Quality on public data): calibrate on tune, measure test, then the peer.
+SQUAD ?= ../shared/data/squad_v2_dev25
+THRESHOLD ?= 0.44
+eval-squad: install
+	$(VENV)/bin/rag eval --dataset $(SQUAD) --split tune --limit 2000 --calibrate
+	$(VENV)/bin/rag eval --dataset $(SQUAD) --split test --limit 800 --abstain-threshold $(THRESHOLD) \
+		--compare --report artifacts/squad-test --json artifacts/squad-test.json
+	$(PY) eval/peers.py --dataset $(SQUAD) --split test --limit 400
 
 bench: install
 	$(PY) eval/bench.py

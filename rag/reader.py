@@ -2,6 +2,7 @@
 
 ``eval/train_reader.py`` fine-tunes MiniLM to tell which retrieved sentence answers a
 question (with "none of them" competing) and exports it int8-quantised for onnxruntime.
+Its folder also carries the answerer models fitted on its scores (``extractive.json``).
 It is off by default: measured here it helped on held-out SQuAD articles but not on our
 news gold set, and cost about 70 ms a question on two cores (README, "The reader").
 """
