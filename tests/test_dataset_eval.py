@@ -135,7 +135,7 @@ def test_a_malformed_dataset_is_refused_with_the_line_and_the_fix(
     folder = write_dataset(tmp_path / "bad", rows if isinstance(rows, list) else [])
     if isinstance(rows, str):
         (folder / "questions.jsonl").write_text(rows + "\n", encoding="utf-8")
-    with pytest.raises(DatasetError, match="questions.jsonl") as info:
+    with pytest.raises(DatasetError, match=r"questions\.jsonl") as info:
         evaluation.load_dataset(folder)
     assert message in str(info.value)
 
