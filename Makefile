@@ -49,11 +49,10 @@ eval: install
 
 # Public benchmark (README: Quality on public data): calibrate on tune, measure test, then the peer.
 SQUAD ?= ../shared/data/squad_v2_dev25
-THRESHOLD ?= 0.44
 eval-squad: install
-	$(VENV)/bin/rag eval --dataset $(SQUAD) --split tune --limit 2000 --calibrate
-	$(VENV)/bin/rag eval --dataset $(SQUAD) --split test --limit 800 --abstain-threshold $(THRESHOLD) \
-		--compare --report artifacts/squad-test --json artifacts/squad-test.json
+	$(VENV)/bin/rag eval --dataset $(SQUAD) --split tune --limit 2000 --calibrate --save
+	$(VENV)/bin/rag eval --dataset $(SQUAD) --split test --limit 800 --compare --report artifacts/squad-test \
+		--json artifacts/squad-test.json
 	$(PY) eval/peers.py --dataset $(SQUAD) --split test --limit 400
 
 bench: install

@@ -22,6 +22,7 @@ from typing import Protocol
 
 import numpy as np
 
+from . import calibration
 from .config import Config
 from .errors import UnknownNameError
 from .reader import READER_DIR, get_reader
@@ -270,7 +271,7 @@ class ExtractiveAnswerer:
         self.data = data
         self.retriever = retriever
         self.models = load_models(models_path(config))
-        self.threshold = config.abstain_threshold if config.abstain_threshold is not None else self.models.threshold
+        self.threshold, _ = calibration.abstain_threshold(config, self.models.threshold, models_path(config))
         self.reader_candidates = (
             self.models.reader_candidates if config.reader_candidates is None else config.reader_candidates
         )

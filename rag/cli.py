@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .config import FIELD_NAMES, ROOT, Config, load_config
-from .errors import RagError
+from .errors import ConfigError, RagError
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +221,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from . import evaluation
     from .pipeline import get_pipeline
 
+    if args.save and not args.calibrate:
+        raise ConfigError("--save keeps a calibrated threshold; use it with --calibrate")
     config = config_from(args)
     if args.dataset:
         directory = Path(args.dataset).resolve()
@@ -255,6 +257,27 @@ def cmd_eval(args: argparse.Namespace) -> int:
             )
         best = max(sweep, key=lambda r: r["accuracy"])
         print(f"\nbest on this split: RAG_ABSTAIN_THRESHOLD={best['threshold']:.2f} (accuracy {best['accuracy']:.3f})")
+        if args.save:
+            from . import calibration
+            from .answering import models_path
+
+            where = args.dataset or args.gold
+            path = calibration.save(
+                config,
+                best["threshold"],
+                models_path(config),
+                {
+                    "accuracy": round(best["accuracy"], 4),
+                    "abstain_precision": _json_number(best["abstain_precision"]),
+                    "abstain_recall": _json_number(best["abstain_recall"]),
+                    "questions": len(results),
+                    "labelled_by": f"{Path(where).name}, split {args.split}",
+                },
+            )
+            print(
+                f"saved to {path}: ask() on this index now abstains below {best['threshold']:.2f} "
+                "(RAG_ABSTAIN_THRESHOLD or --abstain-threshold still override it)"
+            )
         return 0
     if args.compare:
         configs = {
@@ -276,6 +299,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
         )
         rows[name] = evaluation.score(runs[name])
     print(evaluation.format_table(rows, evaluation.REPORT_KEYS))
+    if config.answerer == "extractive":
+        from . import calibration
+        from .answering import load_models, models_path
+
+        threshold, origin = calibration.abstain_threshold(
+            config, load_models(models_path(config)).threshold, models_path(config)
+        )
+        print(f"abstention threshold {threshold:.2f} ({origin})")
     primary = "hybrid" if args.compare else next(iter(rows))
     figures, results = rows[primary], runs[primary]
     if args.report:
@@ -346,6 +377,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--misses", type=int, default=0, metavar="N", help="list the N worst misses")
     s.add_argument("--compare", action="store_true", help="bm25, dense, hybrid and hybrid+rerank in one table")
     s.add_argument("--calibrate", action="store_true", help="sweep the abstention threshold (use a tune/dev split)")
+    s.add_argument("--save", action="store_true", help="with --calibrate: keep the best threshold with this index")
     s.add_argument("--report", metavar="DIR", help="write figures.json, quality_vs_latency.png and misses.md")
     s.set_defaults(func=cmd_eval)
 

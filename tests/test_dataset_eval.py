@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from rag import evaluation
+from rag import answering, ask, calibration, evaluation, load_config
 from rag.config import ROOT
 from rag.errors import DatasetError
 
@@ -108,9 +110,51 @@ def test_eval_on_a_dataset_compares_configurations_and_writes_a_report(tmp_path:
     misses = (report / "misses.md").read_text()
     assert misses.startswith("# harbour") and "## Worst misses: hybrid+rerank" in misses
 
+    assert "abstention threshold 0.14 (answerer default)" in out.stdout
+
     calibrated = rag_eval([*args[:4], "--calibrate"])
     assert calibrated.returncode == 0, calibrated.stderr
-    assert "best on this split: RAG_ABSTAIN_THRESHOLD=" in calibrated.stdout
+    best = re.search(r"best on this split: RAG_ABSTAIN_THRESHOLD=(\d\.\d\d)", calibrated.stdout)
+    assert best, calibrated.stdout
+    assert not (tmp_path / "index" / "calibration.json").exists(), "only --save keeps it"
+
+    saved = rag_eval([*args[:4], "--calibrate", "--save"])
+    assert saved.returncode == 0, saved.stderr
+    kept = json.loads((tmp_path / "index" / "calibration.json").read_text())
+    assert f"{kept['abstain_threshold']:.2f}" == best.group(1) and kept["questions"] == len(QUESTIONS)
+    again = rag_eval(args[:4])
+    assert f"abstention threshold {best.group(1)} (calibrated" in again.stdout
+    overridden = rag_eval([*args[:4], "--abstain-threshold", "0.5"])
+    assert "abstention threshold 0.50 (setting)" in overridden.stdout
+
+
+def test_save_needs_calibrate(tmp_path: Path) -> None:
+    out = rag_eval(["--dataset", str(write_dataset(tmp_path / "d")), "--save"])
+    assert out.returncode != 0 and "use it with --calibrate" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_calibration_travels_with_its_index_and_only_with_its_models(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    dataset = write_dataset(tmp_path / "harbour")
+    config = load_config(env={}, corpus=str(dataset / "documents"), index_dir=str(tmp_path / "index"))
+    question = "Who built the Kestrel Bay lighthouse?"
+    first = ask(question, config=config)
+    assert not first.abstained and "Margaret Olsen" in first.text
+
+    calibration.save(config, 0.999, answering.models_path(config), {"questions": 1})
+    assert ask(question, config=config).abstained, "the saved threshold is in force for this index"
+    assert not ask(question, config=config, abstain_threshold=0.0).abstained, "a setting wins over it"
+    other = load_config(env={}, corpus=str(dataset / "documents"), index_dir=str(tmp_path / "other"))
+    assert not ask(question, config=other).abstained, "another index keeps its own"
+
+    path = config.index_path / calibration.FILE
+    path.write_text(json.dumps({**json.loads(path.read_text()), "models": "0" * 16}))
+    with caplog.at_level(logging.WARNING, logger="rag.calibration"):
+        assert not ask(question, config=config).abstained
+    assert "made for other answerer models" in caplog.text
+    path.write_text("{broken")
+    assert not ask(question, config=config).abstained
 
 
 BASE = {"id": "x", "question": "Who built the lighthouse?", "answers": ["Margaret Olsen"]}
