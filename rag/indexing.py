@@ -21,7 +21,7 @@ from . import vectors as vectors_
 from .config import ROOT, Config
 from .embedding import Embedder, get_embedder
 from .errors import CorpusError, IndexCorruptError, IndexMismatchError
-from .retrieval import build_bm25
+from .retrieval import LEXICAL_VERSION, build_bm25
 from .types import Chunk, Document
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,7 @@ def settings(config: Config) -> dict[str, Any]:
     return {
         "format": store.FORMAT_VERSION,
         "parser": PARSER_VERSION,
+        "lexical": LEXICAL_VERSION,
         "embedder": config.embedder,
         "embedding_model": config.embedding_model,
         "encoding": chunking.ENCODING,

@@ -12,6 +12,7 @@ import functools
 import math
 import re
 import threading
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ from .store import IndexData
 from .types import COMMENT, Passage
 
 MODES = ("hybrid", "dense", "bm25")
+LEXICAL_VERSION = 2  # bump when tokenize() changes: BM25 postings must be rebuilt to match
 STOPWORDS = "en"
 ASKS_ABOUT_COMMENTS = re.compile(r"\b(?:comments?|commenters?|commented|readers?)\b", re.IGNORECASE)
 
@@ -35,13 +37,21 @@ def _stemmer() -> Stemmer.Stemmer:
     return Stemmer.Stemmer("english")
 
 
+def fold(text: str) -> str:
+    """Accents and compatibility forms folded, so "Besancon" finds "Besançon" and "ﬁle" finds "file"."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
 def tokenize(texts: Sequence[str]) -> list[list[str]]:
-    """Lower-cased, stemmed terms without stopwords: the lexical view shared by BM25 and the answerer."""
-    return bm25s.tokenize(list(texts), stopwords=STOPWORDS, stemmer=_stemmer(), return_ids=False, show_progress=False)
+    """Lower-cased, accent-folded, stemmed terms without stopwords: the lexical view of BM25 and the answerer."""
+    return bm25s.tokenize(
+        [fold(t) for t in texts], stopwords=STOPWORDS, stemmer=_stemmer(), return_ids=False, show_progress=False
+    )
 
 
 def build_bm25(texts: Sequence[str]) -> bm25s.BM25:
-    tokens = bm25s.tokenize(list(texts), stopwords=STOPWORDS, stemmer=_stemmer(), show_progress=False)
+    tokens = bm25s.tokenize([fold(t) for t in texts], stopwords=STOPWORDS, stemmer=_stemmer(), show_progress=False)
     model = bm25s.BM25()
     model.index(tokens, show_progress=False)
     return model

@@ -211,3 +211,24 @@ def test_rechunking_reuses_sentence_vectors(corpus_config: Config) -> None:
     rechunked = indexing.build(corpus_config.replace(chunk_tokens=96, chunk_overlap=16))
     assert rechunked.built and rechunked.chunks > first.chunks
     assert rechunked.sentences_embedded == 0 and rechunked.sentences == first.sentences
+
+
+def test_words_typed_without_accents_find_accented_ones(corpus: Path, corpus_config: Config) -> None:
+    (corpus / "archive.txt").write_text(
+        "Notes from the archive\n\nThe council of Besançon banned the first printing shop in 1561.\n",
+        encoding="utf-8",
+    )
+    config = corpus_config.replace(retrieval="bm25")
+    top = ask("What about Besancon?", config=config).passages[0]
+    assert top.source.endswith("archive.txt") and (top.bm25_score or 0) > 0
+
+
+def test_a_change_of_lexical_analysis_rebuilds_the_postings(corpus_config: Config) -> None:
+    indexing.build(corpus_config)
+    current = corpus_config.index_path / (corpus_config.index_path / store.POINTER).read_text().strip()
+    manifest_path = current / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["settings"]["lexical"] = 1
+    manifest_path.write_text(json.dumps(manifest))
+    forget(corpus_config)
+    assert "lexical 1 -> 2" in (indexing.staleness(corpus_config) or "")
