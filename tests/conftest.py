@@ -49,3 +49,21 @@ def corpus_config(corpus: Path, tmp_path: Path) -> Config:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def figure_keys() -> tuple[str, ...]:
+    """What `rag eval --json` promises at its top level, each a number (README, issue 6)."""
+    return (
+        "n",
+        "em",
+        "f1",
+        "containment",
+        "abstain_precision",
+        "abstain_recall",
+        "citation_validity",
+        "recall_at_5",
+        "mrr",
+        "p50_ms",
+        "p95_ms",
+    )
