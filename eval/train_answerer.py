@@ -41,6 +41,7 @@ from rag.reader import Reader  # noqa: E402
 
 DEFAULT_DATASET = ROOT.parent / "shared" / "data" / "squad_v2_dev25"
 READER_CANDIDATES = 8
+ABSTAIN_RECALL_FLOOR = json.loads((ROOT / "eval" / "floors.json").read_text())["dev"]["abstain_recall"]
 
 
 def dataset_config(directory: Path):
@@ -160,9 +161,14 @@ def summary(outs) -> dict:
     }
 
 
-def best_threshold(groups, model) -> float:
+def best_threshold(groups, model, honest=None) -> float:
+    """Best mean accuracy over the groups, among thresholds that abstain on enough of ``honest``'s
+    unanswerable questions (the gold floor on abstention recall, README: Quality floors)."""
     grid = np.linspace(0.05, 0.95, 91)
     scores = [np.mean([summary(outcomes(rows, model, t))["accuracy"] for rows in groups if rows]) for t in grid]
+    if honest:
+        ok = [summary(outcomes(honest, model, t))["abstain_recall"] >= ABSTAIN_RECALL_FLOOR for t in grid]
+        scores = [s if keep else -1.0 for s, keep in zip(scores, ok, strict=True)]
     return float(grid[int(np.argmax(scores))])
 
 
@@ -170,7 +176,8 @@ def stage_two(records, with_reader: bool = True):
     rerank = fit_rerank(records) if with_reader else answering.LogisticModel(answering.RERANK_FEATURES, (1.0, 0.0), 0.0)
     rows = question_rows(records, rerank)
     answerable = fit_answerable(rows)
-    threshold = best_threshold([[r for r in rows if r[3] != "gold"], [r for r in rows if r[3] == "gold"]], answerable)
+    gold = [r for r in rows if r[3] == "gold"]
+    threshold = best_threshold([[r for r in rows if r[3] != "gold"], gold], answerable, honest=gold)
     return rerank, answerable, threshold
 
 

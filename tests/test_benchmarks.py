@@ -1,0 +1,27 @@
+"""The benchmark scripts still run against the current library and print their tables."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from rag.config import ROOT
+
+
+def test_bench_prints_build_stages_and_ask_latency() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    out = subprocess.run(
+        [sys.executable, "eval/bench.py", "--repeat", "1"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "faiss index (dense)" in out.stdout and "whole build, written to disk" in out.stdout
+    header = next(line for line in out.stdout.splitlines() if line.startswith("figure"))
+    assert header.split() == ["figure", "dense", "bm25", "hybrid"]
+    p50 = next(line for line in out.stdout.splitlines() if line.startswith("p50_ms")).split()[1:]
+    assert all(float(v) > 0 for v in p50)
