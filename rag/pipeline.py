@@ -192,12 +192,7 @@ def ask(
     ``history`` holds earlier (question, answer) turns, oldest first. Keyword overrides
     (``top_k=3``, ``answerer="extractive"``, ``corpus=...``) replace single settings.
     """
-    check_question(question)
-    conversation.validate(history)
-    config = config or load_config()
-    if overrides:
-        config = config.replace(**overrides)
-    check_names(config)
+    config = _checked(question, history, config, overrides)
     return get_pipeline(config).ask(question, history, config)
 
 
@@ -209,13 +204,19 @@ def stream(
     **overrides: Any,
 ) -> Iterator[str | Answer]:
     """Like ``ask`` but yields the answer's text as it is written, then the verified ``Answer``."""
+    config = _checked(question, history, config, overrides)
+    yield from get_pipeline(config).stream(question, history, config)
+
+
+def _checked(question: str, history: object, config: Config | None, overrides: dict[str, Any]) -> Config:
+    """Every input checked, and the settings resolved, before any model or index is loaded."""
     check_question(question)
     conversation.validate(history)
     config = config or load_config()
     if overrides:
         config = config.replace(**overrides)
     check_names(config)
-    yield from get_pipeline(config).stream(question, history, config)
+    return config
 
 
 def check_names(config: Config) -> None:

@@ -32,14 +32,16 @@ class Reranker(Protocol):
 
 
 class OnnxCrossEncoder:
-    def __init__(self, folder: Path, max_length: int = 512) -> None:
+    """A BERT-style cross-encoder exported to ONNX beside its fast tokenizer's ``tokenizer.json``."""
+
+    def __init__(self, folder: Path, max_length: int = 512, model_file: str = "model.onnx") -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = os.cpu_count() or 1
         options.log_severity_level = 3
-        self._session = ort.InferenceSession(str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
+        self._session = ort.InferenceSession(str(folder / model_file), options, providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self._session.get_inputs()}
         self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self._tokenizer.enable_truncation(max_length, strategy="only_second")
