@@ -24,7 +24,7 @@ def _default_path(name: str) -> str:
 
 @dataclass(frozen=True)
 class Config:
-    corpus: str = _default_path("seeds")
+    corpus: str | None = None  # unset: the folders this index was built from, else seeds/
     index_dir: str = _default_path("index")
     embedder: str = "sentence-transformers"
     embedding_model: str = DEFAULT_MODEL
@@ -91,10 +91,6 @@ class Config:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
-
-    @property
-    def corpus_path(self) -> Path:
-        return Path(self.corpus).expanduser().resolve()
 
     @property
     def index_path(self) -> Path:

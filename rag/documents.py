@@ -2,15 +2,19 @@
 
 Everything is located by character offsets into the text exactly as
 ``Path(source).read_text(encoding="utf-8")`` returns it, so quotes can always be checked.
-Site chrome is recognised by the shape of web boilerplate (share/rate widgets, comment
-moderation links, image captions, "intended for ... only" banners), never by file.
+Site chrome is recognised by rules that hold for news and web pages in general: widgets and
+banners by their shape (share/rate widgets, comment moderation links, "intended for ... only"),
+and the rest by position (the masthead above the headline, captions and sign-offs after the
+last paragraph), never by file.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import logging
+import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -25,11 +29,11 @@ from .types import BODY, COMMENT, Document, Section
 log = logging.getLogger(__name__)
 
 
+# Page furniture that reads the same on any site: widgets, banners, counters, legal lines. Each must fill
+# its whole paragraph, and none of them can be a sentence of an article.
 _CHROME = [
     r"this (?:site|website|page|content|service|section) is (?:only )?"
     r"(?:intended|meant|designed|aimed) (?:for|at) .{0,80}",
-    r"(?:read|view|see) (?:the|this|our) (?:latest|current|digital) (?:issue|edition)(?: online| here)?",
-    r".{0,60}\b\d{2,4} ?x ?\d{2,4} ?px\b.{0,40}",
     r"related (?:images|articles|content|stories|links|topics|posts|videos|reading)",
     r"(?:rate|rating for) this (?:article|story|post|page).{0,60}",
     r"(?:click|tap) to rate",
@@ -40,12 +44,10 @@ _CHROME = [
     r"(?:downloads?|attachments?|print(?: this (?:article|page))?|e-?mail(?: this)?"
     r"|share(?: this)?(?: article| page| story)?)",
     r"(?:share|follow us) on .{0,60}",
-    r"cite this(?: article)? as\b.{0,120}",
-    r"(?:sign up|subscribe|register)\b.{0,60}(?:newsletter|updates|free|now|today)\.?",
+    r"(?:sign up|subscribe)(?: now| today| for free)? (?:to|for) (?:our|the) .{0,40}(?:newsletter|updates|alerts)\.?",
     r"advertisement|sponsored(?: content)?|skip to (?:main )?content|back to top",
-    r"(?:copyright|©).{0,120}|all rights reserved\.?",
-    r"(?:log ?in|sign in)(?: to .{0,40})?",
-    r"(?:at the heart of|serving|trusted by) .{0,60}\bsince (?:1[89]|20)\d\d",
+    r"(?:copyright )?(?:©|\(c\)) ?.{0,120}|copyright (?:19|20)\d\d\b.{0,100}|all rights reserved\.?",
+    r"(?:log ?in|sign in)(?: to (?:comment|reply|continue|your account))?",
     r"\d+ (?:likes?|shares?|views?|replies)",
 ]
 CHROME_RE = re.compile(r"(?:" + r"|".join(_CHROME) + r")", re.IGNORECASE)
@@ -97,23 +99,33 @@ def check_size(path: Path, max_bytes: int | None) -> int:
     return size
 
 
-def read_text(path: Path, max_bytes: int | None = None) -> str:
-    """Read as the citation contract does, refusing what is not a readable text file."""
+def read_bytes(path: Path, max_bytes: int | None = None) -> tuple[bytes, os.stat_result]:
+    """The file's bytes and its state before they were read: a file that changes meanwhile then
+    looks changed to the next staleness check, never fresh with an old text."""
     try:
+        stat = path.stat()
         check_size(path, max_bytes)
-        raw = path.read_bytes()
+        return path.read_bytes(), stat
     except OSError as e:
         raise CorpusError(f"{path}: cannot be read ({e.strerror or e})") from None
+
+
+def decode(path: Path, raw: bytes) -> str:
+    """The text exactly as the citation contract reads it (``read_text``: UTF-8, universal newlines)."""
     if b"\x00" in raw[:8192]:
         raise CorpusError(f"{path}: looks binary (contains NUL bytes); only UTF-8 text files are indexed")
     try:
-        raw.decode("utf-8")
+        text = io.TextIOWrapper(io.BytesIO(raw), encoding="utf-8").read()
     except UnicodeDecodeError as e:
         raise CorpusError(f"{path}: is not UTF-8 (byte {e.start}); convert it, e.g. iconv -t UTF-8") from None
-    text = path.read_text(encoding="utf-8")
     if not text.strip():
         raise CorpusError(f"{path}: is empty")
     return text
+
+
+def read_text(path: Path, max_bytes: int | None = None) -> str:
+    """Read as the citation contract does, refusing what is not a readable text file."""
+    return decode(path, read_bytes(path, max_bytes)[0])
 
 
 def _squash(text: str) -> str:
@@ -187,6 +199,25 @@ def _commenter(text: str) -> str | None:
     return None
 
 
+def _headline(text: str, lines: list[tuple[int, Block]], anchored: bool, has_body: bool) -> int | None:
+    """Which one-line header block is the headline.
+
+    Above the article sit the site's masthead, taglines, edition promos and section kickers; the
+    headline is the line closest to the article: right above the byline or dateline when there is
+    one, else the nearest headline-length line above the body (a longer line there is a standfirst).
+    Everything above the headline is page furniture. A text with no prose at all keeps every line
+    and takes its first as the title.
+    """
+    sized = [(i, _words(text[b.start : b.end])) for i, b in lines]
+    if not has_body:
+        return next((i for i, n in sized if 3 <= n <= 30), None)
+    limit = 30 if anchored else 14
+    for i, n in reversed(sized):
+        if 3 <= n <= limit:
+            return i
+    return sized[-1][0] if sized and sized[-1][1] <= limit else None
+
+
 def parse(source: str, text: str) -> Document:
     """Split ``text`` into metadata, article sections and comment sections."""
     bl = blocks(text)
@@ -200,33 +231,29 @@ def parse(source: str, text: str) -> Document:
     prose = [i for i, b in enumerate(article) if _is_prose(text[b.start : b.end])]
     first_prose, last_prose = (prose[0], prose[-1]) if prose else (len(article), len(article) - 1)
 
-    headings: list[Block] = []
-    for b in article[:first_prose]:
-        block_text = text[b.start : b.end]
-        if _is_chrome(block_text):
-            continue
-        byline = BYLINE_RE.fullmatch(_squash(block_text))
-        dateline = DATELINE_RE.fullmatch(_squash(block_text))
+    header = [b for b in article[:first_prose] if not _is_chrome(text[b.start : b.end])]
+    anchor = len(header)  # a byline or dateline sits right under the headline
+    for i, b in enumerate(header):
+        block_text = _squash(text[b.start : b.end])
+        byline, dateline = BYLINE_RE.fullmatch(block_text), DATELINE_RE.fullmatch(block_text)
         if byline and author is None and _words(byline["name"]) <= 8:
             author = byline["name"].strip()
-            if headings and title is None:
-                title = text[headings[-1].start : headings[-1].end]
-                kept.append((headings.pop(), BODY, None))
         elif dateline and date is None and _looks_like_date(dateline["date"]):
             date = _parse_date(dateline["date"])
         elif date is None and _looks_like_date(block_text) and _words(block_text) <= 5:
             date = _parse_date(block_text)
-        elif title is None and _words(block_text) >= 3 and _words(block_text) <= 30:
-            title = block_text
-        elif title is None:
-            headings.append(b)
+        else:
             continue
+        anchor = min(anchor, i)
         kept.append((b, BODY, None))
-    if title is None and headings and prose:  # a short title ("Lighthouse reopens") when no longer one came first
-        title = text[headings[0].start : headings[0].end]
-        kept.append((headings.pop(0), BODY, None))
-    if not prose:
-        kept.extend((b, BODY, None) for b in headings)
+    meta = {b for b, _, _ in kept}
+    lines = [(i, b) for i, b in enumerate(header[:anchor]) if b not in meta and "\n" not in text[b.start : b.end]]
+    at = _headline(text, lines, anchored=anchor < len(header), has_body=bool(prose))
+    if at is not None:
+        title = text[header[at].start : header[at].end]
+    for i, b in enumerate(header):
+        if b not in meta and (at is None or i >= at):
+            kept.append((b, BODY, None))
     for b in article[first_prose : last_prose + 1]:
         if not _is_chrome(text[b.start : b.end]):
             kept.append((b, BODY, None))
@@ -291,18 +318,21 @@ def iter_files(paths: Iterable[Path]) -> Iterator[Path]:
             raise CorpusError(f"{path} does not exist; give folders or files ({', '.join(formats.ALL_SUFFIXES)})")
 
 
-def load(path: Path, max_bytes: int | None = None) -> Document:
-    """Parse one file; ``CorpusError`` says why a file is skipped (unsupported, encrypted, empty, broken)."""
+def load(path: Path, max_bytes: int | None = None, raw: bytes | None = None) -> Document:
+    """Parse one file (from ``raw`` when the caller has read it already); ``CorpusError`` says why a
+    file is skipped (unsupported, encrypted, empty, broken)."""
     suffix = path.suffix.lower()
-    if suffix in formats.TEXT_SUFFIXES:
-        return parse(display_source(path), read_text(path, max_bytes))
-    if suffix not in formats.EXTRACTED_SUFFIXES:
+    if suffix not in formats.ALL_SUFFIXES:
         raise CorpusError(
             f"{path}: {suffix or 'files without an extension'} is not supported; "
             f"index {', '.join(formats.ALL_SUFFIXES)}"
         )
-    if check_size(path, max_bytes) == 0:
+    if raw is None:
+        raw = read_bytes(path, max_bytes)[0]
+    if suffix in formats.TEXT_SUFFIXES:
+        return parse(display_source(path), decode(path, raw))
+    if not raw:
         raise CorpusError(f"{path}: is empty")
-    extracted = formats.extract(path)
+    extracted = formats.extract(path, suffix, raw)
     doc = parse(display_source(path), extracted.text)
     return dataclasses.replace(doc, pages=extracted.pages, extracted=True)

@@ -8,6 +8,7 @@ its page.
 
 from __future__ import annotations
 
+import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,12 +57,12 @@ def html_to_text(raw: bytes | str, name: str) -> str:
     return _join(header, paragraphs)
 
 
-def pdf_to_text(path: Path) -> Extracted:
+def pdf_to_text(path: Path, raw: bytes | None = None) -> Extracted:
     import pypdf
     from pypdf.errors import PdfReadError
 
     try:
-        reader = pypdf.PdfReader(str(path))
+        reader = pypdf.PdfReader(io.BytesIO(raw) if raw is not None else str(path))
         if reader.is_encrypted and not reader.decrypt(""):
             raise CorpusError(f"{path}: the PDF is encrypted; decrypt it first (e.g. qpdf --decrypt)")
         meta = reader.metadata
@@ -92,12 +93,12 @@ def pdf_to_text(path: Path) -> Extracted:
     return Extracted(text + "\n", tuple(pages))
 
 
-def docx_to_text(path: Path) -> Extracted:
+def docx_to_text(path: Path, raw: bytes | None = None) -> Extracted:
     import docx
     from docx.opc.exceptions import PackageNotFoundError
 
     try:
-        document = docx.Document(str(path))
+        document = docx.Document(io.BytesIO(raw) if raw is not None else str(path))
     except (PackageNotFoundError, ValueError, KeyError, OSError) as e:
         raise CorpusError(f"{path}: the Word file cannot be read ({type(e).__name__}); it may be damaged") from None
     core = document.core_properties
@@ -115,17 +116,18 @@ def docx_to_text(path: Path) -> Extracted:
     return Extracted(_join(header, paragraphs))
 
 
-def extract(path: Path, suffix: str | None = None) -> Extracted:
-    """The text to index for a non-plain-text file, or ``CorpusError`` saying why it is skipped."""
+def extract(path: Path, suffix: str | None = None, raw: bytes | None = None) -> Extracted:
+    """The text to index for a non-plain-text file (from ``raw`` when the caller has read it already),
+    or ``CorpusError`` saying why it is skipped."""
     suffix = (suffix or path.suffix).lower()
     if suffix in HTML_SUFFIXES:
-        raw = path.read_bytes()
+        raw = path.read_bytes() if raw is None else raw
         if b"\x00" in raw[:8192]:
             raise CorpusError(f"{path}: looks binary (contains NUL bytes), not an HTML page")
         return Extracted(html_to_text(raw, str(path)))
     if suffix in PDF_SUFFIXES:
-        return pdf_to_text(path)
+        return pdf_to_text(path, raw)
     if suffix in DOCX_SUFFIXES:
-        return docx_to_text(path)
+        return docx_to_text(path, raw)
     what = suffix or "files without an extension"
     raise CorpusError(f"{path}: {what} is not supported; use {', '.join(ALL_SUFFIXES)}")

@@ -126,7 +126,7 @@ def staleness(config: Config) -> str | None:
         return f"vector index type {manifest.get('index_type', 'flat')!r} -> {vectors_.choose(config, n)!r}"
     roots = roots_for(config, manifest)
     if sorted(documents.display_source(r) for r in roots) != sorted(manifest.get("roots", [])):
-        return "the corpus folder changed"
+        return f"the corpus changed from {os.pathsep.join(manifest.get('roots', []))} to {config.corpus}"
     excluded = set(manifest.get("excluded", []))
     files = {documents.display_source(p): p for p in corpus_files(roots)}
     files = {s: p for s, p in files.items() if s not in excluded}
@@ -301,10 +301,6 @@ def _unchanged(path: Path, old: Bundle | None) -> bool:
 TEXTS = "texts"
 
 
-def _file_entry(path: Path, chunks: int) -> dict[str, Any]:
-    return {"sha256": hashlib.sha256(path.read_bytes()).hexdigest(), **_stat(path), "chunks": chunks}
-
-
 def _store_text(config: Config, doc: Document) -> str:
     """Extracted text lives with the index, named by its hash, so every build can share it."""
     folder = config.index_path / TEXTS
@@ -327,7 +323,12 @@ def _collect_texts(config: Config, documents_: Sequence[dict[str, Any]]) -> None
 
 
 def _new_bundles(
-    docs: Sequence[Document], config: Config, progress: Progress | None, report: BuildReport, cache: EmbeddingCache
+    docs: Sequence[Document],
+    entries: dict[str, dict[str, Any]],
+    config: Config,
+    progress: Progress | None,
+    report: BuildReport,
+    cache: EmbeddingCache,
 ) -> list[Bundle]:
     pieces = [_chunk(doc, config) for doc in docs]
     texts = [doc.text[a:b] for doc, (_, spans) in zip(docs, pieces, strict=True) for a, b in spans]
@@ -337,14 +338,13 @@ def _new_bundles(
         report.sentences_embedded = computed
     out, row = [], 0
     for doc, (chunks, spans) in zip(docs, pieces, strict=True):
-        path = documents.resolve_source(doc.source)
         record = _doc_record(doc)
         if doc.extracted:
             record["text_file"] = _store_text(config, doc)
         out.append(
             Bundle(
                 record=record,
-                file=_file_entry(path, len(chunks)),
+                file={**entries[doc.source], "chunks": len(chunks)},
                 chunks=chunks,
                 spans=spans,
                 vectors=vectors[row : row + len(spans)] if vectors is not None else np.zeros((0, 0), np.float32),
@@ -393,6 +393,7 @@ def build(
                 return BuildReport(index_dir=str(index_dir), built=False, reason="up to date")
         previous = _manifest_or_none(index_dir) or {}
         roots = roots_for(config.replace(corpus=os.pathsep.join(str(p) for p in paths)) if paths else config, previous)
+        _say_corpus_change(index_dir, previous, roots)
         named = {documents.display_source(p) for p in paths or () if p.is_file()}
         excluded = set(previous.get("excluded", [])) - named
         files = [p for p in corpus_files(roots) if documents.display_source(p) not in excluded]
@@ -402,6 +403,7 @@ def build(
         log.info("indexing %d file(s) into %s (%s)", len(files), index_dir, report.reason)
         kept: dict[str, Bundle] = {}
         fresh: list[Document] = []
+        entries: dict[str, dict[str, Any]] = {}  # each file as it was read, hashed before it is parsed
         max_bytes = int(config.max_file_mb * 1e6)
         for i, path in enumerate(files):
             source = documents.display_source(path)
@@ -409,7 +411,13 @@ def build(
                 kept[source] = old[source]
             else:
                 try:
-                    fresh.append(documents.load(path, max_bytes))
+                    raw, stat = documents.read_bytes(path, max_bytes)
+                    fresh.append(documents.load(path, max_bytes, raw))
+                    entries[source] = {
+                        "sha256": hashlib.sha256(raw).hexdigest(),
+                        "size": stat.st_size,
+                        "mtime_ns": stat.st_mtime_ns,
+                    }
                 except CorpusError as e:
                     log.warning("skipped %s", e)
                     report.skipped.append((source, str(e)))
@@ -435,7 +443,7 @@ def build(
             return report
         for source in {d.source for d in fresh} & set(old):  # a changed document keeps its unchanged sentences
             cache.add(_sentence_texts(old[source]), old[source].vectors)
-        new = {b.record["source"]: b for b in _new_bundles(fresh, config, progress, report, cache)}
+        new = {b.record["source"]: b for b in _new_bundles(fresh, entries, config, progress, report, cache)}
         bundles = [kept.get(documents.display_source(p)) or new.get(documents.display_source(p)) for p in files]
         _publish(config, roots, [b for b in bundles if b is not None], report, excluded, previous_data)
         cache.clear()
@@ -451,6 +459,20 @@ def build(
         report.seconds,
     )
     return report
+
+
+def _say_corpus_change(index_dir: Path, previous: dict[str, Any], roots: Sequence[Path]) -> None:
+    """An index answers from the folders it was built from; replacing them is said, never done silently."""
+    uploads = documents.display_source(index_dir / UPLOADS)
+    before = [r for r in previous.get("roots", []) if r != uploads]
+    after = [documents.display_source(r) for r in roots if documents.display_source(r) != uploads]
+    if before and sorted(before) != sorted(after):
+        log.warning(
+            "the index in %s was built from %s; it is now rebuilt from %s, the corpus named in the settings",
+            index_dir,
+            os.pathsep.join(before),
+            os.pathsep.join(after),
+        )
 
 
 def _vector_store(

@@ -68,9 +68,16 @@ def test_index_json_and_up_to_date(pipeline, seed_config: Config) -> None:
 
 
 def test_chat_keeps_the_conversation(pipeline, seed_config: Config) -> None:
-    out = rag(["chat"], seed_config, stdin="Who chairs the NHS Alliance?\nWhere does he work as a GP?\n/quit\n")
+    """Each answer is read on its own: the text between one prompt and the next."""
+    script = "Who chairs the NHS Alliance?\nWhere does he work as a GP?\n/new\nWhere does he work as a GP?\n/quit\n"
+    out = rag(["chat"], seed_config, stdin=script)
     assert out.returncode == 0, out.stderr
-    assert "Cullompton" in out.stdout.split("Where does he work")[-1] or out.stdout.count("Cullompton") >= 2
+    turns = out.stdout.split("you> ")[1:]
+    first, follow_up, _, fresh = (t.strip() for t in turns[:4])
+    assert "Michael Dixon" in first
+    assert "Cullompton" in follow_up.splitlines()[0], follow_up
+    assert "[1] seeds/" in follow_up
+    assert "The documents don't say" in fresh.splitlines()[0], "after /new, 'he' refers to nobody"
 
 
 def test_eval_writes_numeric_json(pipeline, seed_config: Config, tmp_path: Path, figure_keys: tuple[str, ...]) -> None:

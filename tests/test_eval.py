@@ -48,6 +48,7 @@ def results(pipeline: Pipeline) -> list[evaluation.ItemResult]:
     return evaluation.run(items, lambda i: pipeline.ask(i.question, list(i.history)), pipeline.data.chunks)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("split", ["dev", "test"])
 def test_quality_floors(results: list[evaluation.ItemResult], split: str) -> None:
     figures = evaluation.score([r for r in results if r.item.split == split])

@@ -14,17 +14,16 @@ from pathlib import Path
 import pytest
 
 from rag import Answer, ask, load_config
-from rag.config import ROOT, Config
+from rag.config import Config
 from rag.errors import ConfigError, UnknownNameError
 from rag.grounding import SYSTEM, prompt
 from rag.pipeline import get_pipeline
 
-from .conftest import SEEDS
+from .conftest import SEEDS, SMOLLM, has_module, require
 from .fake_llm import FakeLLM
 from .test_ask import assert_contract
 
 QUESTION = "How many PCTs did Pulse approach?"
-SMOLLM = ROOT / ".cache" / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 @pytest.fixture(scope="module")
@@ -182,11 +181,15 @@ def test_configuration_errors_are_clear(seed_config: Config) -> None:
         ask(QUESTION, config=seed_config.replace(answerer="generator", generator="local", llm_model="/nope.gguf"))
 
 
-needs_model = pytest.mark.skipif(not SMOLLM.exists(), reason="run `make models` to fetch SmolLM2-135M-Instruct")
+@pytest.fixture
+def local_model() -> Path:
+    require(has_module("llama_cpp"), "llama-cpp-python", "run `make install` (the llm extra)")
+    require(SMOLLM.exists(), "the SmolLM2-135M GGUF model", "run `make models`")
+    return SMOLLM
 
 
-@needs_model
-def test_local_model_answers_within_the_contract(seed_config: Config) -> None:
+@pytest.mark.slow
+def test_local_model_answers_within_the_contract(seed_config: Config, local_model: Path) -> None:
     config = seed_config.replace(answerer="generator", generator="local", llm_model=str(SMOLLM), llm_max_tokens=64)
     items = list(get_pipeline(config).stream(QUESTION, None, config))
     answer = items[-1]
@@ -202,9 +205,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@needs_model
-def test_llama_cpp_server(seed_config: Config) -> None:
-    pytest.importorskip("llama_cpp.server")
+@pytest.mark.slow
+def test_llama_cpp_server(seed_config: Config, local_model: Path) -> None:
+    require(has_module("llama_cpp.server"), "llama-cpp-python's server", "run `make install` (the llm extra)")
     import urllib.request
 
     port = free_port()

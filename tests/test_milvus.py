@@ -11,8 +11,13 @@ from rag import ask, evaluation, indexing, store
 from rag.config import ROOT, Config
 from rag.pipeline import get_pipeline
 
-pytest.importorskip("pymilvus")
-pytest.importorskip("milvus_lite")
+from .conftest import has_module, require
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _milvus_present() -> None:
+    for module in ("pymilvus", "milvus_lite"):
+        require(has_module(module), module, "run `make install` (the milvus extra)")
 
 
 @pytest.fixture(scope="module")

@@ -16,13 +16,16 @@ import pytest
 from rag import load_config
 from rag.config import ROOT
 
-from .conftest import SEEDS
+from .conftest import SEEDS, has_module, require
 
-playwright_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="Debian's chromium is not installed (.ci/run installs it)"
-)
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _browser_present() -> None:
+    require(has_module("playwright"), "Playwright", "run `make install` (the dev extra)")
+    require(CHROMIUM.exists(), "Debian's chromium", "apt-get install chromium (.ci/run does)")
 
 XSS = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2"><b onmouseover="window.__xss=3">bold</b>'
 
@@ -49,7 +52,9 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    with playwright_api.sync_playwright() as p:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
         b = p.chromium.launch(
             executable_path=str(CHROMIUM),
             headless=True,
