@@ -97,6 +97,7 @@ def latency_table(corpus: Path, gold: Path, repeat: int) -> None:
                     items,
                     lambda i: pipeline.ask(i.question, list(i.history), config),  # noqa: B023
                     pipeline.data.chunks,
+                    text_of=pipeline.source_text,
                 )
                 times.extend(r.seconds * 1000 for r in results)
             figures = evaluation.score(results)

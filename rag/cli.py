@@ -235,10 +235,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
             corpus=str(directory / "documents"),
             index_dir=args.index_dir or str(ROOT / ".cache" / "eval" / directory.name),
         )
-    else:
-        items = evaluation.load_gold(Path(args.gold))
-    items = evaluation.select(items, args.split, args.limit, args.seed)
     pipeline = get_pipeline(config, progress=_progress_bar())
+    if not args.dataset:
+        items = evaluation.load_gold(Path(args.gold), text_of=pipeline.source_text)
+    split = args.split or ("all" if not args.calibrate else "tune" if args.dataset else "dev")
+    if args.calibrate and args.save and split in {"test", "all"}:
+        raise ConfigError(
+            f"--calibrate --save on --split {split} would keep a threshold fitted on test questions; "
+            "calibrate on a tune or dev split (the default: tune for a dataset, dev for the gold set)"
+        )
+    items = evaluation.select(items, split, args.limit, args.seed)
+    args.split = split
     if args.calibrate:
         cfg = config.replace(abstain_threshold=0.0)
         bar = _progress_bar()
@@ -247,6 +254,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             lambda item: pipeline.ask(item.question, list(item.history), cfg),
             pipeline.data.chunks,
             progress=lambda n, total: bar("questions", n, total),
+            text_of=pipeline.source_text,
         )
         sweep = evaluation.threshold_sweep(results)
         print(f"{'threshold':>10}{'accuracy':>10}{'abstain P':>11}{'abstain R':>11}")
@@ -296,6 +304,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             lambda item, cfg=cfg: pipeline.ask(item.question, list(item.history), cfg),
             pipeline.data.chunks,
             progress=lambda n, total, name=name, bar=bar: bar(f"questions ({name})", n, total),
+            text_of=pipeline.source_text,
         )
         rows[name] = evaluation.score(runs[name])
     print(evaluation.format_table(rows, evaluation.REPORT_KEYS))
@@ -370,7 +379,9 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("eval", help="score answers against gold question-answer pairs")
     s.add_argument("--gold", default=str(DEFAULT_GOLD), help="gold JSONL file (default: eval/gold.jsonl)")
     s.add_argument("--dataset", metavar="DIR", help="a dataset folder (documents/ + questions.jsonl) instead")
-    s.add_argument("--split", default="all", help="dev, test, tune, ... or all (default)")
+    s.add_argument(
+        "--split", default=None, help="dev, test, tune, ... or all (default: all; with --calibrate, tune or dev)"
+    )
     s.add_argument("--limit", type=int, help="evaluate a random sample of N questions")
     s.add_argument("--seed", type=int, default=0, help="seed for --limit's sample")
     s.add_argument("--json", metavar="PATH", help="write the figures as JSON")

@@ -54,6 +54,8 @@ class ItemResult:
     answer: Answer
     seconds: float
     relevant: set[int] = field(default_factory=set)
+    citations_valid: int = 0  # of every citation the answerer made, before ask() dropped any that failed
+    citations_made: int = 0
 
 
 def normalize(text: str) -> str:
@@ -89,8 +91,9 @@ def answer_body(answer: Answer) -> str:
     return _MARKER_RE.sub("", answer.text).strip()
 
 
-def load_gold(path: Path) -> list[GoldItem]:
-    """Our gold file: each answer located inside its evidence quote in the source file."""
+def load_gold(path: Path, text_of: Callable[[str], str] | None = None) -> list[GoldItem]:
+    """Our gold file: each answer located inside its evidence quote in the source's text (``text_of``,
+    the pipeline's ``source_text``, gives the stored extraction of an HTML, PDF or Word source)."""
     items = []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
@@ -98,7 +101,13 @@ def load_gold(path: Path) -> list[GoldItem]:
         row = json.loads(line)
         spans: list[tuple[int, int]] = []
         if row.get("source") and row.get("evidence"):
-            text = resolve_source(row["source"]).read_text(encoding="utf-8")
+            try:
+                text = text_of(row["source"]) if text_of else resolve_source(row["source"]).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as e:
+                raise RagError(
+                    f"{path}:{n}: cannot read {row['source']} as text ({type(e).__name__}); index it first, "
+                    "so its extracted text is stored, and name it as `rag ls` does"
+                ) from None
             at = text.find(row["evidence"])
             if at < 0:
                 raise RagError(f"{path}:{n}: the evidence of {row['id']} is not in {row['source']}; fix the gold file")
@@ -224,6 +233,9 @@ def _display(source: str) -> str:
 
 def select(items: Sequence[GoldItem], split: str = "all", limit: int | None = None, seed: int = 0) -> list[GoldItem]:
     chosen = [i for i in items if split == "all" or i.split == split]
+    if not chosen and items:
+        have = ", ".join(sorted({i.split for i in items}))
+        raise RagError(f"no questions in split {split!r}; this set has: {have} (choose one with --split)")
     if limit is not None and limit < len(chosen):
         chosen = sorted(random.Random(seed).sample(chosen, limit), key=lambda i: i.id)
     return chosen
@@ -234,7 +246,11 @@ def run(
     ask: Callable[[GoldItem], Answer],
     chunks: Sequence[Chunk],
     progress: Callable[[int, int], None] | None = None,
+    text_of: Callable[[str], str] | None = None,
 ) -> list[ItemResult]:
+    """Ask every item. ``text_of(source)`` is the text citations index (the pipeline's ``source_text``:
+    the stored extraction for HTML, PDF and Word); each citation the answerer made is checked against
+    it, including those ``ask()`` dropped, so citation validity measures the answerer, not the net."""
     by_source: dict[str, list[int]] = collections.defaultdict(list)
     for c in chunks:
         by_source[c.source].append(c.id)
@@ -242,19 +258,23 @@ def run(
     for n, item in enumerate(items, start=1):
         started = time.perf_counter()
         answer = ask(item)
+        seconds = time.perf_counter() - started
+        made = [*answer.citations, *answer.dropped_citations]
+        valid = sum(citation_ok(c, text_of) for c in made)
         results.append(
-            ItemResult(item, answer, time.perf_counter() - started, relevant_chunks(item, chunks, by_source))
+            ItemResult(item, answer, seconds, relevant_chunks(item, chunks, by_source), valid, len(made))
         )
         if progress:
             progress(n, len(items))
     return results
 
 
-def citation_ok(c: Any) -> bool:
+def citation_ok(c: Any, text_of: Callable[[str], str] | None = None) -> bool:
     try:
-        return resolve_source(c.source).read_text(encoding="utf-8")[c.start : c.end] == c.quote and bool(c.quote)
-    except OSError:
+        text = text_of(c.source) if text_of else resolve_source(c.source).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
         return False
+    return bool(c.quote) and text[c.start : c.end] == c.quote
 
 
 def score(results: Sequence[ItemResult]) -> dict[str, float]:
@@ -277,7 +297,7 @@ def score(results: Sequence[ItemResult]) -> dict[str, float]:
             em.append(float(r.answer.abstained))
             f1.append(float(r.answer.abstained))
             correct.append(float(r.answer.abstained))
-    citations = [c for r in results for c in r.answer.citations]
+    made = sum(r.citations_made for r in results)
     answered = [r for r in answerable if not r.answer.abstained and r.answer.citations]
     lat = np.array([r.seconds * 1000 for r in results])
     lengths = [len(answer_body(r.answer)) for r in results if not r.answer.abstained]
@@ -295,7 +315,8 @@ def score(results: Sequence[ItemResult]) -> dict[str, float]:
         "answered_rate": 1 - len([r for r in answerable if r.answer.abstained]) / len(answerable)
         if answerable
         else float("nan"),
-        "citation_validity": _mean([float(citation_ok(c)) for c in citations]) if citations else 1.0,
+        "citation_validity": sum(r.citations_valid for r in results) / made if made else float("nan"),
+        "answers_losing_citations": float(sum(1 for r in results if r.answer.dropped_citations)),
         "citation_source_accuracy": _mean(
             [float(_display(r.answer.citations[0].source) == _display(r.item.source or "")) for r in answered]
         ),
@@ -405,6 +426,7 @@ REPORT_KEYS = (
     "abstain_recall",
     "answered_rate",
     "citation_validity",
+    "answers_losing_citations",
     "citation_source_accuracy",
     "recall_at_5",
     "mrr",

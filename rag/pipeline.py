@@ -119,6 +119,8 @@ class Pipeline:
                 forget(self.config)
         if len(good) == len(answer.citations):
             return answer
+        dropped = [c for c in answer.citations if c not in good]
+        answer = dataclasses.replace(answer, dropped_citations=[*answer.dropped_citations, *dropped])
         if not good:
             return dataclasses.replace(
                 answer,

@@ -121,3 +121,4 @@ class Answer:
     notes: list[str] = field(default_factory=list)
     stats: dict[str, float] = field(default_factory=dict)
     raw: str = ""
+    dropped_citations: list[Citation] = field(default_factory=list)  # failed the final check; not shown

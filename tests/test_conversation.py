@@ -59,6 +59,26 @@ def test_organisations_are_not_people() -> None:
     assert people("Dr Michael Dixon, chair of the NHS Alliance") == ["Dr Michael Dixon"]
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Kent County Council approved the budget, and Priya Shah welcomed it.", ["Priya Shah"]),
+        ("Passengers at Victoria Station were met by Grace Okonkwo.", ["Grace Okonkwo"]),
+        ("The Harbour Trust met on Monday; Sadiq Rahman said fees would rise.", ["Sadiq Rahman"]),
+        ("The Clean Air Act passed in 1956, according to Mary Ann Hill.", ["Mary Ann Hill"]),
+        ("Members of the Jersey City Council met Professor Wei Zhang on Labour Day.", ["Professor Wei Zhang"]),
+        ("Main Street flooded after the Queen Elizabeth Hospital closed its doors.", []),
+    ],
+)
+def test_names_in_news_that_no_rule_was_written_for(text: str, expected: list[str]) -> None:
+    assert people(text) == expected
+
+
+def test_a_follow_up_about_a_person_named_in_an_answer() -> None:
+    history = [("Who opposed the plan?", "Kent County Council backed it, but Priya Shah of Ashford opposed it.")]
+    assert rewrite("Where does she work?", history).standalone == "Where does Priya Shah work?"
+
+
 @pytest.mark.parametrize("history", ["text", 3, [("q",)], [(1, 2)], [None]])
 def test_malformed_history_is_an_error(history: object) -> None:
     with pytest.raises(HistoryError):

@@ -53,10 +53,12 @@ def write_dataset(folder: Path, rows: list[dict] | None = None) -> Path:
                 "answers": answers,
                 "document": doc,
                 "answer_start": [DOCUMENTS[doc].index(a) for a in answers] if doc else None,
+                "source_document": doc or ("lighthouse.txt" if "Kestrel" in question else "orchard.txt"),
             }
             for qid, question, answers, doc in QUESTIONS
         ]
     (folder / "questions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    (folder / "split.json").write_text(json.dumps({"tune": sorted(DOCUMENTS)}), encoding="utf-8")
     return folder
 
 
@@ -115,6 +117,18 @@ def test_eval_on_a_dataset_compares_configurations_and_writes_a_report(
     assert f"abstention threshold {best.group(1)} (calibrated" in again.stdout
     overridden = rag_eval([*args[:4], "--abstain-threshold", "0.5"])
     assert "abstention threshold 0.50 (setting)" in overridden.stdout
+
+
+def test_calibration_is_never_saved_from_test_questions(tmp_path: Path) -> None:
+    dataset = write_dataset(tmp_path / "d")
+    for split in ("test", "all"):
+        out = rag_eval(["--dataset", str(dataset), "--index-dir", str(tmp_path / "i"), "--calibrate", "--save",
+                        "--split", split])  # fmt: skip
+        assert out.returncode == 2 and "fitted on test questions" in out.stderr, out.stderr
+    assert not (tmp_path / "i" / "calibration.json").exists()
+    out = rag_eval(["--dataset", str(dataset), "--index-dir", str(tmp_path / "i"), "--calibrate", "--save"])
+    assert out.returncode == 0, out.stderr
+    assert json.loads((tmp_path / "i" / "calibration.json").read_text())["labelled_by"] == "d, split tune"
 
 
 def test_save_needs_calibrate(tmp_path: Path) -> None:

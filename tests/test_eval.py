@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
 from rag import evaluation
-from rag.config import ROOT
-from rag.pipeline import Pipeline
+from rag.config import ROOT, Config
+from rag.pipeline import Pipeline, get_pipeline
 
 GOLD = ROOT / "eval" / "gold.jsonl"
 FLOORS = json.loads((ROOT / "eval" / "floors.json").read_text(encoding="utf-8"))
@@ -45,7 +46,9 @@ def test_gold_set_is_well_formed() -> None:
 @pytest.fixture(scope="module")
 def results(pipeline: Pipeline) -> list[evaluation.ItemResult]:
     items = evaluation.load_gold(GOLD)
-    return evaluation.run(items, lambda i: pipeline.ask(i.question, list(i.history)), pipeline.data.chunks)
+    return evaluation.run(
+        items, lambda i: pipeline.ask(i.question, list(i.history)), pipeline.data.chunks, text_of=pipeline.source_text
+    )
 
 
 @pytest.mark.slow
@@ -59,3 +62,24 @@ def test_quality_floors(results: list[evaluation.ItemResult], split: str) -> Non
 def test_every_citation_is_exact(results: list[evaluation.ItemResult]) -> None:
     citations = [c for r in results for c in r.answer.citations]
     assert citations and all(evaluation.citation_ok(c) for c in citations)
+    figures = evaluation.score(results)
+    assert figures["citation_validity"] == 1.0 and figures["answers_losing_citations"] == 0
+
+
+def test_citation_validity_is_measured_before_the_safety_net(corpus: Path, corpus_config: Config) -> None:
+    """A file edited after indexing: ask() drops the citations that no longer match, and the score
+    counts them as the answerer's invalid citations instead of scoring the cleaned answer 1.0."""
+    pipeline = get_pipeline(corpus_config)
+    item = evaluation.GoldItem("q", "How many PCTs did Pulse approach?", ("152",), None, ())
+    for path in corpus.iterdir():
+        path.write_text("Editor's note: this article was updated.\n\n" + path.read_text(encoding="utf-8"))
+    results = evaluation.run(
+        [item],
+        lambda i: pipeline.ask(i.question, None, corpus_config.replace(abstain_threshold=0.0)),
+        pipeline.data.chunks,
+        text_of=pipeline.source_text,
+    )
+    figures = evaluation.score(results)
+    assert results[0].answer.dropped_citations and results[0].citations_made > 0
+    assert figures["citation_validity"] == 0.0 and figures["answers_losing_citations"] == 1
+

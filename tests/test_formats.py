@@ -141,6 +141,34 @@ def test_show_and_rm_from_the_command_line(mixed: tuple[Config, Path]) -> None:
     assert missing.returncode == 2 and "not in the index" in missing.stderr
 
 
+def test_eval_checks_citations_of_pdf_and_word_against_their_extracted_text(
+    mixed: tuple[Config, Path], tmp_path: Path
+) -> None:
+    config, folder = mixed
+    indexing.build(config)
+    gold = tmp_path / "gold.jsonl"
+    rows = [
+        ("f1", "How many fishing boats were registered in Stromness?", "314", "survey.pdf", "314 fishing boats"),
+        ("f2", "Who proposed a later evening sailing?", "Rhona Tait", "minutes.docx", "Councillor Rhona Tait"),
+    ]
+    gold.write_text(
+        "".join(
+            json.dumps({"id": i, "question": q, "answers": [a], "source": str(folder / f), "evidence": e}) + "\n"
+            for i, q, a, f, e in rows
+        ),
+        encoding="utf-8",
+    )
+    env = {**os.environ, "RAG_CORPUS": str(folder), "RAG_INDEX_DIR": str(config.index_path)}
+    out = subprocess.run(
+        [sys.executable, "-m", "rag.cli", "eval", "--gold", str(gold), "--json", str(tmp_path / "f.json")],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    figures = json.loads((tmp_path / "f.json").read_text())
+    assert figures["citation_validity"] == 1.0 and figures["containment"] == 1.0
+    assert figures["recall_at_5"] == 1.0, "the evidence was found in the extracted text"
+
+
 def test_removing_an_unknown_document_is_a_clear_error(mixed: tuple[Config, Path]) -> None:
     config, _ = mixed
     indexing.build(config)
