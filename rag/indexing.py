@@ -377,11 +377,13 @@ def build(
     reason: str = "requested",
     if_stale: bool = False,
     full: bool = False,
+    readd: Sequence[Path] = (),
 ) -> BuildReport:
     """Bring the index of ``paths`` (default: the configured corpus) up to date in ``config.index_dir``.
 
     Only new and changed documents are parsed and embedded; unchanged ones are carried over
-    from the current build, deleted ones dropped. ``full`` embeds everything again. With
+    from the current build, deleted ones dropped. ``full`` embeds everything again; files in ``readd``
+    come back even if ``rag rm`` took them out before. With
     ``if_stale`` the staleness check is repeated under the lock, so concurrent callers build once.
     """
     started = time.perf_counter()
@@ -394,7 +396,7 @@ def build(
         previous = _manifest_or_none(index_dir) or {}
         roots = roots_for(config.replace(corpus=os.pathsep.join(str(p) for p in paths)) if paths else config, previous)
         _say_corpus_change(index_dir, previous, roots)
-        named = {documents.display_source(p) for p in paths or () if p.is_file()}
+        named = {documents.display_source(p) for p in [*(paths or ()), *readd] if p.is_file()}
         excluded = set(previous.get("excluded", [])) - named
         files = [p for p in corpus_files(roots) if documents.display_source(p) not in excluded]
         report = BuildReport(index_dir=str(index_dir), reason=reason)

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -101,9 +102,28 @@ def record_to_chunk(i: int, r: dict[str, Any]) -> Chunk:
     )
 
 
+_HELD = threading.local()
+
+
 @contextlib.contextmanager
 def locked(index_dir: Path, wait_s: float = 600.0) -> Iterator[None]:
-    """One writer at a time per index folder; others wait, then see the finished build."""
+    """One writer at a time per index folder; others wait, then see the finished build. A thread that
+    holds the lock may take it again (adding uploads, then building, is one locked step)."""
+    held: set[str] = _HELD.__dict__.setdefault("dirs", set())
+    key = str(index_dir.resolve())
+    if key in held:
+        yield
+        return
+    with _exclusive(index_dir, wait_s):
+        held.add(key)
+        try:
+            yield
+        finally:
+            held.discard(key)
+
+
+@contextlib.contextmanager
+def _exclusive(index_dir: Path, wait_s: float) -> Iterator[None]:
     try:
         index_dir.mkdir(parents=True, exist_ok=True)
         handle = open(index_dir / LOCK, "a+")  # noqa: SIM115 - held open for the whole ``with`` below
