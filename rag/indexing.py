@@ -483,15 +483,13 @@ def _vector_store(
     """Update the previous build's vector index in place of a rebuild when its kind still fits: only
     removed and new sentences touch it, and an IVF index keeps its trained quantiser."""
     kind = vectors_.choose(config, len(ids))
-    if kind == "milvus":
-        reuse = previous is not None and previous.manifest.get("index_type") == "milvus"
-        milvus = vectors_.MilvusStore(config, vectors.shape[1], create=not reuse)
-        if reuse:
-            milvus.delete(np.setdiff1d(previous.sentence_ids, ids, assume_unique=True))  # type: ignore[union-attr]
-            fresh = ~np.isin(ids, previous.sentence_ids, assume_unique=True)  # type: ignore[union-attr]
-            milvus.add(ids[fresh], vectors[fresh])
-        else:
+    if kind == "milvus":  # a new collection per build: the live one is never changed before publishing
+        milvus = vectors_.MilvusStore(config, vectors.shape[1], new=True)
+        try:
             milvus.add(ids, vectors)
+        except BaseException:
+            milvus.discard()
+            raise
         return milvus, kind
     folder = store.current_build(config.index_path) if previous is not None else None
     if previous is not None and folder is not None and previous.manifest.get("index_type") == kind:
@@ -556,7 +554,14 @@ def _publish(
         bm25=build_bm25([passage_text(c, headings[c.source]) for c in chunks]),
         sentence_ids=ids,
     )
-    store.write(config.index_path, data)
+    try:
+        store.write(config.index_path, data)
+    except BaseException:
+        if isinstance(dense, vectors_.MilvusStore):
+            dense.discard()
+        raise
+    if isinstance(dense, vectors_.MilvusStore):
+        dense.publish()
     _collect_texts(config, data.documents)
     _fill_counts(report, bundles)
 

@@ -10,9 +10,11 @@ quantiser instead of rebuilding.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+import time
 from pathlib import Path
 from typing import Protocol
 
@@ -157,26 +159,27 @@ class FaissStore:
 class MilvusStore:
     """Milvus (a server or cluster by URI, or Milvus Lite in a local file) behind the same protocol.
 
-    Writes are upserts and deletes by id, so a build that is interrupted and run again
-    converges on the same collection; searches are exact (FLAT, inner product).
+    Each build writes a collection of its own; ``publish`` then points the index's alias (the name
+    other tools query) at it and drops the build before, so the live collection is never touched by
+    a build that has not been published. Each published build keeps the name of its own collection,
+    so a reader sees exactly the vectors its build wrote. Searches are exact (FLAT, inner product).
     """
 
     kind = "milvus"
     BATCH = 1000
 
-    def __init__(self, config: Config, dimension: int, create: bool = False) -> None:
+    def __init__(self, config: Config, dimension: int, collection: str | None = None, new: bool = False) -> None:
         from pymilvus import MilvusClient
         from pymilvus.exceptions import MilvusException
 
         self.uri = config.milvus_uri or str(config.index_path / "milvus.db")
-        self.collection = config.milvus_collection or "rag_" + _digest(str(config.index_path))
+        self.alias = config.milvus_collection or "rag_" + _digest(str(config.index_path))
+        self.collection = f"{self.alias}_{time.time_ns():x}" if new else collection or self.alias
         self.dimension = dimension
         self._errors = (MilvusException,)
         try:
             self.client = MilvusClient(self.uri)
-            if create and self.client.has_collection(self.collection):
-                self.client.drop_collection(self.collection)
-            if not self.client.has_collection(self.collection):
+            if new:
                 params = self.client.prepare_index_params()
                 params.add_index(field_name="vector", index_type="FLAT", metric_type="IP")
                 self.client.create_collection(
@@ -190,11 +193,31 @@ class MilvusStore:
                     consistency_level="Strong",
                     index_params=params,
                 )
+            elif not self.client.has_collection(self.collection):
+                raise OSError(f"the collection {self.collection} is gone; run `rag index --rebuild`")
         except (MilvusException, OSError, ValueError) as e:
             raise RagError(
                 f"cannot use Milvus at {self.uri} ({e}); check RAG_MILVUS_URI (a file path for Milvus Lite, "
                 "or http://host:19530 for a server) or set RAG_VECTOR_STORE=faiss"
             ) from None
+
+    def publish(self) -> None:
+        """Point the alias at this build's collection, then drop every earlier build's collection."""
+        names = set(self.client.list_collections())
+        if self.alias in names:  # a collection of the layout before aliases holds the alias's name
+            self.client.drop_collection(self.alias)
+        if self.alias in self.client.list_aliases().get("aliases", []):
+            self.client.alter_alias(self.collection, self.alias)
+        else:
+            self.client.create_alias(self.collection, self.alias)
+        for name in names:
+            if name.startswith(self.alias + "_") and name != self.collection:
+                self.client.drop_collection(name)
+
+    def discard(self) -> None:
+        """A build that was not published leaves nothing behind."""
+        with contextlib.suppress(*self._errors):
+            self.client.drop_collection(self.collection)
 
     @property
     def ntotal(self) -> int:
@@ -230,7 +253,8 @@ class MilvusStore:
 
     def persist(self, folder: Path) -> None:
         self.client.flush(self.collection)
-        (folder / MILVUS_FILE).write_text(json.dumps({"uri": self.uri, "collection": self.collection}) + "\n")
+        where = {"uri": self.uri, "collection": self.collection, "alias": self.alias}
+        (folder / MILVUS_FILE).write_text(json.dumps(where) + "\n")
 
     def attach(self, exact: np.ndarray, row_of: np.ndarray) -> None:
         """Milvus searches exactly; nothing to re-score."""
@@ -244,7 +268,8 @@ def load(folder: Path, kind: str, config: Config, dimension: int) -> VectorStore
     """The vector store a published build names, opened for searching."""
     if kind == "milvus":
         where = json.loads((folder / MILVUS_FILE).read_text(encoding="utf-8"))
-        return MilvusStore(config.replace(milvus_uri=where["uri"], milvus_collection=where["collection"]), dimension)
+        config = config.replace(milvus_uri=where["uri"], milvus_collection=where.get("alias", where["collection"]))
+        return MilvusStore(config, dimension, collection=where["collection"])
     return FaissStore.load(folder, kind, config)
 
 

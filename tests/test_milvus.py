@@ -67,3 +67,42 @@ def test_deletes_reach_milvus(milvus_config: Config, tmp_path: Path) -> None:
     gone = np.setdiff1d(before.sentence_ids, after.sentence_ids)
     vector = np.asarray(before.sentence_vectors[0], dtype=np.float32)
     assert not set(after.dense.search(vector, 50)[1].tolist()) & set(gone.tolist())
+
+
+def test_a_build_never_touches_the_live_collection_before_it_is_published(
+    milvus_config: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    for name in sorted(p.name for p in (ROOT / "seeds").iterdir())[:2]:
+        (corpus / name).write_text((ROOT / "seeds" / name).read_text(encoding="utf-8"), encoding="utf-8")
+    config = milvus_config.replace(corpus=str(corpus), index_dir=str(tmp_path / "index"))
+    indexing.build(config)
+    live = store.read(config.index_path, config)
+    assert live is not None
+    client = live.dense.client  # type: ignore[attr-defined]
+    alias = live.dense.alias  # type: ignore[attr-defined]
+    assert client.describe_alias(alias)["collection_name"] == live.dense.collection  # type: ignore[attr-defined]
+    vector = np.asarray(live.sentence_vectors[0], dtype=np.float32)
+    before = (live.dense.ntotal, live.dense.search(vector, 10)[1].tolist())
+
+    sorted(corpus.iterdir())[0].unlink()  # the next build deletes a document's vectors ...
+    (corpus / "new.txt").write_text("The harbour board raised mooring fees by four percent.\n", encoding="utf-8")
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(store, "write", fail)  # ... and fails before it is published
+    with pytest.raises(OSError):
+        indexing.build(config)
+    monkeypatch.undo()
+    assert (live.dense.ntotal, live.dense.search(vector, 10)[1].tolist()) == before
+    assert client.describe_alias(alias)["collection_name"] == live.dense.collection  # type: ignore[attr-defined]
+    assert set(client.list_collections()) == {live.dense.collection}, "the failed build left nothing"  # type: ignore[attr-defined]
+
+    indexing.build(config)
+    published = store.read(config.index_path, config)
+    assert published is not None and published.dense.collection != live.dense.collection  # type: ignore[attr-defined]
+    assert client.describe_alias(alias)["collection_name"] == published.dense.collection  # type: ignore[attr-defined]
+    assert set(client.list_collections()) == {published.dense.collection}, "the old build was dropped after"  # type: ignore[attr-defined]
+    assert published.dense.ntotal == len(published.sentence_ids)
