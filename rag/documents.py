@@ -211,7 +211,7 @@ def _headline(text: str, lines: list[tuple[int, Block]], anchored: bool, has_bod
     sized = [(i, _words(text[b.start : b.end])) for i, b in lines]
     if not has_body:
         return next((i for i, n in sized if 3 <= n <= 30), None)
-    limit = 30 if anchored else 14
+    limit = 30 if anchored else 12
     for i, n in reversed(sized):
         if 3 <= n <= limit:
             return i

@@ -117,6 +117,53 @@ def test_rules_hold_for_another_news_page() -> None:
     assert len([s for s in doc.sections if s.kind == BODY]) == 2
 
 
+def test_masthead_above_the_headline_goes_and_the_standfirst_stays() -> None:
+    page = "\n\n".join(
+        [
+            "The Wessex Courier",
+            "Serving Dorset and Somerset since 1887",
+            "Today's paper\nSubscribe for £1 a week",
+            "Environment",
+            "River Frome named cleanest in the county",
+            "Tests by volunteers found phosphate levels had halved since the sewage works was upgraded",
+            "The River Frome has been named the cleanest river in Dorset after a year of monthly tests.",
+            "Volunteers from twelve villages collected more than 600 samples between March and February.",
+        ]
+    )
+    doc = documents.parse("courier.txt", page)
+    assert doc.title == "River Frome named cleanest in the county"
+    text = kept_text(doc)
+    for furniture in ("Wessex Courier", "since 1887", "Subscribe", "Environment"):
+        assert furniture not in text, furniture
+    assert "phosphate levels had halved" in text, "the standfirst is the article's"
+    assert "600 samples" in text
+
+
+def test_one_line_paragraphs_of_an_article_are_never_taken_for_chrome() -> None:
+    lines = [
+        "Serving the town since 1890",
+        "Cite this as proof that the scheme works.",
+        "Copyright law changed in 2019.",
+        "Register now.",
+        "Sign in to vote.",
+    ]
+    paragraphs = [
+        "Tidebury bakery closes after 130 years",
+        "By Ann Cole",
+        "The Tidebury bakery will close on Friday after 130 years of trading on the High Street.",
+        *lines,
+        "The owners said rising energy prices had made the ovens too costly to run.",
+        "© 2024 Tidebury Gazette Ltd",
+        "Share this article",
+    ]
+    doc = documents.parse("bakery.txt", "\n\n".join(paragraphs))
+    text = kept_text(doc)
+    for line in lines:
+        assert line in text, line
+    assert "© 2024" not in text and "Share this" not in text
+    assert (doc.title, doc.author) == ("Tidebury bakery closes after 130 years", "Ann Cole")
+
+
 def test_plain_text_without_prose_is_kept() -> None:
     doc = documents.parse("note.txt", "shopping list\n\nmilk and eggs\n")
     assert kept_text(doc)

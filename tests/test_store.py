@@ -243,3 +243,26 @@ def test_a_change_of_lexical_analysis_rebuilds_the_postings(corpus_config: Confi
     manifest_path.write_text(json.dumps(manifest))
     forget(corpus_config)
     assert "lexical 1 -> 2" in (indexing.staleness(corpus_config) or "")
+
+
+def test_a_file_that_changes_during_a_build_is_not_recorded_as_fresh(
+    corpus: Path, corpus_config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file is read and hashed once, before parsing: what is recorded is what was indexed."""
+    target = sorted(corpus.iterdir())[0]
+    original = documents.parse
+
+    def parse_then_edit(source: str, text: str) -> documents.Document:
+        doc = original(source, text)
+        if source.endswith(target.name):  # the user saves a new version while the build runs
+            target.write_text("Breaking: a new first paragraph.\n\n" + text, encoding="utf-8")
+        return doc
+
+    monkeypatch.setattr(documents, "parse", parse_then_edit)
+    indexing.build(corpus_config)
+    monkeypatch.undo()
+    assert "changed file" in (indexing.staleness(corpus_config) or ""), "the edit is seen, never recorded as indexed"
+    forget()
+    answer = ask("What is the breaking news?", config=corpus_config.replace(abstain_threshold=0.0))
+    assert answer.citations and not answer.dropped_citations
+    assert all(Path(c.source).read_text(encoding="utf-8")[c.start : c.end] == c.quote for c in answer.citations)
