@@ -118,6 +118,10 @@ def _is_personal(text: str, start: int, end: int) -> bool:
     return known(words[0]) != "unknown" and bool(middle_ok)
 
 
+MAX_TURNS = 50  # follow-ups lean on the last few turns; older ones are not read
+MAX_TURN_CHARS = 100_000
+
+
 @dataclass(frozen=True)
 class Rewrite:
     question: str
@@ -147,8 +151,13 @@ def validate(history: object) -> list[tuple[str, str]]:
                 f"history[{i}] must be a (question, answer) pair of strings, got {turn!r:.80}; "
                 "pass each turn as a 2-tuple"
             )
+        if max(len(turn[0]), len(turn[1])) > MAX_TURN_CHARS:
+            raise HistoryError(
+                f"history[{i}] holds {max(len(turn[0]), len(turn[1])):,} characters, over the {MAX_TURN_CHARS:,} "
+                "limit for one turn; pass the questions and answers as they were shown"
+            )
         out.append((turn[0], turn[1]))
-    return out
+    return out[-MAX_TURNS:]
 
 
 def people(text: str) -> list[str]:

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import io
 import logging
+import multiprocessing
+import threading
+import zipfile
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 from .errors import CorpusError
@@ -116,18 +120,124 @@ def docx_to_text(path: Path, raw: bytes | None = None) -> Extracted:
     return Extracted(_join(header, paragraphs))
 
 
+# Extraction of HTML, PDF and Word runs in a child process with a memory ceiling and a time limit: a
+# decompression bomb, a zip bomb or a file that parses for minutes costs one skipped file, never the build.
+EXTRACT_TIMEOUT_S = 60.0
+EXTRACT_MEMORY_MB = 2048
+MAX_EXPANDED_MB = 200  # what a Word file's zipped parts may add up to, uncompressed
+
+
 def extract(path: Path, suffix: str | None = None, raw: bytes | None = None) -> Extracted:
     """The text to index for a non-plain-text file (from ``raw`` when the caller has read it already),
     or ``CorpusError`` saying why it is skipped."""
     suffix = (suffix or path.suffix).lower()
+    if suffix not in EXTRACTED_SUFFIXES:
+        what = suffix or "files without an extension"
+        raise CorpusError(f"{path}: {what} is not supported; use {', '.join(ALL_SUFFIXES)}")
+    raw = path.read_bytes() if raw is None else raw
+    if suffix in HTML_SUFFIXES and b"\x00" in raw[:8192]:
+        raise CorpusError(f"{path}: looks binary (contains NUL bytes), not an HTML page")
+    if suffix in DOCX_SUFFIXES:
+        _check_zip(path, raw)
+    return _EXTRACTOR.run(path, suffix, raw)
+
+
+def _check_zip(path: Path, raw: bytes) -> None:
+    """A Word file is a zip: its parts' declared sizes bound what reading them can take (zipfile stops
+    at the declared size), so a bomb is refused before any part is inflated."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as z:
+            expanded = sum(i.file_size for i in z.infolist())
+    except (zipfile.BadZipFile, ValueError, EOFError) as e:
+        raise CorpusError(f"{path}: the Word file cannot be read ({type(e).__name__}); it may be damaged") from None
+    if expanded > MAX_EXPANDED_MB * 2**20:
+        raise CorpusError(
+            f"{path}: the Word file expands to {expanded / 2**20:,.0f} MB, over the {MAX_EXPANDED_MB} MB limit "
+            "(a zip bomb, or a document to split)"
+        )
+
+
+def _extract_here(path: Path, suffix: str, raw: bytes) -> Extracted:
     if suffix in HTML_SUFFIXES:
-        raw = path.read_bytes() if raw is None else raw
-        if b"\x00" in raw[:8192]:
-            raise CorpusError(f"{path}: looks binary (contains NUL bytes), not an HTML page")
         return Extracted(html_to_text(raw, str(path)))
     if suffix in PDF_SUFFIXES:
         return pdf_to_text(path, raw)
-    if suffix in DOCX_SUFFIXES:
-        return docx_to_text(path, raw)
-    what = suffix or "files without an extension"
-    raise CorpusError(f"{path}: {what} is not supported; use {', '.join(ALL_SUFFIXES)}")
+    return docx_to_text(path, raw)
+
+
+def _serve(conn: Connection, memory_mb: int) -> None:
+    """The child: extract file after file until the parent goes away."""
+    import resource
+
+    limit = memory_mb * 2**20
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    while True:
+        try:
+            path, suffix, raw = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            reply: tuple[bool, object] = (True, _extract_here(Path(path), suffix, raw))
+        except CorpusError as e:
+            reply = (False, str(e))
+        except MemoryError:
+            reply = (False, f"{path}: extracting its text needs more than {memory_mb} MB (a decompression bomb?)")
+        except Exception as e:
+            reply = (False, f"{path}: the text cannot be extracted ({type(e).__name__}: {str(e)[:200]})")
+        del raw
+        conn.send(reply)
+
+
+class _Extractor:
+    """One long-lived child process, started on first use and again after it is killed."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._proc: multiprocessing.process.BaseProcess | None = None
+        self._conn: Connection | None = None
+
+    def run(self, path: Path, suffix: str, raw: bytes) -> Extracted:
+        with self._lock:
+            conn = self._started()
+            try:
+                conn.send((str(path), suffix, raw))
+                ready = conn.poll(EXTRACT_TIMEOUT_S)
+                reply = conn.recv() if ready else None
+            except (EOFError, OSError, BrokenPipeError):
+                self._stop()
+                raise CorpusError(
+                    f"{path}: the text extractor died on this file (over {EXTRACT_MEMORY_MB} MB of memory, or a "
+                    "crash); it may be a decompression bomb"
+                ) from None
+            if reply is None:
+                self._stop()
+                raise CorpusError(
+                    f"{path}: extracting its text took over {EXTRACT_TIMEOUT_S:.0f} s, so it was stopped; the file "
+                    "may be malformed or hostile (convert it to text, or split it)"
+                )
+        ok, value = reply
+        if not ok:
+            raise CorpusError(str(value))
+        return value  # type: ignore[return-value]
+
+    def _started(self) -> Connection:
+        if self._proc is None or not self._proc.is_alive() or self._conn is None:
+            self._stop()
+            ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: none of the parent's models
+            parent, child = ctx.Pipe()
+            self._proc = ctx.Process(target=_serve, args=(child, EXTRACT_MEMORY_MB), daemon=True, name="extract")
+            self._proc.start()
+            child.close()
+            self._conn = parent
+        return self._conn
+
+    def _stop(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        if self._proc is not None and self._proc.is_alive():
+            self._proc.kill()
+            self._proc.join(5)
+        self._proc, self._conn = None, None
+
+
+_EXTRACTOR = _Extractor()

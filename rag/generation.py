@@ -9,9 +9,11 @@ the CPU. Every call has a timeout; transient failures (timeouts, refused connect
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import logging
 import os
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -127,7 +129,11 @@ class OpenAIGenerator:
 
 
 class LocalGenerator:
-    """A GGUF file (llama.cpp when installed, else transformers) or a transformers model folder, in-process."""
+    """A GGUF file (llama.cpp when installed, else transformers) or a transformers model folder, in-process.
+
+    The model is loaded once per process and file, whatever the settings of the generator that asked
+    for it, and runs one answer at a time under the model's own lock.
+    """
 
     name = "local"
 
@@ -141,21 +147,87 @@ class LocalGenerator:
             )
         self.path = path
         self.timeout = config.llm_timeout_s
-        self._lock = threading.Lock()
-        self._backend = _load_local(str(path.resolve()))
+        self.model = _load_local(str(path.resolve()))
 
     def stream(self, messages: Sequence[Message], max_tokens: int) -> Iterator[str]:
-        deadline = time.monotonic() + self.timeout
-        with self._lock:
-            for piece in self._backend(list(messages), max_tokens):
-                yield piece
-                if time.monotonic() > deadline:
-                    log.warning("local model stopped at the %.0f s time limit", self.timeout)
-                    return
+        return self.model.stream(list(messages), max_tokens, self.timeout)
+
+
+class LocalModel:
+    """One loaded model and its lock. The model writes on a worker thread that holds the lock only
+    while it writes; the reader waits for pieces with the time limit in hand, and the worker stops
+    (freeing the model) at the time limit, or when the reader closes the stream or stops reading."""
+
+    ABANDONED_S = 5.0  # a reader that takes no piece for this long has gone away
+
+    def __init__(self, run: Callable[[list[Message], int], Iterator[str]], name: str) -> None:
+        self.run = run
+        self.name = name
+        self.lock = threading.Lock()
+
+    def stream(self, messages: list[Message], max_tokens: int, timeout: float) -> Iterator[str]:
+        deadline = time.monotonic() + timeout
+        if not self.lock.acquire(timeout=timeout):
+            raise GenerationError(
+                f"the local model {self.name} was busy with other answers for the whole {timeout:.0f} s time "
+                "limit; try again, or raise RAG_LLM_TIMEOUT_S"
+            )
+        pieces: queue.Queue[str | BaseException] = queue.Queue(maxsize=8)
+        stop, done = threading.Event(), threading.Event()
+        worker = threading.Thread(
+            target=self._write, args=(messages, max_tokens, deadline, pieces, stop, done), daemon=True, name="llm"
+        )
+        worker.start()  # from here on the worker owns the lock and releases it
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                try:
+                    item = pieces.get(timeout=max(0.0, min(0.2, left)))
+                except queue.Empty:
+                    if done.is_set() and pieces.empty():
+                        return
+                    if left <= 0:
+                        log.warning("local model stopped at the %.0f s time limit", timeout)
+                        return
+                    continue
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+
+    def _write(
+        self,
+        messages: list[Message],
+        max_tokens: int,
+        deadline: float,
+        pieces: queue.Queue[str | BaseException],
+        stop: threading.Event,
+        done: threading.Event,
+    ) -> None:
+        try:
+            for piece in self.run(messages, max_tokens):
+                if stop.is_set() or time.monotonic() > deadline:
+                    break
+                try:
+                    pieces.put(piece, timeout=self.ABANDONED_S)
+                except queue.Full:
+                    log.warning("a local-model stream was abandoned by its reader; the model is free again")
+                    break
+        except Exception as e:  # handed to the reader, who raises it
+            with contextlib.suppress(queue.Full):
+                pieces.put(GenerationError(f"the local model {self.name} failed: {e}"), timeout=1)
+        finally:
+            self.lock.release()
+            done.set()
 
 
 @functools.lru_cache(maxsize=2)
-def _load_local(path: str) -> Callable[[list[Message], int], Iterator[str]]:
+def _load_local(path: str) -> LocalModel:
+    return LocalModel(_load_backend(path), Path(path).name)
+
+
+def _load_backend(path: str) -> Callable[[list[Message], int], Iterator[str]]:
     threads = max(1, (os.cpu_count() or 2))
     if path.endswith(".gguf"):
         try:

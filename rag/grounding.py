@@ -125,23 +125,35 @@ def _terms(text: str) -> set[str]:
     return set(tokenize([text])[0])
 
 
+QUOTED_RE = re.compile(r"[\"“]([^\"”]{12,})[\"”]")
+
+
 def support(claim: str, passage: Passage, question: str = "", threshold: float = 0.6) -> tuple[int, int] | None:
     """The span of ``passage`` (absolute offsets) that backs ``claim``, or ``None``.
 
-    A phrase the claim puts in quotation marks must appear verbatim; otherwise the passage
-    sentence holding most of the claim's content words backs it when it holds at least
-    ``threshold`` of them, every number the claim states, and a word of the question (so text
-    planted in a document cannot vouch for an answer to something else).
+    The passage sentence holding most of the claim's content words backs it when it holds at
+    least ``threshold`` of them, every number the claim states, and a word of the question (so
+    text planted in a document cannot vouch for an answer to something else). A phrase the claim
+    puts in quotation marks must appear verbatim, and proves only itself: whatever else the
+    sentence says ("Exactly 500 hospitals will close, as \"…\"") must pass the same test, unless
+    it only frames the quotation ("The report says \"…\"").
     """
     chunk = passage.chunk
-    quoted = [q.strip() for q in re.findall(r"[\"“]([^\"”]{12,})[\"”]", claim)]
+    quoted = [q.strip() for q in QUOTED_RE.findall(claim)]
+    spans = []
     for q in quoted:
         at = chunk.text.find(q)
         if at < 0:
             return None
-    if quoted:
-        at = chunk.text.find(quoted[0])
-        return chunk.start + at, chunk.start + at + len(quoted[0])
+        spans.append((chunk.start + at, chunk.start + at + len(q)))
+    if quoted:  # a quotation proves only itself: the rest of the sentence is a claim like any other
+        rest = QUOTED_RE.sub(" ", claim)
+        if _terms(rest) - _FRAMING or re.search(r"\d", rest):
+            backing = support(rest, passage, question, threshold)
+            if backing is None:
+                return None
+            spans.append(backing)
+        return min(a for a, _ in spans), max(b for _, b in spans)
     words = _terms(claim)
     if not words:
         return None
@@ -164,6 +176,17 @@ def support(claim: str, passage: Passage, question: str = "", threshold: float =
             if share >= threshold and (share, -width) > best_key:
                 best, best_key = (spans[i][0], spans[i + width - 1][1]), (share, -width)
     return best
+
+
+_FRAMING = set(
+    tokenize(
+        [
+            "the a an it this that they as in its their article report document passage text source quote "
+            "quoted says said say states stated notes noted writes wrote according put puts describes "
+            "described adds added explains explained calls called"
+        ]
+    )[0]
+)
 
 
 def _split(text: str) -> list[str]:

@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import re
 import threading
+import unicodedata
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -146,12 +147,26 @@ def renumber(text: str, old: Sequence[Citation], kept: Sequence[Citation]) -> st
     return re.sub(r"\s+(?=[.,;:!?]|$)", "", _MARKER_RE.sub(sub, text)).strip()
 
 
+MAX_QUESTION_CHARS = 8000  # past what the embedding model reads (~1,300), the rest is noted and cut
+_INVISIBLE_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+
+
 def check_question(question: object) -> str:
+    """The question as the pipeline reads it (NFC, control and direction-override characters out),
+    or ``QuestionError`` saying what is wrong with it and what to do."""
     if not isinstance(question, str):
         raise QuestionError(f"the question must be a string, got {type(question).__name__}")
-    if not question.strip():
+    if len(question) > MAX_QUESTION_CHARS:
+        raise QuestionError(
+            f"the question is {len(question):,} characters, over the {MAX_QUESTION_CHARS:,} limit; "
+            "ask it in fewer words (the documents are searched, not the question)"
+        )
+    question = " ".join(_INVISIBLE_RE.sub(" ", unicodedata.normalize("NFC", question)).split())
+    if not question:
         raise QuestionError("the question is empty; ask something, e.g. ask('Who chairs the NHS Alliance?')")
-    return question.strip()
+    if not any(ch.isalnum() for ch in question):
+        raise QuestionError(f"the question {question[:40]!r} has no words or numbers to search for; ask in words")
+    return question
 
 
 _PIPELINES: dict[tuple[Any, ...], Pipeline] = {}

@@ -66,6 +66,10 @@ def reply_for(model: str, messages: list[dict[str, Any]]) -> str:
         return f'The article says "{" ".join([*words[:-2], "entirely", "different."])}" [1]'
     if model == "wrong-number":
         return re.sub(r"\d+", "999", quote) + " [1]" if re.search(r"\d", quote) else "It cost 999 pounds [1]."
+    if model == "quote-claim":  # an invented claim wrapped around a verbatim quotation
+        return f'Exactly 500 hospitals will close in Exeter, as "{quote.rstrip(".")}" [1].'
+    if model == "quote-framed":
+        return f'The article says "{quote.rstrip(".")}" [1].'
     if model == "two":
         second = first_sentence(found.get(2, found[1]))
         return f"{quote} [1] Also, {second} [2]"

@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -96,6 +97,16 @@ def test_marker_for_a_missing_passage_is_removed(seed_config: Config, llm: FakeL
     assert any("removed 1 citation" in n for n in answer.notes)
     assert_contract(answer)
     markers_are_sequential(answer)
+
+
+def test_a_quotation_does_not_carry_an_invented_claim(seed_config: Config, llm: FakeLLM) -> None:
+    answer = ask(QUESTION, config=gen(seed_config, llm, "quote-claim"))
+    assert "500" not in answer.text and "Exeter" not in answer.text
+    assert_contract(answer)
+    framed = ask(QUESTION, config=gen(seed_config, llm, "quote-framed"))
+    assert framed.answerer == "generator" and framed.text.startswith("The article says")
+    assert "152" in framed.text and framed.citations
+    assert_contract(framed)
 
 
 def test_model_can_say_the_documents_do_not_answer(seed_config: Config, llm: FakeLLM) -> None:
@@ -197,6 +208,33 @@ def test_local_model_answers_within_the_contract(seed_config: Config, local_mode
     assert answer.raw, "the local model wrote something"
     assert answer.answerer in ("generator", "extractive (fallback)")
     assert_contract(answer)
+
+
+@pytest.mark.slow
+def test_an_abandoned_local_stream_frees_the_one_model(
+    seed_config: Config, local_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One user's stream is dropped mid-answer (the browser went away, nothing closes it); another
+    user, with other settings, is answered from the same single model once the first is let go."""
+    from rag.generation import LocalModel, get_generator
+
+    monkeypatch.setattr(LocalModel, "ABANDONED_S", 1.0)
+    first_user = seed_config.replace(
+        answerer="generator", generator="local", llm_model=str(local_model), llm_max_tokens=400, top_k=3
+    )
+    second_user = first_user.replace(top_k=4, llm_max_tokens=48)
+    a, b = get_generator(first_user), get_generator(second_user)
+    assert a is not b and a.model is b.model, "one model per process, whatever the settings"  # type: ignore[attr-defined]
+    abandoned = a.stream([{"role": "user", "content": "Count from 1 to 300, one number per line."}], 400)
+    assert next(abandoned)
+    answers: list[Answer] = []
+    other = threading.Thread(target=lambda: answers.append(ask(QUESTION, config=second_user)), daemon=True)
+    started = time.monotonic()
+    other.start()
+    other.join(120)
+    assert answers and answers[0].raw, "the second user was answered"
+    assert time.monotonic() - started < 120
+    assert not a.model.lock.locked()  # type: ignore[attr-defined]
 
 
 def free_port() -> int:
