@@ -64,6 +64,7 @@ class Config:
     auto_index: bool = True
     checkpoint_s: float = 30.0
     max_file_mb: float = 20.0
+    max_concurrent: int = 8  # answers the UI computes at once; past that it says "busy" at once
 
     def __post_init__(self) -> None:
         checks = [
@@ -73,6 +74,7 @@ class Config:
                 f"chunk_overlap={self.chunk_overlap} must be >= 0 and below chunk_tokens={self.chunk_tokens}",
             ),
             (1 <= self.top_k <= 100, f"top_k={self.top_k} must be between 1 and 100"),
+            (1 <= self.max_concurrent <= 1024, f"max_concurrent={self.max_concurrent} must be between 1 and 1024"),
             (self.candidates >= self.top_k, f"candidates={self.candidates} must be >= top_k={self.top_k}"),
             (self.rrf_k >= 1, f"rrf_k={self.rrf_k} must be >= 1"),
             (0 < self.llm_timeout_s <= 3600, f"llm_timeout_s={self.llm_timeout_s} must be between 0 and 3600 seconds"),

@@ -104,7 +104,7 @@ class Handler(BaseHTTPRequestHandler):
             return self._json(429, {"error": {"message": "Rate limit reached, slow down", "type": "rate_limit"}})
         if model == "fault-500":
             return self._json(500, {"error": {"message": "internal error", "type": "server_error"}})
-        if model == "fault-timeout":
+        if model in ("fault-timeout", "slow"):  # "slow" answers well, after a while
             time.sleep(self.server.slow_s)
         text = reply_for(model, request.get("messages", []))
         if not request.get("stream"):

@@ -1,16 +1,22 @@
 """The chat UI: a thin Gradio shell over the ``rag`` library.
 
 Every piece of document text and every question is HTML-escaped before it reaches the
-page; citations are referred to by (turn, number) and resolved on the server from the
-session's own answers, so the browser never names a file to open.
+page; citations are referred to by (answer id, number) and resolved on the server from the
+session's own answers, so the browser never names a file to open. Each browser session's
+conversation lives on the server under a lock of its own, so answers that run at once in one
+session (an example clicked while another answer streams) each keep their own id and turn;
+past ``max_concurrent`` answers at once, the app says it is busy instead of queueing without end.
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
 import logging
 import re
-from collections import Counter
+import threading
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +37,48 @@ PLACEHOLDER = (
     "<div class='viewer-empty'>Click a citation — a marker like [1] or a source below an answer — "
     "to read it in its document, highlighted.</div>"
 )
-REF_RE = re.compile(r"#(cite|passage)-(\d+)-(\d+)|#doc-(\d+)")
+REF_RE = re.compile(r"#(cite|passage)-(\d+)-(\d+)|#doc-([0-9a-f]{16})")
+BUSY = (
+    "<div class='answer busy'><div class='busy-badge'>Busy</div><p>The server is answering as many questions "
+    "as it can right now; ask again in a moment.</p></div>"
+)
+
+
+@dataclass
+class Session:
+    """One browser session's conversation, kept on the server."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    history: list[tuple[str, str]] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)  # the transcript; "rid" ties a question to its reply
+    answers: dict[int, dict[str, list[list[Any]]]] = field(default_factory=dict)
+    next_id: int = 0
+
+
+class Sessions:
+    """Sessions by Gradio's session hash, the least recently used forgotten past ``limit``."""
+
+    def __init__(self, limit: int = 2000, answers_per_session: int = 500) -> None:
+        self._lock = threading.Lock()
+        self._data: OrderedDict[str, Session] = OrderedDict()
+        self.limit, self.answers_per_session = limit, answers_per_session
+
+    def get(self, key: str | None) -> Session:
+        with self._lock:
+            session = self._data.pop(key or "", None) or Session()
+            self._data[key or ""] = session
+            while len(self._data) > self.limit:
+                self._data.popitem(last=False)
+            return session
+
+    def drop(self, key: str | None) -> None:
+        with self._lock:
+            self._data.pop(key or "", None)
+
+
+def doc_key(source: str) -> str:
+    """A document's link token: stable while the document is indexed, whatever others upload meanwhile."""
+    return hashlib.sha256(source.encode("utf-8")).hexdigest()[:16]
 
 # Registered once when the viewer mounts: any click on a citation anywhere on the page asks the server to open it.
 VIEWER_JS = """
@@ -146,10 +193,10 @@ def render_corpus(pipeline: Any) -> str:
     """The indexed documents; a title opens the document in the viewer."""
     files = pipeline.data.manifest.get("files", {})
     rows = "".join(
-        f"<tr><td><a class='cite doc' href='#doc-{i}'>{esc(d.get('display_title'))}</a>"
+        f"<tr><td><a class='cite doc' href='#doc-{doc_key(d['source'])}'>{esc(d.get('display_title'))}</a>"
         f"<div class='src'>{esc(d['source'])}</div></td><td>{esc(d.get('author') or '')}</td>"
         f"<td>{esc(d.get('date') or '')}</td><td class='num'>{files.get(d['source'], {}).get('chunks', 0)}</td></tr>"
-        for i, d in enumerate(pipeline.data.documents)
+        for d in pipeline.data.documents
     )
     total = sum(f.get("chunks", 0) for f in files.values())
     return (
@@ -159,7 +206,21 @@ def render_corpus(pipeline: Any) -> str:
     )
 
 
+def locate(text: str, start: int, end: int, quote: str) -> tuple[int, int, str]:
+    """Where to highlight: the recorded offsets when the text there is still the quote; else the quote's
+    one other place in a changed document; else nothing, and a note that says why."""
+    if quote and text[start:end] == quote:
+        return start, end, ""
+    at = text.find(quote) if quote else -1
+    if at >= 0 and text.find(quote, at + 1) < 0:
+        return at, at + len(quote), "The document changed after this answer; the quote was found at a new place."
+    return 0, 0, "The document changed after this answer and no longer holds the quoted words."
+
+
 def build(config: Config) -> gr.Blocks:
+    sessions = Sessions()
+    admission = threading.BoundedSemaphore(config.max_concurrent)
+
     def pipeline(progress: Any = None) -> Any:
         def report(stage: str, done: int, total: int) -> None:
             if progress is not None:
@@ -167,95 +228,127 @@ def build(config: Config) -> gr.Blocks:
 
         return get_pipeline(config, progress=report)
 
+    def transcript(session: Session) -> list[dict[str, Any]]:
+        with session.lock:
+            return [{"role": m["role"], "content": m["content"]} for m in session.messages]
+
+    def put(session: Session, rid: object, content: str) -> None:
+        with session.lock:
+            for m in session.messages:
+                if m.get("rid") == rid and m["role"] == "assistant":
+                    m["content"] = content
+
+    def answer_once(session: Session, message: str, top_k: float, answerer: str, progress: Any = None):
+        """Yield (draft html) while the answer is written, then (answer id, Answer, final html)."""
+        with session.lock:
+            rid, session.next_id = session.next_id, session.next_id + 1
+            history = list(session.history)
+        cfg = config.replace(top_k=int(top_k), answerer=answerer)
+        check_names(cfg)
+        p = pipeline(progress)
+        answer, written = None, ""
+        for item in p.stream(message, history, cfg):
+            if isinstance(item, Answer):
+                answer = item
+                continue
+            written += item
+            yield f"<div class='answer drafting'><p>{esc(written)}</p><div class='checking'>writing…</div></div>"
+        if answer is None:
+            raise RagError("no answer was produced")
+        entry = {
+            "citations": [[c.source, c.start, c.end, c.label or "", c.quote] for c in answer.citations],
+            "passages": [[q.source, q.chunk.start, q.chunk.end, q.chunk.label or "", q.text] for q in answer.passages],
+        }
+        with session.lock:
+            session.answers[rid] = entry
+            while len(session.answers) > sessions.answers_per_session:
+                session.answers.pop(next(iter(session.answers)))
+            session.history.append((message, answer.text))
+        yield rid, answer, render_answer(answer, rid, p.documents)
+
     def respond(
         message: str,
-        chat: list,
-        history: list,
-        answers: list,
         top_k: float,
         answerer: str,
+        request: gr.Request,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio injects the tracker through this default
     ):
+        session = sessions.get(request.session_hash)
         message = (message or "").strip()
         if not message:
-            yield gr.skip(), chat, history, answers
+            yield gr.skip(), transcript(session)
             return
-        chat = [*chat, {"role": "user", "content": esc(message)}]
-        yield (
-            "",
-            [*chat, {"role": "assistant", "content": "<div class='thinking'>Searching the documents…</div>"}],
-            history,
-            answers,
-        )
+        if not admission.acquire(blocking=False):
+            yield message, [*transcript(session), {"role": "assistant", "content": BUSY}]
+            return
         try:
-            cfg = config.replace(top_k=int(top_k), answerer=answerer)
-            check_names(cfg)
-            p = pipeline(progress)
-            answer, written = None, ""
-            for item in p.stream(message, history, cfg):
-                if isinstance(item, Answer):
-                    answer = item
-                    continue
-                written += item
-                draft = f"<div class='answer drafting'><p>{esc(written)}</p><div class='checking'>writing…</div></div>"
-                yield "", [*chat, {"role": "assistant", "content": draft}], history, answers
-            if answer is None:
-                raise RagError("no answer was produced")
-        except RagError as e:
-            yield (
-                "",
-                [*chat, {"role": "assistant", "content": f"<div class='error'>⚠ {esc(e)}</div>"}],
-                history,
-                answers,
-            )
-            return
-        turn = len(answers)
-        entry = {
-            "citations": [[c.source, c.start, c.end, c.label or ""] for c in answer.citations],
-            "passages": [[q.source, q.chunk.start, q.chunk.end, q.chunk.label or ""] for q in answer.passages],
-        }
-        content = render_answer(answer, turn, p.documents)
-        yield (
-            "",
-            [*chat, {"role": "assistant", "content": content}],
-            [*history, (message, answer.text)],
-            [*answers, entry],
-        )
+            with session.lock:
+                mark = object()
+                session.messages.append({"role": "user", "content": esc(message), "rid": mark})
+                thinking = "<div class='thinking'>Searching the documents…</div>"
+                session.messages.append({"role": "assistant", "content": thinking, "rid": mark})
+            yield "", transcript(session)
+            try:
+                for item in answer_once(session, message, top_k, answerer, progress):
+                    put(session, mark, item[2] if isinstance(item, tuple) else item)
+                    yield "", transcript(session)
+            except RagError as e:
+                put(session, mark, f"<div class='error'>⚠ {esc(e)}</div>")
+                yield "", transcript(session)
+        finally:
+            admission.release()
 
-    def open_ref(answers: list, evt: gr.EventData):
+    def open_ref(request: gr.Request, evt: gr.EventData):
         data = getattr(evt, "_data", None)
-        ref = data.get("ref") if isinstance(data, dict) else None
+        return open_view(data.get("ref") if isinstance(data, dict) else None, request)
+
+    def open_view(ref: object, request: gr.Request):
         match = REF_RE.fullmatch(ref) if isinstance(ref, str) else None
         if not match:
             return gr.skip(), gr.skip()
         p = pipeline()
-        try:
-            if match.group(4) is not None:
-                source, start, end, label = p.data.documents[int(match.group(4))]["source"], 0, 0, ""
-            else:
-                kind, turn, n = match.group(1), int(match.group(2)), int(match.group(3))
-                entry = answers[turn]["citations"][n - 1] if kind == "cite" else answers[turn]["passages"][n]
-                source, start, end, label = entry
-        except (IndexError, KeyError, TypeError, ValueError):
-            return gr.skip(), gr.skip()
+        session = sessions.get(request.session_hash)
+        if match.group(4) is not None:
+            source = next((d["source"] for d in p.data.documents if doc_key(d["source"]) == match.group(4)), None)
+            if source is None:
+                return "<div class='error'>⚠ That document is no longer indexed.</div>", gr.Tabs(selected="source")
+            start, end, label, quote = 0, 0, "", ""
+        else:
+            kind, rid, n = match.group(1), int(match.group(2)), int(match.group(3))
+            with session.lock:
+                entry = session.answers.get(rid)
+            try:
+                rows = entry["citations"] if kind == "cite" else entry["passages"]  # type: ignore[index]
+                source, start, end, label, quote = rows[n - 1] if kind == "cite" else rows[n]
+            except (IndexError, KeyError, TypeError, ValueError):
+                return gr.skip(), gr.skip()
         try:
             text = p.source_text(source)
         except OSError as e:
             return f"<div class='error'>⚠ {esc(source)} cannot be read: {esc(e)}</div>", gr.Tabs(selected="source")
-        return render_source(p.documents.get(source), source, text, start, end, label), gr.Tabs(selected="source")
+        note = label
+        if quote:
+            start, end, changed = locate(text, start, end, quote)
+            note = " — ".join(x for x in (label, changed) if x)
+        return render_source(p.documents.get(source), source, text, start, end, note), gr.Tabs(selected="source")
 
     def upload(files: list[str] | None, progress: gr.Progress = gr.Progress()):  # noqa: B008
         if not files:
             return gr.skip(), gr.skip(), None
-        progress(0, desc="checking files")
-
-        def report(stage: str, done: int, total: int) -> None:
-            progress((done, total), desc=stage)
-
+        if not admission.acquire(blocking=False):
+            return "<div class='error'>⚠ The server is busy; add the files again in a moment.</div>", gr.skip(), None
         try:
-            result = add_files(config, [(Path(f), Path(f).name) for f in files], progress=report)
-        except RagError as e:
-            return f"<div class='error'>⚠ Nothing was added: {esc(e)}</div>", gr.skip(), None
+            progress(0, desc="checking files")
+
+            def report(stage: str, done: int, total: int) -> None:
+                progress((done, total), desc=stage)
+
+            try:
+                result = add_files(config, [(Path(f), Path(f).name) for f in files], progress=report)
+            except RagError as e:
+                return f"<div class='error'>⚠ Nothing was added: {esc(e)}</div>", gr.skip(), None
+        finally:
+            admission.release()
         forget(config)
         lines = [f"<li class='ok'>Added <code>{esc(s)}</code></li>" for s in result.added]
         lines += [f"<li class='rejected'>Rejected: {esc(why)}</li>" for _, why in result.rejected]
@@ -271,8 +364,9 @@ def build(config: Config) -> gr.Blocks:
         value = evt.value
         return str(value[0] if isinstance(value, list) and value else value)
 
-    def new_chat():
-        return [], [], [], PLACEHOLDER, ""
+    def new_chat(request: gr.Request):
+        sessions.drop(request.session_hash)
+        return [], PLACEHOLDER, ""
 
     def api_ask(
         question: str, history: list[list[str]] | None = None, top_k: int = 5, answerer: str = "extractive"
@@ -280,27 +374,34 @@ def build(config: Config) -> gr.Blocks:
         """Answer one question; history is a list of [question, answer] pairs."""
         cfg = config.replace(top_k=int(top_k), answerer=answerer)
         check_names(cfg)
-        answer = pipeline().ask(question, [tuple(t) for t in (history or [])], cfg)
-        return {
-            "text": answer.text,
-            "abstained": answer.abstained,
-            "citations": [
-                {
-                    "source": c.source,
-                    "quote": c.quote,
-                    "start": c.start,
-                    "end": c.end,
-                    "title": c.title,
-                    "label": c.label,
-                }
-                for c in answer.citations
-            ],
-        }
+        if not admission.acquire(blocking=False):
+            return {"busy": True, "text": "The server is busy; ask again in a moment.", "citations": []}
+        try:
+            answer = pipeline().ask(question, [tuple(t) for t in (history or [])], cfg)
+        finally:
+            admission.release()
+        return {"busy": False, **_answer_dict(answer)}
+
+    def api_chat(question: str, request: gr.Request, top_k: int = 5, answerer: str = "extractive") -> dict:
+        """One turn of this session's conversation, as the chat box runs it: the reply carries the answer's
+        id, and its citations open with /open (refs "#cite-ID-N")."""
+        session = sessions.get(request.session_hash)
+        if not admission.acquire(blocking=False):
+            return {"busy": True, "text": "The server is busy; ask again in a moment.", "citations": []}
+        try:
+            *_, (rid, answer, _) = answer_once(session, question, top_k, answerer)
+        finally:
+            admission.release()
+        return {"busy": False, "id": rid, **_answer_dict(answer)}
+
+    def api_open(ref: str, request: gr.Request) -> str:
+        """The source viewer's HTML for a citation of this session ("#cite-ID-N") or a document."""
+        html_, _ = open_view(ref, request)
+        return html_ if isinstance(html_, str) else ""
 
     p = pipeline()
     examples = example_questions(p)
     with gr.Blocks(title="Ask the documents") as demo:
-        history, answers = gr.State([]), gr.State([])
         gr.HTML(
             "<div class='app-head'><h1>Ask the documents</h1>"
             "<p>Answers quote the documents word for word — click a citation to see it in place.</p></div>"
@@ -350,23 +451,40 @@ def build(config: Config) -> gr.Blocks:
                     answerer = gr.Radio(
                         answerer_choices(config), value=config.answerer, label="Answerer", elem_id="answerer"
                     )
-        inputs = [box, chatbot, history, answers, top_k, answerer]
-        outputs = [box, chatbot, history, answers]
+        inputs = [box, top_k, answerer]
+        outputs = [box, chatbot]
         box.submit(respond, inputs, outputs, api_name=False)
         send.click(respond, inputs, outputs, api_name=False)
         try_these.click(pick_example, None, box, api_name=False).then(respond, inputs, outputs, api_name=False)
-        viewer.click(open_ref, [answers], [viewer, tabs], api_name=False)
+        viewer.click(open_ref, None, [viewer, tabs], api_name=False)
         files.upload(upload, [files], [status, table, files], api_name=False)
-        clear.click(new_chat, None, [chatbot, history, answers, viewer, box], api_name=False)
+        clear.click(new_chat, None, [chatbot, viewer, box], api_name=False)
+        chatbot.clear(new_chat, None, [chatbot, viewer, box], api_name=False)
         demo.load(lambda: render_corpus(pipeline()), None, table, api_name=False)
+        demo.unload(lambda: None)
         gr.api(api_ask, api_name="ask")
+        gr.api(api_chat, api_name="chat")
+        gr.api(api_open, api_name="open")
     return demo
+
+
+def _answer_dict(answer: Answer) -> dict[str, Any]:
+    return {
+        "text": answer.text,
+        "abstained": answer.abstained,
+        "citations": [
+            {"source": c.source, "quote": c.quote, "start": c.start, "end": c.end, "title": c.title, "label": c.label}
+            for c in answer.citations
+        ],
+    }
 
 
 def launch(config: Config | None = None, host: str = "127.0.0.1", port: int = 7860, block: bool = True) -> gr.Blocks:
     config = config or load_config()
     get_pipeline(config)
     demo = build(config)
-    demo.queue(default_concurrency_limit=8)
+    # More workers than answer slots, so a request past the slots is told "busy" at once instead of
+    # waiting in Gradio's queue; the queue itself is bounded too.
+    demo.queue(default_concurrency_limit=config.max_concurrent * 4, max_size=config.max_concurrent * 32)
     demo.launch(server_name=host, server_port=port, css=CSS, prevent_thread_lock=not block, show_error=True)
     return demo
