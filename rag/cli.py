@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 import typing
 from collections.abc import Sequence
@@ -26,6 +27,20 @@ _HELP = {
     "answerer": "extractive (default) or generator (an LLM; see --generator and --llm-*)",
     "retrieval": "hybrid, dense or bm25",
 }
+
+
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: object) -> str:
+    """Text from files and their names, safe for a terminal: control and direction-override characters
+    (which could move the cursor, recolour or reorder what the user reads) are shown escaped."""
+    return _CONTROL_RE.sub(lambda m: f"\\x{ord(m.group(0)):02x}", str(text))
+
+
+class _PrintableFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record))
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -80,7 +95,7 @@ def cmd_index(args: argparse.Namespace) -> int:
             f"{report.chunks_embedded} of {report.chunks} chunks embedded"
         )
     for source, why in report.skipped:
-        print(f"skipped {source}: {why}", file=sys.stderr)
+        print(printable(f"skipped {why if source in why else f'{source}: {why}'}"), file=sys.stderr)
     return 0
 
 
@@ -104,7 +119,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
         return 0
     for r in rows:
         meta = " · ".join(x for x in (r.get("author"), r.get("date")) if x)
-        print(f"{r['source']}  [{r['chunks']} chunks]  {r.get('display_title') or ''}{'  — ' + meta if meta else ''}")
+        title = r.get("display_title") or ""
+        print(printable(f"{r['source']}  [{r['chunks']} chunks]  {title}{'  — ' + meta if meta else ''}"))
     return 0
 
 
@@ -120,21 +136,21 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def print_answer(answer: typing.Any, out: typing.TextIO = sys.stdout) -> None:
-    print(answer.text, file=out)
+    print(printable(answer.text), file=out)
     for note in answer.notes:
-        print(f"  note: {note}", file=sys.stderr)
+        print(printable(f"  note: {note}"), file=sys.stderr)
     if answer.citations:
         print(file=out)
     for n, c in enumerate(answer.citations, start=1):
         where = f" ({c.label})" if c.label else ""
         page = f" (p. {c.page})" if c.page else ""
-        print(f"[{n}] {c.source}:{c.start}-{c.end}{page} {c.title or ''}{where}", file=out)
-        print(f"    “{c.quote}”", file=out)
+        print(printable(f"[{n}] {c.source}:{c.start}-{c.end}{page} {c.title or ''}{where}"), file=out)
+        print(printable(f"    “{c.quote}”"), file=out)
     if answer.abstained and answer.passages:
         print("\nClosest passages considered:", file=out)
         for p in answer.passages[:3]:
             snippet = " ".join(p.text.split())
-            print(f"  - {p.source}:{p.chunk.start}-{p.chunk.end} {snippet[:160]}…", file=out)
+            print(printable(f"  - {p.source}:{p.chunk.start}-{p.chunk.end} {snippet[:160]}…"), file=out)
 
 
 def answer_live(question: str, history: typing.Any, config: Config, show: bool) -> typing.Any:
@@ -405,13 +421,16 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setLevel(level)  # libraries that set their own loggers to DEBUG on import (bm25s) stay quiet
+    handler.setFormatter(_PrintableFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
     for noisy in ("faiss", "bm25s", "httpx", "sentence_transformers", "transformers"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
     try:
         return args.func(args)
     except RagError as e:
-        print(f"rag: error: {e}", file=sys.stderr)
+        print(printable(f"rag: error: {e}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("rag: interrupted; any previous index is intact", file=sys.stderr)

@@ -63,7 +63,7 @@ def html_to_text(raw: bytes | str, name: str) -> str:
 
 def pdf_to_text(path: Path, raw: bytes | None = None) -> Extracted:
     import pypdf
-    from pypdf.errors import PdfReadError
+    from pypdf.errors import LimitReachedError, PdfReadError
 
     try:
         reader = pypdf.PdfReader(io.BytesIO(raw) if raw is not None else str(path))
@@ -90,6 +90,10 @@ def pdf_to_text(path: Path, raw: bytes | None = None) -> Extracted:
             pages.append((number, start, len(text)))
     except CorpusError:
         raise
+    except LimitReachedError:
+        raise CorpusError(
+            f"{path}: a stream in this PDF inflates past pypdf's safety limit (a decompression bomb?); skipped"
+        ) from None
     except (PdfReadError, ValueError, KeyError, TypeError, OSError, RecursionError) as e:
         raise CorpusError(f"{path}: the PDF cannot be read ({type(e).__name__}: {e}); it may be damaged") from None
     if not pages:

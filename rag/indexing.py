@@ -421,7 +421,7 @@ def build(
                         "mtime_ns": stat.st_mtime_ns,
                     }
                 except CorpusError as e:
-                    log.warning("skipped %s", e)
+                    log.info("skipped %s", e)  # in the report; `rag index` prints each once
                     report.skipped.append((source, str(e)))
             if progress:
                 progress("reading", i + 1, len(files))
@@ -668,7 +668,9 @@ def ensure(config: Config, progress: Progress | None = None) -> store.IndexData:
                 f"the index in {config.index_path} is out of date ({reason}); run `rag index` to rebuild it"
             )
         log.info("index needs building: %s", reason)
-        build(config, progress=progress, if_stale=True)
+        report = build(config, progress=progress, if_stale=True)
+        for _, why in report.skipped:
+            log.warning("skipped %s", why)
     data = store.read(config.index_path, config)
     if data is None:
         raise IndexCorruptError(f"the index in {config.index_path} vanished while loading; {store.REBUILD_HINT}")

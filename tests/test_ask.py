@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,14 +22,16 @@ QUESTIONS = [
 ]
 
 
-def assert_contract(answer: Answer) -> None:
+def assert_contract(answer: Answer, text_of: Callable[[str], str] | None = None) -> None:
+    """``text_of`` gives the stored extraction of HTML, PDF and Word sources (``Pipeline.source_text``)."""
     assert isinstance(answer.text, str) and answer.text
     assert isinstance(answer.abstained, bool)
     assert isinstance(answer.citations, list)
     for c in answer.citations:
         assert isinstance(c, Citation)
         path = Path(c.source) if Path(c.source).is_absolute() else ROOT / c.source
-        assert path.read_text(encoding="utf-8")[c.start : c.end] == c.quote
+        text = text_of(c.source) if text_of else path.read_text(encoding="utf-8")
+        assert text[c.start : c.end] == c.quote
         assert c.quote
     markers = [int(m) for m in re.findall(r"\[(\d+)\]", answer.text)]
     assert all(1 <= m <= len(answer.citations) for m in markers)
