@@ -25,7 +25,7 @@ import numpy as np
 from . import calibration
 from .config import Config
 from .errors import UnknownNameError
-from .reader import READER_DIR, get_reader
+from .reader import READER_DIR, Reader, get_reader
 from .retrieval import Query, Retriever, tokenize
 from .store import IndexData
 from .types import COMMENT, Answer, Citation, Passage
@@ -109,6 +109,7 @@ class Candidate:
     text: str
     features: dict[str, float]
     score: float = 0.0
+    span: tuple[int, int] | None = None  # the reader's short answer inside the sentence (document offsets)
 
 
 @dataclass(frozen=True)
@@ -286,9 +287,7 @@ class ExtractiveAnswerer:
         cands.sort(key=lambda c: (-c.features["select_logit"], c.passage.rank, c.start))
         leaders = cands[: self.reader_candidates]
         if leaders:
-            reader = get_reader(self.config.reader_dir or str(READER_DIR))
-            for c, score in zip(leaders, reader.score(query.text, [c.text for c in leaders]), strict=True):
-                c.features["reader"] = float(score)
+            leaders = read(get_reader(self.config.reader_dir or str(READER_DIR)), query.text, leaders)
             leaders = sorted(
                 (dataclasses.replace(c, score=self.models.rerank.logit(c.features)) for c in leaders),
                 key=lambda c: (-c.score, c.passage.rank, c.start),
@@ -310,13 +309,16 @@ class ExtractiveAnswerer:
             )
         chosen = self._chosen(ranked)
         citations = [citation(c.passage, c.start, c.end) for c in chosen]
+        best = chosen[0]
+        span = citation(best.passage, *best.span) if best.span and best.span != (best.start, best.end) else None
         return Answer(
-            text=compose(citations),
+            text=compose(citations, span),
             abstained=False,
             citations=citations,
             confidence=confidence,
             passages=list(passages),
             answerer=self.name,
+            span=span,
         )
 
     def _chosen(self, ranked: Sequence[Candidate]) -> list[Candidate]:
@@ -332,6 +334,25 @@ class ExtractiveAnswerer:
             ):
                 chosen.append(nearest)
         return chosen
+
+
+def read(reader: Reader, question: str, leaders: Sequence[Candidate]) -> list[Candidate]:
+    """The reader reads each leading sentence with its neighbours in the passage as context; its margin
+    becomes the "reader" feature and its span the candidate's short answer."""
+    windows = []
+    for c in leaders:
+        chunk = c.passage.chunk
+        spans = chunk.sentences
+        at = next((i for i, (a, _) in enumerate(spans) if a == c.start), 0)
+        lo, hi = spans[max(0, at - 1)][0], spans[min(len(spans) - 1, at + 1)][1]
+        text = chunk.text[lo - chunk.start : hi - chunk.start]
+        windows.append((text, c.start - lo, c.end - lo, lo))
+    reads = reader.read(question, [(t, a, b) for t, a, b, _ in windows])
+    out = []
+    for c, r, (_, _, _, lo) in zip(leaders, reads, windows, strict=True):
+        c.features["reader"] = float(r.margin)
+        out.append(dataclasses.replace(c, span=(lo + r.start, lo + r.end) if r.start >= 0 else None))
+    return out
 
 
 def citation(passage: Passage, start: int, end: int) -> Citation:
@@ -353,9 +374,10 @@ def unmark(text: str) -> str:
     return re.sub(r"\[(\d+)\]", "［\\1］", text)
 
 
-def compose(citations: Sequence[Citation]) -> str:
-    """Quote each citation in order, saying so when the words are a reader's rather than the article's."""
-    parts = []
+def compose(citations: Sequence[Citation], span: Citation | None = None) -> str:
+    """Quote each citation in order, saying so when the words are a reader's rather than the article's;
+    a short answer, when there is one, leads."""
+    parts = [f"{unmark(span.quote).strip(' ,;:')} —"] if span is not None else []
     for n, c in enumerate(citations, start=1):
         if c.kind == COMMENT:
             who = (c.label or "a reader's comment").replace("Reader's comment", "a reader's comment")

@@ -198,6 +198,7 @@ def _answer_json(answer: typing.Any) -> dict[str, typing.Any]:
         "answerer": answer.answerer,
         "notes": answer.notes,
         "citations": [c.__dict__ for c in answer.citations],
+        "span": answer.span.__dict__ if answer.span is not None else None,
     }
 
 

@@ -284,9 +284,13 @@ def score(results: Sequence[ItemResult]) -> dict[str, float]:
     answerable = [r for r in results if r.item.answerable]
     unanswerable = [r for r in results if not r.item.answerable]
     abstained = [r for r in results if r.answer.abstained]
-    em, f1, contained, correct = [], [], [], []
+    em, f1, contained, correct, span_em, span_f1 = [], [], [], [], [], []
     for r in results:
         body = answer_body(r.answer)
+        if r.item.answerable:
+            short = r.answer.span.quote if r.answer.span is not None else body
+            span_em.append(exact_match(short, r.item.answers) if not r.answer.abstained else 0.0)
+            span_f1.append(token_f1(short, r.item.answers) if not r.answer.abstained else 0.0)
         if r.item.answerable:
             ok = not r.answer.abstained
             em.append(exact_match(body, r.item.answers) if ok else 0.0)
@@ -310,6 +314,9 @@ def score(results: Sequence[ItemResult]) -> dict[str, float]:
         "em": _mean(em),
         "f1": _mean(f1),
         "containment": _mean(contained),
+        "span_em": _mean(span_em),
+        "span_f1": _mean(span_f1),
+        "span_rate": _mean([float(r.answer.span is not None) for r in answerable if not r.answer.abstained]),
         "abstain_precision": true_abstain / len(abstained) if abstained else float("nan"),
         "abstain_recall": true_abstain / len(unanswerable) if unanswerable else float("nan"),
         "answered_rate": 1 - len([r for r in answerable if r.answer.abstained]) / len(answerable)
@@ -422,6 +429,8 @@ REPORT_KEYS = (
     "em",
     "f1",
     "containment",
+    "span_em",
+    "span_f1",
     "abstain_precision",
     "abstain_recall",
     "answered_rate",

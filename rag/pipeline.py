@@ -118,6 +118,14 @@ class Pipeline:
             else:
                 log.warning("dropped a citation of %s:%d-%d: the file changed since indexing", c.source, c.start, c.end)
                 forget(self.config)
+        span = answer.span
+        if span is not None and not (
+            good
+            and good[0].source == span.source
+            and good[0].start <= span.start < span.end <= good[0].end
+            and self.source_text(span.source)[span.start : span.end] == span.quote
+        ):
+            answer = dataclasses.replace(answer, span=None)
         if len(good) == len(answer.citations):
             return answer
         dropped = [c for c in answer.citations if c not in good]

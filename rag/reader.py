@@ -1,10 +1,11 @@
-"""An optional answer-sentence reader: a small cross-encoder that reads a question and a sentence together.
+"""The span reader: a small transformer that reads the question with a sentence (and its neighbours)
+and points at the short answer in it, or at nothing.
 
-``eval/train_reader.py`` fine-tunes MiniLM to tell which retrieved sentence answers a
-question (with "none of them" competing) and exports it int8-quantised for onnxruntime.
-Its folder also carries the answerer models fitted on its scores (``extractive.json``).
-It is off by default: measured here it helped on held-out SQuAD articles but not on our
-news gold set, and cost about 70 ms a question on two cores (README, "The reader").
+``eval/train_reader.py`` fine-tunes all-MiniLM-L6-v2 on SQuAD 1.1 train (with negatives made the way a
+retriever makes them) and exports it int8-quantised for onnxruntime into ``rag/models/reader/``, with
+a record of how it was trained. The extractive answerer asks it about its leading sentences: the
+reader's margin (best span score over the "no answer" score) reorders them and feeds the
+answerability model, and the best span becomes ``Answer.span``.
 """
 
 from __future__ import annotations
@@ -12,39 +13,102 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .errors import ModelLoadError
-from .rerank import OnnxCrossEncoder
 
 log = logging.getLogger(__name__)
 
 READER_DIR = Path(__file__).parent / "models" / "reader"
+MAX_ANSWER_TOKENS = 30
+
+
+@dataclass(frozen=True)
+class Read:
+    """What the reader found in one text: ``margin`` > 0 means it prefers this span to "no answer"."""
+
+    margin: float
+    start: int  # character offsets in the text; -1 when the text has no token to point at
+    end: int
 
 
 class Reader:
     def __init__(self, folder: Path = READER_DIR) -> None:
         if not (folder / "reader.onnx").is_file():
             raise ModelLoadError(
-                f"no answer reader in {folder}; train one with eval/train_reader.py --export {folder}, "
-                "or set RAG_READER_CANDIDATES=0 to answer without it"
+                f"no span reader in {folder}; train one with eval/train_reader.py and export it with "
+                f"--export {folder}, or set RAG_READER_CANDIDATES=0 to answer without it"
             )
         try:
-            settings = json.loads((folder / "reader.json").read_text(encoding="utf-8"))
-            self._model = OnnxCrossEncoder(folder, int(settings["max_length"]), model_file="reader.onnx")
-        except (OSError, ValueError, KeyError, RuntimeError) as e:
-            raise ModelLoadError(
-                f"the answer reader in {folder} could not be loaded ({e}); reinstall the package"
-            ) from None
-        self.null_logit = float(settings.get("null_logit", 0.0))
-        log.info("loaded the answer reader from %s", folder)
+            import onnxruntime
+            from tokenizers import Tokenizer
 
-    def score(self, question: str, sentences: Sequence[str]) -> np.ndarray:
-        """One logit per sentence, relative to the "no sentence answers" logit."""
-        return self._model.score(question, sentences) - self.null_logit
+            settings = json.loads((folder / "reader.json").read_text(encoding="utf-8"))
+            self.max_length = int(settings["max_length"])
+            self.max_question = int(settings["max_question_tokens"])
+            self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+            self.tokenizer.no_padding()
+            self.tokenizer.no_truncation()
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = os.cpu_count() or 1
+            self.session = onnxruntime.InferenceSession(
+                str(folder / "reader.onnx"), options, providers=["CPUExecutionProvider"]
+            )
+        except (OSError, ValueError, KeyError, RuntimeError, ImportError) as e:
+            raise ModelLoadError(f"the span reader in {folder} could not be loaded ({e}); reinstall rag") from None
+        self.cls, self.sep = self.tokenizer.token_to_id("[CLS]"), self.tokenizer.token_to_id("[SEP]")
+        log.info("loaded the span reader from %s", folder)
+
+    def read(self, question: str, texts: Sequence[tuple[str, int, int]]) -> list[Read]:
+        """For each ``(text, lo, hi)``, the best answer span lying inside ``text[lo:hi]`` (the text around it
+        is context), with its margin over "no answer"."""
+        if not texts:
+            return []
+        q = self.tokenizer.encode(question, add_special_tokens=False).ids[: self.max_question]
+        room = self.max_length - len(q) - 3
+        base = len(q) + 2  # where the text's first token sits in the sequence
+        windows = []  # (token ids of the sequence, tokens of the text allowed as the answer, first text token)
+        encodings = self.tokenizer.encode_batch([t for t, _, _ in texts], add_special_tokens=False)
+        for (_, lo, hi), enc in zip(texts, encodings, strict=True):
+            inside = [i for i, (a, b) in enumerate(enc.offsets) if a >= lo and b <= hi and b > a]
+            spare = room - (inside[-1] - inside[0] + 1) if inside else 0
+            first = max(0, min(inside[0] - max(0, spare) // 2, len(enc.ids) - room)) if inside else 0
+            last = min(len(enc.ids), first + room)
+            allowed = [i for i in inside if first <= i < last]
+            windows.append(([self.cls, *q, self.sep, *enc.ids[first:last], self.sep], allowed, first))
+        width = max(len(w[0]) for w in windows)
+        ids = np.zeros((len(windows), width), dtype=np.int64)
+        mask = np.zeros_like(ids)
+        types = np.zeros_like(ids)
+        for i, (seq, _, _) in enumerate(windows):
+            ids[i, : len(seq)] = seq
+            mask[i, : len(seq)] = 1
+            types[i, base : len(seq)] = 1
+        starts, ends = self.session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})
+        out = []
+        for i, ((_, allowed, first), enc) in enumerate(zip(windows, encodings, strict=True)):
+            if not allowed:
+                out.append(Read(-1e4, -1, -1))
+                continue
+            null = float(starts[i, 0] + ends[i, 0])
+            positions = [base + t - first for t in allowed]
+            s, e = starts[i, positions], ends[i, positions]
+            best, span = -1e9, (0, 0)
+            for a in np.argsort(-s)[:20]:
+                for b in np.argsort(-e)[:20]:
+                    if a <= b < a + MAX_ANSWER_TOKENS and s[a] + e[b] > best:
+                        best, span = float(s[a] + e[b]), (int(a), int(b))
+            out.append(Read(best - null, enc.offsets[allowed[span[0]]][0], enc.offsets[allowed[span[1]]][1]))
+        return out
+
+    def score(self, question: str, texts: Sequence[str]) -> np.ndarray:
+        """The margin for each whole text."""
+        return np.asarray([r.margin for r in self.read(question, [(t, 0, len(t)) for t in texts])], dtype=np.float32)
 
 
 @functools.cache

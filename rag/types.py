@@ -122,3 +122,4 @@ class Answer:
     stats: dict[str, float] = field(default_factory=dict)
     raw: str = ""
     dropped_citations: list[Citation] = field(default_factory=list)  # failed the final check; not shown
+    span: Citation | None = None  # the short answer, inside the first citation; None when there is none

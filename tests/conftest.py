@@ -82,6 +82,8 @@ def figure_keys() -> tuple[str, ...]:
         "em",
         "f1",
         "containment",
+        "span_em",
+        "span_f1",
         "abstain_precision",
         "abstain_recall",
         "citation_validity",

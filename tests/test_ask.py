@@ -156,3 +156,27 @@ def test_a_reader_folder_brings_its_own_answerer_models(seed_config: Config, tmp
     assert ask(question, config=seed_config, reader_dir=str(tmp_path)).abstained
     assert not ask(question, config=seed_config, reader_dir=str(tmp_path), reader_candidates=0).abstained
     assert not ask(question, config=seed_config, reader_dir=str(tmp_path / "elsewhere")).abstained
+
+
+@pytest.mark.parametrize(
+    ("question", "short"),
+    [
+        ("Who chairs the NHS Alliance?", "Michael Dixon"),
+        ("How many PCTs did Pulse approach?", "152"),
+        ("What does MCP stand for?", "multispecialty community provider"),
+    ],
+)
+def test_the_short_answer_leads_and_lies_inside_the_quote(seed_config: Config, question: str, short: str) -> None:
+    answer = ask(question, config=seed_config)
+    span, first = answer.span, answer.citations[0]
+    assert span is not None and short in span.quote and len(span.quote) < len(first.quote)
+    assert span.source == first.source and first.start <= span.start < span.end <= first.end
+    path = Path(span.source) if Path(span.source).is_absolute() else ROOT / span.source
+    assert path.read_text(encoding="utf-8")[span.start : span.end] == span.quote
+    assert answer.text.startswith(span.quote.strip(" ,;:"))
+    assert_contract(answer)
+
+
+def test_an_abstention_has_no_short_answer(seed_config: Config) -> None:
+    answer = ask("What is the capital of Australia?", config=seed_config)
+    assert answer.abstained and answer.span is None

@@ -40,6 +40,9 @@ def test_ask_json(pipeline, seed_config: Config) -> None:
     data = json.loads(out.stdout)
     c = data["citations"][0]
     assert (ROOT / c["source"]).read_text(encoding="utf-8")[c["start"] : c["end"]] == c["quote"]
+    span = data["span"]
+    assert "Michael Dixon" in span["quote"] and c["start"] <= span["start"] < span["end"] <= c["end"]
+    assert out.stdout and data["text"].startswith(span["quote"])
 
 
 @pytest.mark.parametrize(

@@ -131,6 +131,9 @@ def test_answer_citation_highlight_and_follow_up(page, shots: Path) -> None:
     answer.locator("p a.cite").first.click()
     source, quote = highlighted_matches_source(page)
     assert "Michael Dixon" in quote and source.endswith("002_241d7df232c0b7ae.txt")
+    short = answer.locator("b.short-answer").inner_text()
+    assert "Michael Dixon" in short, "the short answer leads"
+    assert page.inner_text("#viewer mark.rag-hl mark.rag-span") == short, "and is marked inside the quote"
     page.screenshot(path=str(shots / "02-answer-and-highlight.png"))
     follow = ask(page, "Where does he work as a GP?")
     assert "Cullompton" in follow.inner_text()

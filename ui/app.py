@@ -113,6 +113,9 @@ def render_answer(answer: Answer, turn: int, documents: dict[str, dict[str, Any]
     text = re.sub(
         r"\[(\d+)\]", lambda m: f"<a class='cite' href='#cite-{turn}-{m.group(1)}'>[{m.group(1)}]</a>", esc(answer.text)
     )
+    if answer.span is not None and " — " in text:
+        short, rest = text.split(" — ", 1)
+        text = f"<b class='short-answer'>{short}</b> — {rest}"
     if answer.abstained:
         items = "".join(
             f"<li><a class='cite passage' href='#passage-{turn}-{i}'>{esc(p.title)}</a>"
@@ -142,16 +145,26 @@ def render_answer(answer: Answer, turn: int, documents: dict[str, dict[str, Any]
     return f"<div class='answer'><p>{text}</p><ol class='sources'>{''.join(sources)}</ol>{notes}</div>"
 
 
-def render_source(record: dict[str, Any] | None, source: str, text: str, start: int, end: int, note: str = "") -> str:
-    """The whole document as text, the cited span marked; ``text[start:end]`` is exactly what is highlighted."""
+def render_source(
+    record: dict[str, Any] | None,
+    source: str,
+    text: str,
+    start: int,
+    end: int,
+    note: str = "",
+    inner: tuple[int, int] | None = None,
+) -> str:
+    """The whole document as text, the cited span marked; ``text[start:end]`` is exactly what is highlighted,
+    and ``inner`` (the short answer, inside it) is marked again within it."""
     title = esc(record.get("display_title") if record else source)
     meta = _meta(record)
     where = f" · characters {start}–{end}" if end > start else ""
-    body = (
-        f"{esc(text[:start])}<mark class='rag-hl'>{esc(text[start:end])}</mark>{esc(text[end:])}"
-        if end > start
-        else esc(text)
-    )
+    marked = esc(text[start:end])
+    if inner is not None and start <= inner[0] < inner[1] <= end:
+        a, b = inner[0] - start, inner[1] - start
+        quoted = text[start:end]
+        marked = f"{esc(quoted[:a])}<mark class='rag-span'>{esc(quoted[a:b])}</mark>{esc(quoted[b:])}"
+    body = f"{esc(text[:start])}<mark class='rag-hl'>{marked}</mark>{esc(text[end:])}" if end > start else esc(text)
     parts = [
         "<div class='viewer'>",
         f"<div class='doc-head'><div class='doc-title'>{title}</div>",
@@ -255,7 +268,9 @@ def build(config: Config) -> gr.Blocks:
             yield f"<div class='answer drafting'><p>{esc(written)}</p><div class='checking'>writing…</div></div>"
         if answer is None:
             raise RagError("no answer was produced")
+        span = answer.span
         entry = {
+            "span": [[span.start, span.end, span.quote]] if span is not None else [],
             "citations": [[c.source, c.start, c.end, c.label or "", c.quote] for c in answer.citations],
             "passages": [[q.source, q.chunk.start, q.chunk.end, q.chunk.label or "", q.text] for q in answer.passages],
         }
@@ -308,6 +323,7 @@ def build(config: Config) -> gr.Blocks:
             return gr.skip(), gr.skip()
         p = pipeline()
         session = sessions.get(request.session_hash)
+        short = None
         if match.group(4) is not None:
             source = next((d["source"] for d in p.data.documents if doc_key(d["source"]) == match.group(4)), None)
             if source is None:
@@ -320,17 +336,23 @@ def build(config: Config) -> gr.Blocks:
             try:
                 rows = entry["citations"] if kind == "cite" else entry["passages"]  # type: ignore[index]
                 source, start, end, label, quote = rows[n - 1] if kind == "cite" else rows[n]
+                short = entry["span"][0] if kind == "cite" and n == 1 and entry["span"] else None  # type: ignore[index]
             except (IndexError, KeyError, TypeError, ValueError):
                 return gr.skip(), gr.skip()
         try:
             text = p.source_text(source)
         except OSError as e:
             return f"<div class='error'>⚠ {esc(source)} cannot be read: {esc(e)}</div>", gr.Tabs(selected="source")
-        note = label
+        note, inner = label, None
         if quote:
+            moved_from = start
             start, end, changed = locate(text, start, end, quote)
             note = " — ".join(x for x in (label, changed) if x)
-        return render_source(p.documents.get(source), source, text, start, end, note), gr.Tabs(selected="source")
+            if short is not None and end > start:
+                a, b = short[0] + start - moved_from, short[1] + start - moved_from
+                inner = (a, b) if text[a:b] == short[2] else None
+        html_ = render_source(p.documents.get(source), source, text, start, end, note, inner)
+        return html_, gr.Tabs(selected="source")
 
     def upload(files: list[str] | None, progress: gr.Progress = gr.Progress()):  # noqa: B008
         if not files:
@@ -469,8 +491,10 @@ def build(config: Config) -> gr.Blocks:
 
 
 def _answer_dict(answer: Answer) -> dict[str, Any]:
+    span = answer.span
     return {
         "text": answer.text,
+        "span": {"quote": span.quote, "start": span.start, "end": span.end} if span is not None else None,
         "abstained": answer.abstained,
         "citations": [
             {"source": c.source, "quote": c.quote, "start": c.start, "end": c.end, "title": c.title, "label": c.label}
