@@ -33,6 +33,7 @@ from .types import COMMENT, Answer, Citation, Passage
 log = logging.getLogger(__name__)
 
 MODEL_PATH = Path(__file__).parent / "models" / "extractive.json"
+NOREADER_MODEL_PATH = Path(__file__).parent / "models" / "extractive-noreader.json"  # fitted without the reader
 ABSTAIN_TEXT = "The documents don't say."
 
 SENTENCE_FEATURES = (
@@ -145,8 +146,11 @@ def load_models(path: Path = MODEL_PATH) -> Models:
 
 
 def models_path(config: Config) -> Path:
-    """A reader folder may carry the models fitted on its scores; those must travel with it."""
-    if config.reader_dir and config.reader_candidates != 0:
+    """A reader folder may carry the models fitted on its scores; those must travel with it. Without the
+    reader (``reader_candidates=0``) the models fitted without one are used."""
+    if config.reader_candidates == 0:
+        return NOREADER_MODEL_PATH
+    if config.reader_dir:
         bundled = Path(config.reader_dir).expanduser() / "extractive.json"
         if bundled.is_file():
             return bundled

@@ -11,7 +11,7 @@ import pytest
 
 from rag import Answer, Citation, ask
 from rag.config import ROOT, Config
-from rag.errors import ConfigError, HistoryError, QuestionError, UnknownNameError
+from rag.errors import ConfigError, HistoryError, ModelLoadError, QuestionError, UnknownNameError
 
 QUESTIONS = [
     "Who chairs the NHS Alliance?",
@@ -146,16 +146,21 @@ def test_retrieval_modes_keep_the_contract(seed_config: Config, mode: str) -> No
 def test_a_reader_folder_brings_its_own_answerer_models(seed_config: Config, tmp_path: Path) -> None:
     """Models fitted on one reader's scores must not be used with another: they travel in its folder."""
     import json
+    import shutil
 
     from rag import answering
+    from rag.reader import READER_DIR
 
+    for name in ("reader.onnx", "reader.json", "tokenizer.json"):
+        shutil.copy(READER_DIR / name, tmp_path / name)
     models = json.loads(answering.MODEL_PATH.read_text(encoding="utf-8"))
     (tmp_path / "extractive.json").write_text(json.dumps({**models, "threshold": 0.999}), encoding="utf-8")
     question = "Who chairs the NHS Alliance?"
     assert not ask(question, config=seed_config).abstained
     assert ask(question, config=seed_config, reader_dir=str(tmp_path)).abstained
     assert not ask(question, config=seed_config, reader_dir=str(tmp_path), reader_candidates=0).abstained
-    assert not ask(question, config=seed_config, reader_dir=str(tmp_path / "elsewhere")).abstained
+    with pytest.raises(ModelLoadError, match="no span reader"):
+        ask(question, config=seed_config, reader_dir=str(tmp_path / "elsewhere"))
 
 
 @pytest.mark.parametrize(

@@ -101,7 +101,8 @@ def test_eval_on_a_dataset_compares_configurations_and_writes_a_report(
     misses = (report / "misses.md").read_text()
     assert misses.startswith("# harbour") and "## Worst misses: hybrid+rerank" in misses
 
-    assert "abstention threshold 0.14 (answerer default)" in out.stdout
+    shipped = json.loads((ROOT / "rag" / "models" / "extractive.json").read_text())["threshold"]
+    assert f"abstention threshold {shipped:.2f} (answerer default)" in out.stdout
 
     calibrated = rag_eval([*args[:4], "--calibrate"])
     assert calibrated.returncode == 0, calibrated.stderr
