@@ -40,6 +40,7 @@ CHATS = [
     ["What is the capital of Australia?", "And of France?"],
 ]
 MARK_RE = re.compile(r"<mark class='rag-hl'>(.*?)</mark>", re.S)
+SPAN_RE = re.compile(r"<mark class='rag-span'>(.*?)</mark>", re.S)  # the short answer, marked inside the quote
 META_RE = re.compile(r"<code>(.*?)</code> · characters (\d+)–(\d+)")
 
 
@@ -99,7 +100,7 @@ def session(url: str, n: int, tally: Tally, texts: dict[str, str], config: objec
             return
         for i, c in enumerate(reply["citations"], start=1):
             started = time.perf_counter()
-            shown = client.predict(f"#cite-{reply['id']}-{i}", api_name="/open")
+            shown = SPAN_RE.sub(r"\1", client.predict(f"#cite-{reply['id']}-{i}", api_name="/open"))
             tally.add("open citation", time.perf_counter() - started)
             mark, meta = MARK_RE.search(shown), META_RE.search(shown)
             ok = bool(mark and meta)

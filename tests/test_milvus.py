@@ -50,12 +50,17 @@ def test_answers_and_filters_match(milvus_config: Config, seed_config: Config) -
     )
 
 
-def test_deletes_reach_milvus(milvus_config: Config, tmp_path: Path) -> None:
+def seed_subset(milvus_config: Config, tmp_path: Path, n: int) -> tuple[Config, Path]:
+    """The first ``n`` seed articles in a folder of their own, with a Milvus index beside it."""
     corpus = tmp_path / "docs"
     corpus.mkdir()
-    for name in sorted(p.name for p in (ROOT / "seeds").iterdir())[:3]:
+    for name in sorted(p.name for p in (ROOT / "seeds").iterdir())[:n]:
         (corpus / name).write_text((ROOT / "seeds" / name).read_text(encoding="utf-8"), encoding="utf-8")
-    config = milvus_config.replace(corpus=str(corpus), index_dir=str(tmp_path / "index"))
+    return milvus_config.replace(corpus=str(corpus), index_dir=str(tmp_path / "index")), corpus
+
+
+def test_deletes_reach_milvus(milvus_config: Config, tmp_path: Path) -> None:
+    config, corpus = seed_subset(milvus_config, tmp_path, 3)
     indexing.build(config)
     before = store.read(config.index_path, config)
     assert before is not None and before.dense.ntotal == len(before.sentence_ids)
@@ -72,11 +77,7 @@ def test_deletes_reach_milvus(milvus_config: Config, tmp_path: Path) -> None:
 def test_a_build_never_touches_the_live_collection_before_it_is_published(
     milvus_config: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    corpus = tmp_path / "docs"
-    corpus.mkdir()
-    for name in sorted(p.name for p in (ROOT / "seeds").iterdir())[:2]:
-        (corpus / name).write_text((ROOT / "seeds" / name).read_text(encoding="utf-8"), encoding="utf-8")
-    config = milvus_config.replace(corpus=str(corpus), index_dir=str(tmp_path / "index"))
+    config, corpus = seed_subset(milvus_config, tmp_path, 2)
     indexing.build(config)
     live = store.read(config.index_path, config)
     assert live is not None

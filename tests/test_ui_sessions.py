@@ -21,6 +21,7 @@ from .conftest import SEEDS
 from .fake_llm import FakeLLM
 
 MARK_RE = re.compile(r"<mark class='rag-hl'>(.*?)</mark>", re.S)
+SPAN_RE = re.compile(r"<mark class='rag-span'>(.*?)</mark>", re.S)  # the short answer, marked inside the quote
 
 
 def free_port() -> int:
@@ -59,7 +60,7 @@ def client(url: str) -> object:
 
 
 def highlighted(viewer_html: str) -> str | None:
-    found = MARK_RE.search(viewer_html)
+    found = MARK_RE.search(SPAN_RE.sub(r"\1", viewer_html))
     return html.unescape(found.group(1)) if found else None
 
 
