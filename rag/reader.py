@@ -106,10 +106,6 @@ class Reader:
             out.append(Read(best - null, enc.offsets[allowed[span[0]]][0], enc.offsets[allowed[span[1]]][1]))
         return out
 
-    def score(self, question: str, texts: Sequence[str]) -> np.ndarray:
-        """The margin for each whole text."""
-        return np.asarray([r.margin for r in self.read(question, [(t, 0, len(t)) for t in texts])], dtype=np.float32)
-
 
 @functools.cache
 def get_reader(folder: str = str(READER_DIR)) -> Reader:

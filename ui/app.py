@@ -483,7 +483,6 @@ def build(config: Config) -> gr.Blocks:
         clear.click(new_chat, None, [chatbot, viewer, box], api_name=False)
         chatbot.clear(new_chat, None, [chatbot, viewer, box], api_name=False)
         demo.load(lambda: render_corpus(pipeline()), None, table, api_name=False)
-        demo.unload(lambda: None)
         gr.api(api_ask, api_name="ask")
         gr.api(api_chat, api_name="chat")
         gr.api(api_open, api_name="open")
