@@ -557,11 +557,9 @@ def _publish(
     try:
         store.write(config.index_path, data)
     except BaseException:
-        if isinstance(dense, vectors_.MilvusStore):
-            dense.discard()
+        dense.discard()
         raise
-    if isinstance(dense, vectors_.MilvusStore):
-        dense.publish()
+    dense.publish()
     _collect_texts(config, data.documents)
     _fill_counts(report, bundles)
 

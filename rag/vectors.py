@@ -43,6 +43,14 @@ class VectorStore(Protocol):
 
     def persist(self, folder: Path) -> None: ...
 
+    def publish(self) -> None:
+        """The build holding this store is now the current one."""
+        ...
+
+    def discard(self) -> None:
+        """The build that made this store will never be published."""
+        ...
+
 
 MIN_IVF = 10_000  # clustering and product quantisation need thousands of vectors to train on
 
@@ -154,6 +162,12 @@ class FaissStore:
         """The stored vectors by row, and the row of each id, for exact re-scoring of approximate hits."""
         self.exact = exact
         self.rows = row_of
+
+    def publish(self) -> None:
+        """The index file lives in the build folder, which ``store.write`` publishes."""
+
+    def discard(self) -> None:
+        """An unpublished build folder is removed by ``store.write``."""
 
 
 class MilvusStore:
