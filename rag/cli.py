@@ -60,20 +60,34 @@ def config_from(args: argparse.Namespace) -> Config:
     return load_config(file=args.config, **{k: v for k, v in overrides.items() if v is not None})
 
 
-def _progress_bar() -> typing.Callable[[str, int, int], None]:
-    from tqdm import tqdm
+class _ProgressBars:
+    """tqdm bars on stderr, one per stage; a stage's total may grow while later files are read."""
 
-    bars: dict[str, tqdm] = {}
+    def __init__(self) -> None:
+        self.bars: dict[str, typing.Any] = {}
 
-    def update(stage: str, done: int, total: int) -> None:
-        bar = bars.get(stage)
-        if bar is None:
-            bar = bars[stage] = tqdm(total=total, desc=stage, unit="item", file=sys.stderr, leave=False)
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        bar = self.bars.get(stage)
+        if bar is None or (bar.disable and done < total):  # new, or closed and then grown
+            unit = stage.split()[-1].removesuffix("s") if stage.endswith("s") else "item"
+            bar = self.bars[stage] = tqdm(
+                total=total, initial=done, desc=stage, unit=unit, file=sys.stderr, leave=False
+            )
+        if total != bar.total:
+            bar.total = total
         bar.update(done - bar.n)
         if done >= total:
             bar.close()
 
-    return update
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
+def _progress_bar() -> _ProgressBars:
+    return _ProgressBars()
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -83,7 +97,11 @@ def cmd_index(args: argparse.Namespace) -> int:
     paths = [Path(p) for p in args.paths] or None
     if paths:
         config = config.replace(corpus=os.pathsep.join(str(p.resolve()) for p in paths))
-    report = indexing.build(config, paths, progress=_progress_bar(), reason="rag index", full=args.rebuild)
+    bars = _progress_bar()
+    try:
+        report = indexing.build(config, paths, progress=bars, reason="rag index", full=args.rebuild)
+    finally:
+        bars.close()
     if args.json:
         print(json.dumps(report.__dict__, ensure_ascii=False))
     elif not report.built:
@@ -425,6 +443,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = logging.StreamHandler()
     handler.setLevel(level)  # libraries that set their own loggers to DEBUG on import (bm25s) stay quiet
     handler.setFormatter(_PrintableFormatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(lambda r: r.name != "root" or r.levelno >= logging.WARNING)  # onnxruntime's quantiser chatter
     logging.basicConfig(level=level, handlers=[handler])
     for noisy in ("faiss", "bm25s", "httpx", "sentence_transformers", "transformers"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))

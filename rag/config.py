@@ -15,6 +15,7 @@ from .errors import ConfigError
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 ENV_PREFIX = "RAG_"
+PRECISIONS = ("auto", "fp32", "bf16", "int8")  # the embedder's numeric path; auto picks by CPU at run time
 
 
 def _default_path(name: str) -> str:
@@ -29,6 +30,7 @@ class Config:
     embedder: str = "sentence-transformers"
     embedding_model: str = DEFAULT_MODEL
     device: str = "cpu"
+    precision: str = "auto"
     chunk_tokens: int = 160
     chunk_overlap: int = 32
     retrieval: str = "hybrid"
@@ -68,6 +70,10 @@ class Config:
 
     def __post_init__(self) -> None:
         checks = [
+            (
+                self.precision in PRECISIONS,
+                f"precision={self.precision!r} is not one of {', '.join(PRECISIONS)}; set RAG_PRECISION to one",
+            ),
             (self.chunk_tokens >= 16, f"chunk_tokens={self.chunk_tokens} is below 16; use 16 or more"),
             (
                 0 <= self.chunk_overlap < self.chunk_tokens,

@@ -261,9 +261,7 @@ def run(
         seconds = time.perf_counter() - started
         made = [*answer.citations, *answer.dropped_citations]
         valid = sum(citation_ok(c, text_of) for c in made)
-        results.append(
-            ItemResult(item, answer, seconds, relevant_chunks(item, chunks, by_source), valid, len(made))
-        )
+        results.append(ItemResult(item, answer, seconds, relevant_chunks(item, chunks, by_source), valid, len(made)))
         if progress:
             progress(n, len(items))
     return results

@@ -7,9 +7,11 @@ import hashlib
 import json
 import logging
 import os
+import queue
 import shutil
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ import numpy as np
 from . import chunking, documents, store
 from . import vectors as vectors_
 from .config import ROOT, Config
-from .embedding import Embedder, get_embedder
+from .embedding import Embedder, describe, get_embedder, vector_family
 from .errors import CorpusError, IndexCorruptError, IndexMismatchError
 from .retrieval import LEXICAL_VERSION, build_bm25
 from .types import Chunk, Document
@@ -99,7 +101,7 @@ def settings(config: Config) -> dict[str, Any]:
         "format": store.FORMAT_VERSION,
         "parser": PARSER_VERSION,
         "lexical": LEXICAL_VERSION,
-        "embedder": config.embedder,
+        "embedder": vector_family(config.embedder),
         "embedding_model": config.embedding_model,
         "encoding": chunking.ENCODING,
         "chunk_tokens": config.chunk_tokens,
@@ -176,7 +178,8 @@ class EmbeddingCache:
     CHECKPOINT = 2048
 
     def __init__(self, config: Config) -> None:
-        model = hashlib.sha1(f"{config.embedder}|{config.embedding_model}".encode()).hexdigest()[:12]
+        family = f"{vector_family(config.embedder)}|{config.embedding_model}"
+        model = hashlib.sha1(family.encode()).hexdigest()[:12]
         self.folder = config.index_path / "cache" / f"embeddings-{model}"
         self.every_s = config.checkpoint_s
         self.vectors: dict[bytes, np.ndarray] = {}
@@ -205,30 +208,84 @@ class EmbeddingCache:
     def clear(self) -> None:
         shutil.rmtree(self.folder.parent, ignore_errors=True)
 
-    def embed(self, embedder: Embedder, texts: list[str], progress: Progress | None) -> tuple[np.ndarray, int]:
-        """Vectors for ``texts``, computing only the missing ones; returns them and how many were computed."""
-        out = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
-        todo = []
-        for i, text in enumerate(texts):
-            hit = self.vectors.get(_key(text))
-            if hit is not None and len(hit) == embedder.dimension:
-                out[i] = hit
+    def get(self, text: str, dimension: int) -> np.ndarray | None:
+        hit = self.vectors.get(_key(text))
+        return hit if hit is not None and len(hit) == dimension else None
+
+
+class Embedding:
+    """The sentences of freshly parsed documents, embedded in batches of similar length while the next
+    files are still being parsed; vectors already in ``cache`` are not computed again."""
+
+    def __init__(self, config: Config, cache: EmbeddingCache, progress: Progress | None) -> None:
+        self.config, self.cache, self.progress = config, cache, progress
+        self.vectors: list[np.ndarray] = []
+        self.missing: list[int] = []  # per document: sentences still to embed
+        self.passages: list[int] = []
+        self.pending: list[tuple[int, int, str]] = []  # (document, row, text)
+        self.unsaved: list[tuple[str, np.ndarray]] = []
+        self.computed = self.done = 0
+        self.last_save = time.monotonic()
+        self._embedder: Embedder | None = None
+
+    @property
+    def embedder(self) -> Embedder:
+        """Loaded on first use: a build with nothing new to embed never loads a model."""
+        if self._embedder is None:
+            self._embedder = get_embedder(self.config)
+            log.info("embedding with %s on the %s", self.config.embedding_model, describe(self.config))
+        return self._embedder
+
+    def add(self, texts: Sequence[str], passages: int) -> int:
+        """Queue one document's sentences; returns its slot for :meth:`result`."""
+        slot, dimension = len(self.vectors), self.embedder.dimension
+        out = np.zeros((len(texts), dimension), dtype=np.float32)
+        misses = 0
+        for row, text in enumerate(texts):
+            hit = self.cache.get(text, dimension)
+            if hit is None:
+                self.pending.append((slot, row, text))
+                misses += 1
             else:
-                todo.append(i)
-        self.resumed = len(texts) - len(todo)
-        pending: list[int] = []
-        last = time.monotonic()
-        for n in range(0, len(todo), BATCH):
-            rows = todo[n : n + BATCH]
-            out[rows] = embedder.embed([texts[i] for i in rows], "document")
-            pending.extend(rows)
-            if len(pending) >= self.CHECKPOINT or time.monotonic() - last >= self.every_s:
-                self.checkpoint([texts[i] for i in pending], out[pending])
-                pending, last = [], time.monotonic()
-            if progress:
-                progress("embedding sentences", min(n + BATCH, len(todo)), len(todo))
-        self.checkpoint([texts[i] for i in pending], out[pending])
-        return out, len(todo)
+                out[row] = hit
+        self.vectors.append(out)
+        self.missing.append(misses)
+        self.passages.append(passages)
+        self._finished(slot)
+        while len(self.pending) >= 2 * BATCH:
+            self._run(2 * BATCH)
+        return slot
+
+    def finish(self) -> list[np.ndarray]:
+        while self.pending:
+            self._run(2 * BATCH)
+        self._save(force=True)
+        return self.vectors
+
+    def _run(self, n: int) -> None:
+        batch, self.pending = self.pending[:n], self.pending[n:]
+        vectors = self.embedder.embed([t for _, _, t in batch], "document")
+        for (slot, row, text), vector in zip(batch, vectors, strict=True):
+            self.vectors[slot][row] = vector
+            self.unsaved.append((text, vector))
+            self.missing[slot] -= 1
+            self._finished(slot)
+        self.computed += len(batch)
+        self._save()
+
+    def _finished(self, slot: int) -> None:
+        if self.missing[slot] == 0:
+            self.missing[slot] = -1
+            self.done += self.passages[slot]
+            if self.progress:
+                self.progress("embedding passages", self.done, sum(self.passages))
+
+    def _save(self, force: bool = False) -> None:
+        due = len(self.unsaved) >= EmbeddingCache.CHECKPOINT or time.monotonic() - self.last_save >= self.cache.every_s
+        if self.unsaved and (due or force):
+            texts = [t for t, _ in self.unsaved]
+            self.cache.checkpoint(texts, np.stack([v for _, v in self.unsaved]))
+            self.unsaved, self.last_save = [], time.monotonic()
 
 
 def _old_bundles(data: store.IndexData) -> dict[str, Bundle]:
@@ -322,37 +379,78 @@ def _collect_texts(config: Config, documents_: Sequence[dict[str, Any]]) -> None
             path.unlink(missing_ok=True)
 
 
-def _new_bundles(
-    docs: Sequence[Document],
-    entries: dict[str, dict[str, Any]],
-    config: Config,
-    progress: Progress | None,
-    report: BuildReport,
-    cache: EmbeddingCache,
-) -> list[Bundle]:
-    pieces = [_chunk(doc, config) for doc in docs]
-    texts = [doc.text[a:b] for doc, (_, spans) in zip(docs, pieces, strict=True) for a, b in spans]
-    vectors = None
-    if texts:
-        vectors, computed = cache.embed(get_embedder(config), texts, progress)
-        report.sentences_embedded = computed
-    out, row = [], 0
-    for doc, (chunks, spans) in zip(docs, pieces, strict=True):
-        record = _doc_record(doc)
-        if doc.extracted:
-            record["text_file"] = _store_text(config, doc)
-        out.append(
-            Bundle(
-                record=record,
-                file={**entries[doc.source], "chunks": len(chunks)},
-                chunks=chunks,
-                spans=spans,
-                vectors=vectors[row : row + len(spans)] if vectors is not None else np.zeros((0, 0), np.float32),
-            )
-        )
-        row += len(spans)
-    report.chunks_embedded = sum(len(b.chunks) for b in out)
-    return out
+@dataclass
+class Parsed:
+    """One file as the reading thread hands it over: kept as it was, parsed afresh, or skipped."""
+
+    source: str
+    kept: bool = False
+    doc: Document | None = None
+    entry: dict[str, Any] | None = None
+    chunks: list[Chunk] | None = None
+    spans: np.ndarray | None = None
+    skipped: str | None = None
+
+
+def _parse(files: Sequence[Path], old: dict[str, Bundle], config: Config) -> Iterator[Parsed]:
+    max_bytes = int(config.max_file_mb * 1e6)
+    for path in files:
+        source = documents.display_source(path)
+        if _unchanged(path, old.get(source)):
+            yield Parsed(source, kept=True)
+            continue
+        try:
+            raw, stat = documents.read_bytes(path, max_bytes)
+            doc = documents.load(path, max_bytes, raw)
+        except CorpusError as e:
+            yield Parsed(source, skipped=str(e))
+            continue
+        entry = {"sha256": hashlib.sha256(raw).hexdigest(), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        chunks, spans = _chunk(doc, config)
+        yield Parsed(source, doc=doc, entry={**entry, "chunks": len(chunks)}, chunks=chunks, spans=spans)
+
+
+def _ahead(items: Iterator[Parsed], depth: int = 16) -> Iterator[Parsed]:
+    """Run ``items`` on a thread, ``depth`` ahead of the consumer, so parsing overlaps embedding
+    (the model's matrix products release the GIL). Errors surface in the consumer; a consumer that
+    stops early stops the thread."""
+    box: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        box.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            box.put(end)
+        except BaseException as e:  # handed to the consumer, which raises it
+            box.put(e)
+
+    thread = threading.Thread(target=produce, name="rag-parse", daemon=True)
+    thread.start()
+    try:
+        while (item := box.get()) is not end:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def _bundle(config: Config, parsed: Parsed, vectors: np.ndarray) -> Bundle:
+    assert parsed.doc is not None and parsed.chunks is not None and parsed.spans is not None
+    record = _doc_record(parsed.doc)
+    if parsed.doc.extracted:
+        record["text_file"] = _store_text(config, parsed.doc)
+    return Bundle(record=record, file=parsed.entry or {}, chunks=parsed.chunks, spans=parsed.spans, vectors=vectors)
 
 
 def _assemble(bundles: Sequence[Bundle], dimension: int) -> tuple[list[Chunk], np.ndarray, np.ndarray]:
@@ -404,31 +502,29 @@ def build(
         old, previous_data = ({}, None) if full else _reusable(config, index_dir, report, cache)
         log.info("indexing %d file(s) into %s (%s)", len(files), index_dir, report.reason)
         kept: dict[str, Bundle] = {}
-        fresh: list[Document] = []
-        entries: dict[str, dict[str, Any]] = {}  # each file as it was read, hashed before it is parsed
-        max_bytes = int(config.max_file_mb * 1e6)
-        for i, path in enumerate(files):
-            source = documents.display_source(path)
-            if _unchanged(path, old.get(source)):
-                kept[source] = old[source]
+        fresh: list[tuple[Parsed, int]] = []
+        embedding = Embedding(config, cache, progress)
+        for i, parsed in enumerate(_ahead(_parse(files, old, config))):
+            if parsed.kept:
+                kept[parsed.source] = old[parsed.source]
+            elif parsed.skipped is not None:
+                log.info("skipped %s", parsed.skipped)  # in the report; `rag index` prints each once
+                report.skipped.append((parsed.source, parsed.skipped))
             else:
-                try:
-                    raw, stat = documents.read_bytes(path, max_bytes)
-                    fresh.append(documents.load(path, max_bytes, raw))
-                    entries[source] = {
-                        "sha256": hashlib.sha256(raw).hexdigest(),
-                        "size": stat.st_size,
-                        "mtime_ns": stat.st_mtime_ns,
-                    }
-                except CorpusError as e:
-                    log.info("skipped %s", e)  # in the report; `rag index` prints each once
-                    report.skipped.append((source, str(e)))
+                assert parsed.doc is not None and parsed.spans is not None and parsed.chunks is not None
+                if parsed.source in old:  # a changed document keeps its unchanged sentences
+                    cache.add(_sentence_texts(old[parsed.source]), old[parsed.source].vectors)
+                texts = [parsed.doc.text[a:b] for a, b in parsed.spans]
+                fresh.append((parsed, embedding.add(texts, len(parsed.chunks))))
             if progress:
                 progress("reading", i + 1, len(files))
+        vectors = embedding.finish() if fresh else []
+        report.sentences_embedded = embedding.computed
+        report.chunks_embedded = sum(len(p.chunks or ()) for p, _ in fresh)
         report.unchanged = len(kept)
-        report.updated = sum(1 for d in fresh if d.source in old)
+        report.updated = sum(1 for p, _ in fresh if p.source in old)
         report.added = len(fresh) - report.updated
-        report.removed = len(set(old) - set(kept) - {d.source for d in fresh})
+        report.removed = len(set(old) - set(kept) - {p.source for p, _ in fresh})
         if not kept and not fresh:
             where = ", ".join(str(r) for r in roots)
             raise CorpusError(f"no readable documents in {where}; add .txt, .md, .html, .pdf or .docx files there")
@@ -443,9 +539,7 @@ def build(
             report.built, report.reason = False, "up to date"
             _fill_counts(report, list(kept.values()))
             return report
-        for source in {d.source for d in fresh} & set(old):  # a changed document keeps its unchanged sentences
-            cache.add(_sentence_texts(old[source]), old[source].vectors)
-        new = {b.record["source"]: b for b in _new_bundles(fresh, entries, config, progress, report, cache)}
+        new = {p.source: _bundle(config, p, vectors[slot]) for p, slot in fresh}
         bundles = [kept.get(documents.display_source(p)) or new.get(documents.display_source(p)) for p in files]
         _publish(config, roots, [b for b in bundles if b is not None], report, excluded, previous_data)
         cache.clear()

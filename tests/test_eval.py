@@ -82,4 +82,3 @@ def test_citation_validity_is_measured_before_the_safety_net(corpus: Path, corpu
     figures = evaluation.score(results)
     assert results[0].answer.dropped_citations and results[0].citations_made > 0
     assert figures["citation_validity"] == 0.0 and figures["answers_losing_citations"] == 1
-

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -14,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from rag import ask, documents, indexing, store
+from rag import ask, documents, indexing, load_config, store
 from rag.config import ROOT, Config
 from rag.errors import CorpusError, IndexCorruptError, IndexMismatchError, IndexWriteError
-from rag.pipeline import forget
+from rag.pipeline import forget, get_pipeline
 
 
 def test_build_publishes_a_complete_index(corpus_config: Config) -> None:
@@ -267,3 +268,69 @@ def test_a_file_that_changes_during_a_build_is_not_recorded_as_fresh(
     answer = ask("What is the breaking news?", config=corpus_config.replace(abstain_threshold=0.0))
     assert answer.citations and not answer.dropped_citations
     assert all(Path(c.source).read_text(encoding="utf-8")[c.start : c.end] == c.quote for c in answer.citations)
+
+
+def test_an_index_built_on_one_numeric_path_is_searched_from_another(corpus_config: Config) -> None:
+    int8 = corpus_config.replace(precision="int8")
+    indexing.build(int8)
+    manifest = store.read(int8.index_path).manifest  # type: ignore[union-attr]
+    assert "precision" not in manifest["settings"]
+    questions = ["Who chairs the NHS Alliance?", "What is a polysystem?", "How many GP practices could close?"]
+    tops = {}
+    for precision in ("int8", "fp32", "bf16"):
+        config = corpus_config.replace(precision=precision)
+        assert indexing.staleness(config) is None  # the path is not a setting the index depends on
+        forget()
+        tops[precision] = [[p.chunk.id for p in get_pipeline(config).retrieve(q, config)] for q in questions]
+    for precision in ("fp32", "bf16"):
+        overlap = [len(set(a) & set(b)) / len(a) for a, b in zip(tops["int8"], tops[precision], strict=True)]
+        assert sum(overlap) / len(overlap) >= 0.8, (precision, tops)
+    forget()
+
+
+def test_progress_counts_passages_while_files_are_still_read(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for d in range(12):
+        lines = [f"Ferry {d * 100 + i} leaves pier {i % 7} of harbour {d} at {i % 12} o'clock." for i in range(60)]
+        (docs / f"ferries-{d:02}.txt").write_text(f"Timetable {d}\n\n" + " ".join(lines), encoding="utf-8")
+    config = load_config(env={}, corpus=str(docs), index_dir=str(tmp_path / "index"))
+    seen: list[tuple[str, int, int]] = []
+    report = indexing.build(config, progress=lambda stage, done, total: seen.append((stage, done, total)))
+    embedded = [(done, total) for stage, done, total in seen if stage == "embedding passages"]
+    assert embedded[-1] == (report.chunks, report.chunks)
+    assert all(a[0] <= b[0] and a[1] <= b[1] for a, b in itertools.pairwise(embedded))
+    reading = [i for i, (stage, _, _) in enumerate(seen) if stage == "reading"]
+    first_embedded = next(i for i, (stage, _, _) in enumerate(seen) if stage == "embedding passages")
+    assert first_embedded < reading[-1], "passages are embedded before the last file is read"
+
+
+def test_a_failure_while_reading_ahead_reaches_the_build_and_stops_the_reader() -> None:
+    produced: list[int] = []
+
+    def items():
+        for i in range(1000):
+            produced.append(i)
+            if i == 3:
+                raise OSError("disk went away")
+            yield indexing.Parsed(source=str(i), kept=True)
+
+    with pytest.raises(OSError, match="disk went away"):
+        list(indexing._ahead(items()))
+    produced.clear()
+
+    def endless():
+        i = 0
+        while True:
+            produced.append(i)
+            i += 1
+            yield indexing.Parsed(source=str(i), kept=True)
+
+    reader = indexing._ahead(endless(), depth=4)
+    next(reader)
+    reader.close()
+    time.sleep(0.3)
+    count = len(produced)
+    time.sleep(0.3)
+    assert len(produced) == count and count < 50, "a consumer that stops early stops the reading thread"
+    assert not any(t.name == "rag-parse" and t.is_alive() for t in threading.enumerate())

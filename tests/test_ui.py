@@ -27,6 +27,7 @@ def _browser_present() -> None:
     require(has_module("playwright"), "Playwright", "run `make install` (the dev extra)")
     require(CHROMIUM.exists(), "Debian's chromium", "apt-get install chromium (.ci/run does)")
 
+
 XSS = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2"><b onmouseover="window.__xss=3">bold</b>'
 
 
