@@ -46,7 +46,7 @@ class IndexData:
     chunks: list[Chunk]
     dense: VectorStore  # over sentence vectors: sentence-level matching finds answers better than whole chunks
     sentence_spans: np.ndarray
-    sentence_vectors: np.ndarray
+    sentence_vectors: np.ndarray | vectors.VectorFile  # a loaded index reads its rows from disk on demand
     bm25: Any
     sentence_ids: np.ndarray  # stable id of each sentence row, as the vector store knows it
 
@@ -234,7 +234,7 @@ def read(index_dir: Path, config: Config | None = None) -> IndexData | None:
         dense = vectors.load(build, manifest.get("index_type", "flat"), config or Config(), manifest["dimension"])
         sentence_ids = np.load(build / "sentence_ids.npy", allow_pickle=False)
         sentence_spans = np.load(build / "sentence_spans.npy", allow_pickle=False)
-        sentence_vectors = np.load(build / "sentence_vectors.npy", allow_pickle=False, mmap_mode="r")
+        sentence_vectors = vectors.VectorFile(build / "sentence_vectors.npy")
         bm25 = bm25s.BM25.load(str(build / "bm25"), show_progress=False, verbosity=0)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
         raise IndexCorruptError(f"the index in {build} is damaged ({type(e).__name__}: {e}); {REBUILD_HINT}") from None

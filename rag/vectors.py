@@ -14,7 +14,9 @@ import contextlib
 import json
 import logging
 import math
+import os
 import time
+import weakref
 from pathlib import Path
 from typing import Protocol
 
@@ -88,7 +90,9 @@ class FaissStore:
             faiss.downcast_index(index.index).hnsw.efSearch = config.hnsw_ef
 
     @classmethod
-    def create(cls, config: Config, dimension: int, kind: str, sample: np.ndarray, total: int) -> FaissStore:
+    def create(
+        cls, config: Config, dimension: int, kind: str, sample: np.ndarray, total: int, pq_bytes: int | None = None
+    ) -> FaissStore:
         """An empty index of ``kind``; IVF-PQ is trained on ``sample`` with about sqrt(``total``) lists."""
         if kind == "flat":
             index = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
@@ -101,7 +105,8 @@ class FaissStore:
             index.train(np.ascontiguousarray(sample, dtype=np.float32))
         elif kind == "ivfpq":
             nlist = max(16, min(65536, int(4 * math.sqrt(max(1, total))), len(sample) // 39))
-            m = next(m for m in (48, 32, 24, 16, 8, 4, 2, 1) if dimension % m == 0)
+            # a byte per four dimensions: at 384 dimensions, 96 bytes a vector (a quarter of int8)
+            m = pq_bytes or next(m for m in range(max(1, dimension // 4), 0, -1) if dimension % m == 0)
             index = faiss.index_factory(dimension, f"IVF{nlist},PQ{m}", faiss.METRIC_INNER_PRODUCT)
             log.info("training IVF%d,PQ%d on %d vectors", nlist, m, len(sample))
             index.train(np.ascontiguousarray(sample, dtype=np.float32))
@@ -168,6 +173,76 @@ class FaissStore:
 
     def discard(self) -> None:
         """An unpublished build folder is removed by ``store.write``."""
+
+
+class VectorFile:
+    """The rows of a 2-D ``.npy`` file, read on demand with ``pread``. Re-scoring touches a few
+    random rows per query; a memory map would keep every page it ever touched resident, so a
+    long-running server over millions of vectors would grow towards the file's size. Read this
+    way, the rows live in the kernel's page cache, which is shared and reclaimable, not in the process."""
+
+    def __init__(self, path: Path) -> None:
+        with open(path, "rb") as f:
+            major, _ = np.lib.format.read_magic(f)
+            read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read_header(f)
+            self.offset = f.tell()
+        if len(shape) != 2 or fortran:
+            raise ValueError(f"{path} holds a {len(shape)}-d{' Fortran-order' if fortran else ''} array, not rows")
+        self.shape: tuple[int, int] = (int(shape[0]), int(shape[1]))
+        self.dtype = np.dtype(dtype)
+        self.row_bytes = self.shape[1] * self.dtype.itemsize
+        self.fd = os.open(path, os.O_RDONLY)
+        weakref.finalize(self, os.close, self.fd)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key: slice | int | np.ndarray | list[int]) -> np.ndarray:
+        if isinstance(key, slice):
+            start, stop, step = key.indices(len(self))
+            if step == 1:
+                return self._read(start, max(0, stop - start))
+            key = np.arange(start, stop, step)
+        if isinstance(key, int | np.integer):
+            return self[[int(key)]][0]
+        rows = np.asarray(key, dtype=np.int64).reshape(-1)
+        rows = np.where(rows < 0, rows + len(self), rows)
+        if len(rows) and (rows.min() < 0 or rows.max() >= len(self)):
+            raise IndexError(f"row out of range for {len(self)} vectors")
+        if not len(rows):
+            return np.empty((0, self.shape[1]), self.dtype)
+        order = np.argsort(rows, kind="stable")
+        ranked = rows[order]
+        starts = np.flatnonzero(np.diff(ranked, prepend=-2) > 1)  # one read per run of consecutive rows
+        firsts = ranked[starts]
+        counts = np.diff(np.append(starts, len(ranked)))
+        lasts = ranked[starts + counts - 1]
+        sizes = lasts - firsts + 1
+        pread, fd, size, offset = os.pread, self.fd, self.row_bytes, self.offset
+        runs = zip(firsts.tolist(), sizes.tolist(), strict=True)
+        blob = b"".join([pread(fd, n * size, offset + f * size) for f, n in runs])
+        if len(blob) != int(sizes.sum()) * size:
+            raise OSError("short read of vector rows (file truncated?)")
+        block = np.frombuffer(blob, dtype=self.dtype).reshape(-1, self.shape[1])
+        base = np.repeat(np.cumsum(sizes) - sizes - firsts, counts)
+        out = np.empty((len(rows), self.shape[1]), self.dtype)
+        out[order] = block[ranked + base]
+        return out
+
+    def _read(self, start: int, count: int) -> np.ndarray:
+        want = count * self.row_bytes
+        data = os.pread(self.fd, want, self.offset + start * self.row_bytes)
+        if len(data) != want:
+            raise OSError(f"short read of vector rows {start}..{start + count} (file truncated?)")
+        return np.frombuffer(data, dtype=self.dtype).reshape(count, self.shape[1]).copy()
+
+    def __array__(self, dtype: np.dtype | None = None, copy: bool | None = None) -> np.ndarray:
+        rows = self._read(0, len(self))
+        return rows if dtype is None else rows.astype(dtype)
+
+    def astype(self, dtype: np.dtype | type) -> np.ndarray:
+        return self._read(0, len(self)).astype(dtype)
 
 
 class MilvusStore:
