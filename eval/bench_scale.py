@@ -64,21 +64,27 @@ def exact_top(vectors: np.ndarray, queries: np.ndarray, k: int = 10) -> np.ndarr
     return faiss.knn(queries, vectors, k, metric=faiss.METRIC_INNER_PRODUCT)[1]
 
 
-def build(n: int, base: np.ndarray, vectors: np.ndarray, folder: Path, kind: str, pq_bytes: int | None) -> dict:
+def build(
+    n: int, base: np.ndarray, vectors: np.ndarray, folder: Path, kind: str, pq_bytes: int | None, train: int | None
+) -> dict:
+    import faiss
+
     from rag import load_config
-    from rag.vectors import FaissStore, choose
+    from rag.vectors import FaissStore, choose, training_size
 
     config = load_config(env={}, index_type=kind)
     ids = np.arange(n, dtype=np.int64)
     kind = choose(config, n)
     started = time.perf_counter()
-    sample = vectors if n <= 100_000 else vectors[np.random.default_rng(0).choice(n, 100_000, replace=False)]
+    size = min(n, train or training_size(n))
+    sample = vectors if size == n else vectors[np.sort(np.random.default_rng(0).choice(n, size, replace=False))]
     store = FaissStore.create(config, vectors.shape[1], kind, sample, n, pq_bytes=pq_bytes)
     for start in range(0, n, 500_000):
         store.add(ids[start : start + 500_000], vectors[start : start + 500_000])
     build_s = time.perf_counter() - started
     store.persist(folder)
-    label = kind + (f"{store.index.pq.M if hasattr(store.index, 'pq') else ''}" if kind == "ivfpq" else "")
+    ivf = faiss.extract_index_ivf(store.index) if kind.startswith("ivf") else None
+    label = kind + (f"{store.index.pq.M}" if kind == "ivfpq" else "") + (f"/{ivf.nlist}" if ivf else "")
     out = {"n": n, "kind": kind, "label": label, "build_s": build_s}
     if n == 100_000 or kind != "flat":
         extra = synthetic(base, n // 100, seed=7)
@@ -146,6 +152,7 @@ def main() -> None:
     ap.add_argument("--pq-at", type=int, nargs="*", default=[1_000_000], help="sizes also measured with IVF-PQ")
     ap.add_argument("--pq-bytes", type=int, nargs="*", default=[], help="IVF-PQ code sizes to try beside the default")
     ap.add_argument("--probes", type=int, nargs="*", default=[], help="nprobe values to sweep (default: shipped)")
+    ap.add_argument("--train-sizes", type=int, nargs="*", default=[], help="IVF training sample sizes to try")
     ap.add_argument("--refines", type=int, nargs="*", default=[], help="IVF-PQ re-scoring factors to sweep")
     args = ap.parse_args()
     from rag import load_config
@@ -155,9 +162,10 @@ def main() -> None:
     floor = baseline_rss()
     rows = []
     for n in args.sizes:
-        variants = [("auto", None)]
+        variants = [("auto", None, None)]
         if n in args.pq_at:
-            variants += [("ivfpq", None)] + [("ivfpq", b) for b in args.pq_bytes]
+            variants += [("ivfpq", None, None)] + [("ivfpq", b, None) for b in args.pq_bytes]
+            variants += [("ivfpq", None, t) for t in args.train_sizes]
         with tempfile.TemporaryDirectory() as tmp:
             data = Path(tmp)
             vectors = synthetic(base, n, seed=n)
@@ -165,10 +173,10 @@ def main() -> None:
             np.save(data / "truth.npy", exact_top(vectors, queries))
             np.save(data / "queries.npy", queries)
             done = set()
-            for wanted, pq_bytes in variants:
-                folder = data / f"{wanted}-{pq_bytes}"
+            for wanted, pq_bytes, train in variants:
+                folder = data / f"{wanted}-{pq_bytes}-{train}"
                 folder.mkdir()
-                built = build(n, base, vectors, folder, wanted, pq_bytes)
+                built = build(n, base, vectors, folder, wanted, pq_bytes, train)
                 if built["label"] in done:
                     continue
                 done.add(built["label"])

@@ -598,8 +598,9 @@ def _vector_store(
             dense.add(ids[fresh], vectors[fresh])
             return dense, kind
     sample = vectors
-    if kind.startswith("ivf") and len(vectors) > 100_000:
-        sample = vectors[np.random.default_rng(0).choice(len(vectors), 100_000, replace=False)]
+    if kind.startswith("ivf") and len(vectors) > vectors_.training_size(len(ids)):
+        size = vectors_.training_size(len(ids))
+        sample = vectors[np.sort(np.random.default_rng(0).choice(len(vectors), size, replace=False))]
     dense = vectors_.FaissStore.create(config, vectors.shape[1], kind, sample, len(ids))
     dense.add(ids, vectors)
     return dense, kind

@@ -2,10 +2,10 @@
 
 The FAISS default picks its index by size: exact (flat) while small, then an inverted file
 (IVF) of full vectors, memory-mapped from disk; for the very largest, IVF with product
-quantisation, whose candidates are re-scored exactly against the vectors kept on disk, so
-recall stays high while memory stays low. Every vector keeps a
-stable id, so an update removes and adds just the vectors that changed, reusing the trained
-quantiser instead of rebuilding.
+quantisation at a byte per four dimensions, whose candidates are re-scored exactly against the
+float16 vectors kept on disk (read on demand, never mapped), so recall stays high while resident
+memory stays a fraction of the vectors' size. Every vector keeps a stable id, so an update removes
+and adds just the vectors that changed, reusing the trained quantiser instead of rebuilding.
 """
 
 from __future__ import annotations
@@ -75,6 +75,15 @@ def choose(config: Config, n: int) -> str:
     return "ivfflat" if n <= config.ivfflat_max else "ivfpq"
 
 
+def ivf_lists(total: int) -> int:
+    return max(16, min(65536, int(4 * math.sqrt(max(1, total)))))
+
+
+def training_size(total: int) -> int:
+    """Vectors to train an IVF on: k-means wants about 39 per list, and the lists grow as 4 sqrt(n)."""
+    return min(total, max(100_000, 39 * ivf_lists(total)))
+
+
 class FaissStore:
     """FAISS with stable ids; ``exact`` holds full-precision vectors by row for re-scoring approximate hits."""
 
@@ -99,12 +108,12 @@ class FaissStore:
         elif kind == "hnsw":
             index = faiss.IndexIDMap2(faiss.IndexHNSWFlat(dimension, config.hnsw_m, faiss.METRIC_INNER_PRODUCT))
         elif kind == "ivfflat":
-            nlist = max(16, min(65536, int(4 * math.sqrt(max(1, total))), len(sample) // 39))
+            nlist = max(16, min(ivf_lists(total), len(sample) // 39))
             index = faiss.index_factory(dimension, f"IVF{nlist},Flat", faiss.METRIC_INNER_PRODUCT)
             log.info("training IVF%d,Flat on %d vectors", nlist, len(sample))
             index.train(np.ascontiguousarray(sample, dtype=np.float32))
         elif kind == "ivfpq":
-            nlist = max(16, min(65536, int(4 * math.sqrt(max(1, total))), len(sample) // 39))
+            nlist = max(16, min(ivf_lists(total), len(sample) // 39))
             # a byte per four dimensions: at 384 dimensions, 96 bytes a vector (a quarter of int8)
             m = pq_bytes or next(m for m in range(max(1, dimension // 4), 0, -1) if dimension % m == 0)
             index = faiss.index_factory(dimension, f"IVF{nlist},PQ{m}", faiss.METRIC_INNER_PRODUCT)
