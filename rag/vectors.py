@@ -116,7 +116,8 @@ class FaissStore:
             nlist = max(16, min(ivf_lists(total), len(sample) // 39))
             # a byte per four dimensions: at 384 dimensions, 96 bytes a vector (a quarter of int8)
             m = pq_bytes or next(m for m in range(max(1, dimension // 4), 0, -1) if dimension % m == 0)
-            index = faiss.index_factory(dimension, f"IVF{nlist},PQ{m}", faiss.METRIC_INNER_PRODUCT)
+            # "np": no polysemous training, which only serves Hamming-filtered search and costs minutes
+            index = faiss.index_factory(dimension, f"IVF{nlist},PQ{m}np", faiss.METRIC_INNER_PRODUCT)
             log.info("training IVF%d,PQ%d on %d vectors", nlist, m, len(sample))
             index.train(np.ascontiguousarray(sample, dtype=np.float32))
         else:

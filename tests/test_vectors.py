@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from rag import ask, indexing, store
 from rag.config import Config
 from rag.pipeline import Pipeline
-from rag.vectors import FaissStore, choose
+from rag.vectors import FaissStore, VectorFile, choose
 
 
 def test_auto_choice_follows_size(seed_config: Config) -> None:
@@ -68,3 +70,23 @@ def test_updates_touch_only_changed_vectors(corpus_config: Config, corpus) -> No
     assert set(final.sentence_ids.tolist()) == set(before.sentence_ids.tolist())  # type: ignore[union-attr]
     with pytest.raises(Exception):  # noqa: B017 - ids of removed sentences are gone from the vector index
         final.dense.index.reconstruct(int(after.sentence_ids.max()))  # type: ignore[union-attr]
+
+
+def test_vector_file_reads_rows_on_demand(tmp_path) -> None:
+    rows = np.random.default_rng(0).normal(size=(5_000, 16)).astype(np.float16)
+    np.save(tmp_path / "v.npy", rows)
+    disk = VectorFile(tmp_path / "v.npy")
+    assert len(disk) == 5_000 and disk.shape == (5_000, 16)
+    for picked in ([7], [4_999, 0, 3, 3, 4, 2_500, -1], [*range(100, 300), 5, 99], []):
+        assert np.array_equal(disk[picked], rows[picked])
+    assert np.array_equal(disk[10:20], rows[10:20]) and np.array_equal(disk[7], rows[7])
+    assert np.array_equal(np.asarray(disk, dtype=np.float32), rows.astype(np.float32))
+    with pytest.raises(IndexError):
+        disk[[5_000]]
+
+
+def test_a_served_index_keeps_its_vectors_on_disk(pipeline: Pipeline) -> None:
+    assert isinstance(pipeline.data.sentence_vectors, VectorFile)
+    pipeline.data.sentence_vectors[[0, 1, 2]]
+    maps = Path("/proc/self/maps").read_text()  # the rows are read with pread: no mapping of the file exists
+    assert "sentence_vectors.npy" not in maps
