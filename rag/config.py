@@ -60,7 +60,7 @@ class Config:
     flat_max: int = 20_000
     ivfflat_max: int = 1_000_000  # past this IVF-Flat's mapped lists outgrow 2 GiB resident; IVF-PQ keeps ~100 B/vector
     ivf_nprobe: int = 16
-    refine_factor: int = 8  # IVF-PQ candidates re-scored exactly: k x this (eval/bench_scale.py)
+    refine_factor: int = 16  # IVF-PQ candidates re-scored exactly: k x this (eval/bench_scale.py)
     hnsw_m: int = 32
     hnsw_ef: int = 96
     auto_index: bool = True

@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from rag.config import ROOT
 
 
@@ -25,3 +27,21 @@ def test_bench_prints_build_stages_and_ask_latency() -> None:
     assert header.split() == ["figure", "dense", "bm25", "hybrid"]
     p50 = next(line for line in out.stdout.splitlines() if line.startswith("p50_ms")).split()[1:]
     assert all(float(v) > 0 for v in p50)
+
+
+@pytest.mark.slow
+def test_bench_scale_prints_its_table() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    out = subprocess.run(
+        [sys.executable, "eval/bench_scale.py", "--sizes", "12000", "--pq-at", "12000", "--queries", "20"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = [line.split() for line in out.stdout.splitlines() if line.strip().startswith("12000")]
+    kinds = {r[1].split("/")[0] for r in rows}
+    assert kinds == {"flat", "ivfpq96"}, out.stdout
+    assert all(0.5 <= float(r[-1]) <= 1.0 for r in rows)
