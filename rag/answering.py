@@ -378,10 +378,15 @@ def unmark(text: str) -> str:
     return re.sub(r"\[(\d+)\]", "［\\1］", text)
 
 
+ECHO = 0.6  # a short answer this share of its sentence, or more, does not lead
+
+
 def compose(citations: Sequence[Citation], span: Citation | None = None) -> str:
     """Quote each citation in order, saying so when the words are a reader's rather than the article's;
-    a short answer, when there is one, leads."""
-    parts = [f"{unmark(span.quote).strip(' ,;:')} —"] if span is not None else []
+    a short answer, when there is one, leads, unless it is most of its sentence: then it would only
+    echo the quote that follows (``Answer.span`` still carries it)."""
+    lead = span is not None and (not citations or len(span.quote) < ECHO * len(citations[0].quote))
+    parts = [f"{unmark(span.quote).strip(' ,;:')} —"] if lead and span is not None else []
     for n, c in enumerate(citations, start=1):
         if c.kind == COMMENT:
             who = (c.label or "a reader's comment").replace("Reader's comment", "a reader's comment")

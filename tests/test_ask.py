@@ -185,3 +185,14 @@ def test_the_short_answer_leads_and_lies_inside_the_quote(seed_config: Config, q
 def test_an_abstention_has_no_short_answer(seed_config: Config) -> None:
     answer = ask("What is the capital of Australia?", config=seed_config)
     assert answer.abstained and answer.span is None
+
+
+def test_a_short_answer_that_is_most_of_its_sentence_does_not_echo_it() -> None:
+    from rag.answering import compose
+
+    sentence = Citation(source="a.txt", quote="The ferry leaves Kirkwall at dawn every day.", start=0, end=44)
+    short = Citation(source="a.txt", quote="at dawn", start=27, end=34)
+    almost = Citation(source="a.txt", quote="The ferry leaves Kirkwall at dawn every day", start=0, end=43)
+    assert compose([sentence], short) == "at dawn — The ferry leaves Kirkwall at dawn every day. [1]"
+    assert compose([sentence], almost) == "The ferry leaves Kirkwall at dawn every day. [1]"
+    assert compose([sentence]) == "The ferry leaves Kirkwall at dawn every day. [1]"

@@ -146,3 +146,22 @@ def test_past_the_limit_the_app_says_busy_at_once(corpus: Path, tmp_path: Path) 
             assert not client(url).predict("Who chairs the NHS Alliance?", api_name="/chat")["busy"]  # type: ignore[attr-defined]
         finally:
             demo.close()  # type: ignore[attr-defined]
+
+
+def test_only_a_leading_short_answer_is_bold() -> None:
+    from rag import Answer, Citation
+    from rag.answering import compose
+    from ui.app import render_answer
+
+    quote = "Fares rose — the council said — by a tenth."
+    sentence = Citation(source="a.txt", quote=quote, start=0, end=len(quote))
+    short = Citation(source="a.txt", quote="by a tenth", start=32, end=42)
+    echo = Citation(source="a.txt", quote="Fares rose — the council said — by a tenth", start=0, end=42)
+
+    def shown(span: Citation) -> str:
+        return render_answer(Answer(compose([sentence], span), abstained=False, citations=[sentence], span=span), 1, {})
+
+    led = shown(short)
+    assert "<b class='short-answer'>by a tenth</b> — Fares rose" in led
+    plain = shown(echo)
+    assert "short-answer" not in plain and "Fares rose — the council said — by a tenth." in plain

@@ -23,7 +23,7 @@ from typing import Any
 import gradio as gr
 
 from rag import Answer, Config, load_config
-from rag.answering import ANSWERERS
+from rag.answering import ANSWERERS, unmark
 from rag.conversation import people
 from rag.errors import RagError
 from rag.pipeline import check_names, forget, get_pipeline
@@ -80,6 +80,7 @@ def doc_key(source: str) -> str:
     """A document's link token: stable while the document is indexed, whatever others upload meanwhile."""
     return hashlib.sha256(source.encode("utf-8")).hexdigest()[:16]
 
+
 # Registered once when the viewer mounts: any click on a citation anywhere on the page asks the server to open it.
 VIEWER_JS = """
 document.addEventListener('click', (event) => {
@@ -113,9 +114,9 @@ def render_answer(answer: Answer, turn: int, documents: dict[str, dict[str, Any]
     text = re.sub(
         r"\[(\d+)\]", lambda m: f"<a class='cite' href='#cite-{turn}-{m.group(1)}'>[{m.group(1)}]</a>", esc(answer.text)
     )
-    if answer.span is not None and " — " in text:
-        short, rest = text.split(" — ", 1)
-        text = f"<b class='short-answer'>{short}</b> — {rest}"
+    lead = esc(unmark(answer.span.quote).strip(" ,;:")) + " — " if answer.span is not None else None
+    if lead and text.startswith(lead):  # a short answer that leads (one that would echo its sentence does not)
+        text = f"<b class='short-answer'>{lead[:-3]}</b> — {text[len(lead) :]}"
     if answer.abstained:
         items = "".join(
             f"<li><a class='cite passage' href='#passage-{turn}-{i}'>{esc(p.title)}</a>"
