@@ -224,7 +224,7 @@ class Embedding:
         self.passages: list[int] = []
         self.pending: list[tuple[int, int, str]] = []  # (document, row, text)
         self.unsaved: list[tuple[str, np.ndarray]] = []
-        self.computed = self.done = 0
+        self.computed = self.done = self.total = 0
         self.last_save = time.monotonic()
         self._embedder: Embedder | None = None
 
@@ -237,7 +237,7 @@ class Embedding:
         return self._embedder
 
     def add(self, texts: Sequence[str], passages: int) -> int:
-        """Queue one document's sentences; returns its slot for :meth:`result`."""
+        """Queue one document's sentences; returns its slot in what :meth:`finish` returns."""
         slot, dimension = len(self.vectors), self.embedder.dimension
         out = np.zeros((len(texts), dimension), dtype=np.float32)
         misses = 0
@@ -251,6 +251,7 @@ class Embedding:
         self.vectors.append(out)
         self.missing.append(misses)
         self.passages.append(passages)
+        self.total += passages
         self._finished(slot)
         while len(self.pending) >= 2 * BATCH:
             self._run(2 * BATCH)
@@ -278,7 +279,7 @@ class Embedding:
             self.missing[slot] = -1
             self.done += self.passages[slot]
             if self.progress:
-                self.progress("embedding passages", self.done, sum(self.passages))
+                self.progress("embedding passages", self.done, self.total)
 
     def _save(self, force: bool = False) -> None:
         due = len(self.unsaved) >= EmbeddingCache.CHECKPOINT or time.monotonic() - self.last_save >= self.cache.every_s
