@@ -1,8 +1,8 @@
 """Learn the extractive answerer's small models from data and write ``rag/models/extractive.json``.
 
 Data: the ``tune`` articles of squad_v2_dev25 (whose unanswerable questions were written to
-look answerable) and the ``dev`` split of our gold set over ``seeds/``; ``test`` splits are
-never read here.
+look answerable) that the span reader did not learn from (``train_reader.reader_articles``: every
+other one), and the ``dev`` split of our gold set over ``seeds/``; ``test`` splits are never read here.
 
 1. The sentence selector, a logistic regression over (question, sentence) evidence features,
    is fitted on the tune articles plus gold dev.
@@ -12,8 +12,9 @@ never read here.
    that candidate is right) are fitted on the same questions, and the abstention threshold is
    the one that maximises end-to-end accuracy averaged over the two sources, so the small gold
    set counts as much as SQuAD: one threshold for news and Wikipedia alike. A
-   leave-one-source-out run (each tune article, and gold dev) estimates how the second stage
-   does on a source it was not fitted on.
+   leave-one-source-out run (each tune article, and each seed article's gold dev questions, the
+   unanswerable ones as one more source) estimates how the second stage does on a source it was
+   not fitted on.
 
     python eval/train_answerer.py [--dataset ../shared/data/squad_v2_dev25] [--reader rag/models/reader]
 """
@@ -32,6 +33,8 @@ from sklearn.linear_model import LogisticRegression
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "eval"))
+
+from train_reader import reader_articles, trained_on  # noqa: E402
 
 from rag import answering, conversation, evaluation  # noqa: E402
 from rag.config import load_config  # noqa: E402
@@ -167,18 +170,22 @@ def best_threshold(groups, model, honest=None) -> float:
     unanswerable questions (the gold floor on abstention recall, README: Quality floors)."""
     grid = np.linspace(0.05, 0.95, 91)
     scores = [np.mean([summary(outcomes(rows, model, t))["accuracy"] for rows in groups if rows]) for t in grid]
-    if honest:
+    if honest and any(not item.answerable for _, _, item, _ in honest):
         ok = [summary(outcomes(honest, model, t))["abstain_recall"] >= ABSTAIN_RECALL_FLOOR for t in grid]
         scores = [s if keep else -1.0 for s, keep in zip(scores, ok, strict=True)]
     return float(grid[int(np.argmax(scores))])
+
+
+def is_gold(group: str) -> bool:
+    return group.startswith("gold:")
 
 
 def stage_two(records, with_reader: bool = True):
     rerank = fit_rerank(records) if with_reader else answering.LogisticModel(answering.RERANK_FEATURES, (1.0, 0.0), 0.0)
     rows = question_rows(records, rerank)
     answerable = fit_answerable(rows)
-    gold = [r for r in rows if r[3] == "gold"]
-    threshold = best_threshold([[r for r in rows if r[3] != "gold"], gold], answerable, honest=gold)
+    gold = [r for r in rows if is_gold(r[3])]
+    threshold = best_threshold([[r for r in rows if not is_gold(r[3])], gold], answerable, honest=gold)
     return rerank, answerable, threshold
 
 
@@ -194,32 +201,37 @@ def main() -> None:
 
     directory = Path(args.dataset).resolve()
     split = {d: name for name, docs in json.loads((directory / "split.json").read_text()).items() for d in docs}
-    squad = [i for i in evaluation.load_dataset(directory, split) if i.split == "tune"]
+    # the reader may have learnt from half the tune articles; only the other half fits and judges what follows
+    held = set(reader_articles(directory)) | set(trained_on(Path(args.reader)) if args.reader != "none" else [])
+    squad = [i for i in evaluation.load_dataset(directory, split) if i.split == "tune" and i.article not in held]
     if args.limit:
         squad = evaluation.select(squad, "tune", args.limit, seed=0)
     gold = [i for i in evaluation.load_gold(Path(args.gold)) if i.split == "dev"]
     print(f"{len(squad)} squad tune questions, {len(gold)} gold dev questions", flush=True)
     squad_records = collect(squad, dataset_config(directory), lambda i: i.article or "none")
-    gold_records = collect(gold, load_config(), lambda i: "gold")
+    gold_records = collect(gold, load_config(), lambda i: f"gold:{Path(i.source).name if i.source else 'none'}")
     print(f"collected candidates in {time.time() - started:.0f} s", flush=True)
 
     second = squad_records + gold_records
     select = fit_select(second)
     read(second, select, None if args.reader == "none" else Reader(Path(args.reader)))
 
-    folds = []
+    folds, pooled = [], {"squad": [], "gold": []}
     for held_out in sorted({r["group"] for r in second}):
         rerank, answerable, threshold = stage_two([r for r in second if r["group"] != held_out], args.reader != "none")
-        held = question_rows([r for r in second if r["group"] == held_out], rerank)
-        folds.append({"source": held_out, **summary(outcomes(held, answerable, threshold))})
+        held = outcomes(question_rows([r for r in second if r["group"] == held_out], rerank), answerable, threshold)
+        pooled["gold" if is_gold(held_out) else "squad"].extend(held)
+        folds.append({"source": held_out, **summary(held)})
     for f in folds:
         print("held out", f, flush=True)
+    held_out_figures = {k: summary(v) for k, v in pooled.items()}
+    print("each source held out in turn, pooled:", held_out_figures, flush=True)
 
     rerank, answerable, threshold = stage_two(second, args.reader != "none")
     rows = question_rows(second, rerank)
     fit_figures = {
-        "squad_holdout": summary(outcomes([r for r in rows if r[3] != "gold"], answerable, threshold)),
-        "gold_dev": summary(outcomes([r for r in rows if r[3] == "gold"], answerable, threshold)),
+        "squad_holdout": summary(outcomes([r for r in rows if not is_gold(r[3])], answerable, threshold)),
+        "gold_dev": summary(outcomes([r for r in rows if is_gold(r[3])], answerable, threshold)),
     }
     print("threshold", threshold, fit_figures, flush=True)
 
@@ -233,13 +245,15 @@ def main() -> None:
         "threshold": threshold,
         "reader_candidates": READER_CANDIDATES if args.reader != "none" else 0,
         "trained_on": {
-            "select": "squad_v2_dev25 tune articles, gold dev",
-            "rerank_answerable_threshold": "squad_v2_dev25 tune articles, gold dev",
+            "select": "squad_v2_dev25 tune articles the reader did not learn from, gold dev",
+            "rerank_answerable_threshold": "squad_v2_dev25 tune articles the reader did not learn from, gold dev",
+            "squad_articles": sorted({i.article for i in squad if i.article}),
             "reader": args.reader,
             "script": "eval/train_answerer.py",
         },
         "fit": fit_figures,
         "leave_one_source_out": folds,
+        "leave_one_source_out_pooled": held_out_figures,
     }
     Path(args.out).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.out} in {time.time() - started:.0f} s")

@@ -97,6 +97,52 @@ def make_examples(folder: Path, seed: int, retrieval_negatives: float, swap_nega
     return rows
 
 
+def reader_articles(directory: Path) -> list[str]:
+    """The half of the dataset's ``tune`` articles whose questions the reader may learn from (every other
+    one, sorted): the other half stays unseen by the reader, for the answerer's fitting and every decision."""
+    return sorted(json.loads((directory / "split.json").read_text(encoding="utf-8"))["tune"])[::2]
+
+
+def squad2_examples(directory: Path, articles: list[str]) -> list[dict]:
+    """SQuAD 2.0 questions of ``articles`` against their own paragraph: the unanswerable ones were written
+    to look answerable from it (negation, antonyms, swapped entities), which no SQuAD 1.1 row teaches."""
+    paragraphs = {}
+    for line in (directory / "paragraphs.jsonl").read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        paragraphs[row["paragraph_id"]] = row
+    texts = {a: (directory / "documents" / a).read_text(encoding="utf-8") for a in articles}
+    rows = []
+    for line in (directory / "questions.jsonl").read_text(encoding="utf-8").splitlines():
+        q = json.loads(line)
+        p = paragraphs.get(q.get("paragraph_id") or "")
+        if p is None or p["document"] not in texts:
+            continue
+        context = texts[p["document"]][p["start"] : p["end"]]
+        if q["answers"]:
+            start = q["answer_start"][0] - p["start"]
+            if context[start : start + len(q["answers"][0])] != q["answers"][0]:
+                continue
+            rows.append({"question": q["question"], "context": context, "start": start, "answer": q["answers"][0]})
+        else:
+            rows.append({"question": q["question"], "context": context, "start": -1, "answer": ""})
+    return rows
+
+
+def mix(rows: list[dict], extra: list[dict], share: float, seed: int) -> list[dict]:
+    """``rows`` in order with ``extra`` (cycled, reshuffled each pass) making up ``share`` of the result."""
+    rng = random.Random(seed)
+    pool: list[dict] = []
+    out = []
+    for row in rows:
+        while rng.random() < share:
+            if not pool:
+                pool = list(extra)
+                rng.shuffle(pool)
+            out.append(pool.pop())
+        out.append(row)
+    return out
+
+
 def encode(tokenizer, row: dict, rng: random.Random) -> tuple[list[int], int, int] | None:
     """Token ids of [CLS] question [SEP] window [SEP] and the answer's token span (0, 0 for none)."""
     q = tokenizer.encode(row["question"], add_special_tokens=False).ids[:MAX_QUESTION]
@@ -189,6 +235,16 @@ def train(args: argparse.Namespace) -> None:
     rng = random.Random(args.seed + 1)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = SpanReader(base, args.layers).to(device)
+    init, articles = None, []
+    if args.init:
+        init = torch.load(args.init, map_location=device, weights_only=False)
+        model.load_state_dict(init["model"])
+        rows = rows[init["position"] % len(rows) :] + rows[: init["position"] % len(rows)]  # unseen rows first
+    if args.squad2:
+        articles = reader_articles(Path(args.squad2))
+        extra = squad2_examples(Path(args.squad2), articles)
+        rows = mix(rows, extra, args.squad2_share, args.seed + 2)
+        print(f"{len(extra)} squad2 rows from {len(articles)} tune articles, {args.squad2_share:.0%} of batches")
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     warmup = max(1, int(args.steps * 0.06))
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -262,6 +318,9 @@ def train(args: argparse.Namespace) -> None:
         "examples_available": len(rows),
         "retrieval_negatives": args.retrieval_negatives,
         "swap_negatives": args.swap_negatives,
+        "init": {"checkpoint": args.init, "step": init["step"], "seen": init["seen"]} if init else None,
+        "squad2_articles": articles,
+        "squad2_share": args.squad2_share if articles else 0.0,
         "data": str(Path(args.data).name),
         "data_sha256": data_hash(Path(args.data)),
         "device": device if device == "cuda" else f"cpu x{args.threads}",
@@ -292,8 +351,9 @@ def save_checkpoint(path: Path, model, optimiser, schedule, step: int, position:
 
 
 def export(args: argparse.Namespace) -> None:
-    """ONNX, int8-quantised (dynamic), with its tokenizer and a record of how it was trained."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    """ONNX, int8-quantised the way the embedder is (``rag.embedding.quantize_int8``), with its tokenizer
+    and a record of how it was trained."""
+    from rag.embedding import INT8_RECIPE, quantize_int8
 
     out = Path(args.out)
     state = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)
@@ -321,9 +381,14 @@ def export(args: argparse.Namespace) -> None:
         opset_version=17,
         dynamo=False,
     )
-    quantize_dynamic(str(fp32), str(target / "reader.onnx"), weight_type=QuantType.QInt8)
+    quantize_int8(fp32, target / "reader.onnx")
     shutil.copy(Path(base_model_dir()) / "tokenizer.json", target / "tokenizer.json")
-    settings = {"max_length": MAX_LEN, "max_question_tokens": MAX_QUESTION, "training": training}
+    settings = {
+        "max_length": MAX_LEN,
+        "max_question_tokens": MAX_QUESTION,
+        "quantization": INT8_RECIPE,
+        "training": training,
+    }
     if (target / "reader.json").exists():
         settings = {**json.loads((target / "reader.json").read_text(encoding="utf-8")), **settings}
     (target / "reader.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
@@ -331,14 +396,24 @@ def export(args: argparse.Namespace) -> None:
     print(f"exported {target / 'reader.onnx'} ({size:.1f} MB)")
 
 
+def trained_on(folder: Path) -> list[str]:
+    """The dev articles whose questions an exported reader learnt from: they must not judge it."""
+    record = folder / "reader.json"
+    if not record.is_file():
+        return []
+    return json.loads(record.read_text(encoding="utf-8")).get("training", {}).get("squad2_articles", [])
+
+
 def evaluate(args: argparse.Namespace) -> None:
-    """The exported reader handed each question's own paragraph (squad_v2_dev25 ``tune``, a sample):
+    """The exported reader handed each question's own paragraph (squad_v2_dev25 ``tune`` articles it did not
+    learn from, a sample):
     span EM/F1 on the answerable questions, and how often "no answer" wins on the unanswerable ones."""
     from rag import evaluation
     from rag.reader import Reader
 
     directory = Path(args.evaluate)
-    tune = set(json.loads((directory / "split.json").read_text())["tune"])
+    held = set(reader_articles(directory)) | set(trained_on(Path(args.export)))  # the same sample for every reader
+    tune = set(json.loads((directory / "split.json").read_text())["tune"]) - held
     paragraphs = {}
     for line in (directory / "paragraphs.jsonl").read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
@@ -381,6 +456,9 @@ def main() -> None:
     ap.add_argument("--retrieval-negatives", type=float, default=0.35)
     ap.add_argument("--swap-negatives", type=float, default=0.1)
     ap.add_argument("--checkpoint-min", type=float, default=10.0)
+    ap.add_argument("--init", metavar="CHECKPOINT", help="start from this checkpoint's weights, on a new schedule")
+    ap.add_argument("--squad2", metavar="DATASET", help="also learn from half of DATASET's tune articles")
+    ap.add_argument("--squad2-share", type=float, default=0.3, help="share of training rows from --squad2")
     ap.add_argument("--stop-at", type=int, help="stop (and checkpoint) at this step of the --steps schedule")
     ap.add_argument("--export", metavar="DIR", help="export the trained checkpoint for the package")
     ap.add_argument("--evaluate", metavar="DATASET", help="with --export DIR: score that reader on DATASET's tune")

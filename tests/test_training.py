@@ -1,0 +1,95 @@
+"""The reader's training data: what it may learn from, and what must stay unseen for judging it."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "eval"))
+
+import train_reader
+
+
+@pytest.fixture
+def dataset(tmp_path: Path) -> Path:
+    """A dataset in the format of ``../shared/data/squad_v2_dev25``: four tune articles and a test one."""
+    docs = tmp_path / "documents"
+    docs.mkdir()
+    paragraphs, questions = [], []
+    names = ["Alpha.txt", "Beta.txt", "Gamma.txt", "Delta.txt", "Omega.txt"]
+    for n, name in enumerate(names):
+        first = f"{name[:-4]} was founded in {1900 + n} by Ada Smith."
+        second = f"It employs {40 + n} people in the town of Leeds."
+        text = f"{first}\n\n{second}"
+        (docs / name).write_text(text, encoding="utf-8")
+        starts = [0, len(first) + 2]
+        for i, (para, start) in enumerate(zip([first, second], starts, strict=True)):
+            paragraphs.append(
+                {"paragraph_id": f"{name}#{i}", "document": name, "start": start, "end": start + len(para)}
+            )
+        year = str(1900 + n)
+        questions.append(
+            {
+                "id": f"{n}a",
+                "question": f"When was {name[:-4]} founded?",
+                "answers": [year],
+                "answer_start": [text.index(year)],
+                "document": name,
+                "source_document": name,
+                "paragraph_id": f"{name}#0",
+            }
+        )
+        questions.append(
+            {
+                "id": f"{n}u",
+                "question": f"When was {name[:-4]} closed?",
+                "answers": [],
+                "answer_start": [],
+                "document": None,
+                "source_document": name,
+                "paragraph_id": f"{name}#0",
+            }
+        )
+    (tmp_path / "paragraphs.jsonl").write_text("\n".join(json.dumps(p) for p in paragraphs) + "\n")
+    (tmp_path / "questions.jsonl").write_text("\n".join(json.dumps(q) for q in questions) + "\n")
+    (tmp_path / "split.json").write_text(json.dumps({"tune": names[:4], "test": names[4:]}))
+    return tmp_path
+
+
+def test_reader_learns_from_half_the_tune_articles_and_never_a_test_one(dataset: Path) -> None:
+    chosen = train_reader.reader_articles(dataset)
+    assert chosen == ["Alpha.txt", "Delta.txt"]  # every other one of the sorted tune articles
+    assert chosen == train_reader.reader_articles(dataset)
+    assert "Omega.txt" not in chosen
+
+
+def test_squad2_rows_point_at_their_answer_inside_their_paragraph(dataset: Path) -> None:
+    rows = train_reader.squad2_examples(dataset, ["Delta.txt"])
+    assert len(rows) == 2
+    answerable = [r for r in rows if r["start"] >= 0]
+    unanswerable = [r for r in rows if r["start"] < 0]
+    assert len(answerable) == len(unanswerable) == 1
+    row = answerable[0]
+    assert row["context"] == "Delta was founded in 1903 by Ada Smith."
+    assert row["context"][row["start"] : row["start"] + len(row["answer"])] == "1903"
+    assert unanswerable[0]["question"] == "When was Delta closed?"
+    assert unanswerable[0]["context"] == row["context"]
+
+
+def test_mix_keeps_every_row_in_order_and_adds_the_asked_share() -> None:
+    rows = [{"n": i} for i in range(4000)]
+    extra = [{"x": i} for i in range(50)]
+    mixed = train_reader.mix(rows, extra, 0.25, seed=3)
+    assert [r for r in mixed if "n" in r] == rows
+    share = sum("x" in r for r in mixed) / len(mixed)
+    assert 0.22 < share < 0.28
+    assert mixed == train_reader.mix(rows, extra, 0.25, seed=3)
+
+
+def test_an_exported_reader_is_never_judged_on_what_it_learnt_from(tmp_path: Path) -> None:
+    (tmp_path / "reader.json").write_text(json.dumps({"training": {"squad2_articles": ["Alpha.txt"]}}))
+    assert train_reader.trained_on(tmp_path) == ["Alpha.txt"]
+    assert train_reader.trained_on(tmp_path / "missing") == []
