@@ -42,7 +42,8 @@ from rag.pipeline import get_pipeline  # noqa: E402
 from rag.reader import Reader  # noqa: E402
 
 DEFAULT_DATASET = ROOT.parent / "shared" / "data" / "squad_v2_dev25"
-READER_CANDIDATES = 5
+READER_CANDIDATES = 4
+GOLD_SHARE = 0.25  # of the answerability model's weight; chosen by the pooled held-out accuracy (README)
 ABSTAIN_RECALL_FLOOR = json.loads((ROOT / "eval" / "floors.json").read_text())["dev"]["abstain_recall"]
 
 
@@ -82,9 +83,9 @@ def collect(items, config, group_of):
     return records
 
 
-def fit(X: np.ndarray, y: np.ndarray, names: tuple[str, ...]) -> answering.LogisticModel:
+def fit(X: np.ndarray, y: np.ndarray, names: tuple[str, ...], weights=None) -> answering.LogisticModel:
     model = LogisticRegression(C=1.0, max_iter=5000)
-    model.fit(X, y)
+    model.fit(X, y, sample_weight=weights)
     return answering.LogisticModel(names, tuple(model.coef_[0].tolist()), float(model.intercept_[0]))
 
 
@@ -137,10 +138,16 @@ def question_rows(records, rerank):
     return rows
 
 
-def fit_answerable(rows) -> answering.LogisticModel:
+def fit_answerable(rows, gold_share: float | None = GOLD_SHARE) -> answering.LogisticModel:
+    """News gets ``gold_share`` of the total weight (None: one question, one vote), so that one
+    probability can mean the same on both corpora without overfitting the small gold set."""
     X = np.asarray([[f[n] for n in answering.ANSWERABLE_FEATURES] for f, *_ in rows])
     y = np.asarray([label for _, label, *_ in rows])
-    return fit(X, y, answering.ANSWERABLE_FEATURES)
+    gold = np.asarray([is_gold(group) for *_, group in rows])
+    if gold_share is None or not gold.any() or gold.all():
+        return fit(X, y, answering.ANSWERABLE_FEATURES)
+    weights = np.where(gold, gold_share / gold.sum(), (1 - gold_share) / (~gold).sum()) * len(rows)
+    return fit(X, y, answering.ANSWERABLE_FEATURES, weights)
 
 
 def outcomes(rows, model, threshold):
@@ -180,10 +187,10 @@ def is_gold(group: str) -> bool:
     return group.startswith("gold:")
 
 
-def stage_two(records, with_reader: bool = True):
+def stage_two(records, with_reader: bool = True, gold_share: float | None = GOLD_SHARE):
     rerank = fit_rerank(records) if with_reader else answering.LogisticModel(answering.RERANK_FEATURES, (1.0, 0.0), 0.0)
     rows = question_rows(records, rerank)
-    answerable = fit_answerable(rows)
+    answerable = fit_answerable(rows, gold_share)
     gold = [r for r in rows if is_gold(r[3])]
     threshold = best_threshold([[r for r in rows if not is_gold(r[3])], gold], answerable, honest=gold)
     return rerank, answerable, threshold
@@ -196,7 +203,11 @@ def main() -> None:
     ap.add_argument("--reader", default="none", help="a reader folder from eval/train_reader.py, or none (default)")
     ap.add_argument("--out", default=str(answering.MODEL_PATH))
     ap.add_argument("--limit", type=int, help="a random sample of N tune questions (seed 0)")
+    ap.add_argument(
+        "--gold-share", type=float, default=GOLD_SHARE, help="gold dev's share of the answerability fit (-1: by count)"
+    )
     args = ap.parse_args()
+    share = None if args.gold_share < 0 else args.gold_share
     started = time.time()
 
     directory = Path(args.dataset).resolve()
@@ -218,7 +229,9 @@ def main() -> None:
 
     folds, pooled = [], {"squad": [], "gold": []}
     for held_out in sorted({r["group"] for r in second}):
-        rerank, answerable, threshold = stage_two([r for r in second if r["group"] != held_out], args.reader != "none")
+        rerank, answerable, threshold = stage_two(
+            [r for r in second if r["group"] != held_out], args.reader != "none", share
+        )
         held = outcomes(question_rows([r for r in second if r["group"] == held_out], rerank), answerable, threshold)
         pooled["gold" if is_gold(held_out) else "squad"].extend(held)
         folds.append({"source": held_out, **summary(held)})
@@ -227,7 +240,7 @@ def main() -> None:
     held_out_figures = {k: summary(v) for k, v in pooled.items()}
     print("each source held out in turn, pooled:", held_out_figures, flush=True)
 
-    rerank, answerable, threshold = stage_two(second, args.reader != "none")
+    rerank, answerable, threshold = stage_two(second, args.reader != "none", share)
     rows = question_rows(second, rerank)
     fit_figures = {
         "squad_holdout": summary(outcomes([r for r in rows if not is_gold(r[3])], answerable, threshold)),
@@ -251,6 +264,7 @@ def main() -> None:
             "reader": args.reader,
             "script": "eval/train_answerer.py",
         },
+        "gold_share": share,
         "fit": fit_figures,
         "leave_one_source_out": folds,
         "leave_one_source_out_pooled": held_out_figures,

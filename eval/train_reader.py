@@ -321,6 +321,7 @@ def train(args: argparse.Namespace) -> None:
         "init": {"checkpoint": args.init, "step": init["step"], "seen": init["seen"]} if init else None,
         "squad2_articles": articles,
         "squad2_share": args.squad2_share if articles else 0.0,
+        "squad2_sha256": data_hash(Path(args.squad2)) if articles else None,
         "data": str(Path(args.data).name),
         "data_sha256": data_hash(Path(args.data)),
         "device": device if device == "cuda" else f"cpu x{args.threads}",
@@ -406,8 +407,8 @@ def trained_on(folder: Path) -> list[str]:
 
 def evaluate(args: argparse.Namespace) -> None:
     """The exported reader handed each question's own paragraph (squad_v2_dev25 ``tune`` articles it did not
-    learn from, a sample):
-    span EM/F1 on the answerable questions, and how often "no answer" wins on the unanswerable ones."""
+    learn from, a sample): span EM/F1 on the answerable questions, how often "no answer" wins on the
+    unanswerable ones, and how well its margin tells the two apart."""
     from rag import evaluation
     from rag.reader import Reader
 
@@ -423,24 +424,36 @@ def evaluate(args: argparse.Namespace) -> None:
     items = random.Random(0).sample(rows, min(args.limit, len(rows)))
     reader = Reader(Path(args.export))
     texts: dict[str, str] = {}
-    em, f1, null_right = [], [], []
+    em, f1, forced, null_right, margins = [], [], [], [], []
     started = time.time()
     for item in items:
         p = paragraphs[item["paragraph_id"]]
         text = texts.setdefault(p["document"], (directory / "documents" / p["document"]).read_text(encoding="utf-8"))
         para = text[p["start"] : p["end"]]
         r = reader.read(item["question"], [(para, 0, len(para))])[0]
+        margins.append((r.margin, bool(item["answers"])))
         if item["answers"]:
             guess = para[r.start : r.end] if r.margin > 0 else ""
             em.append(evaluation.exact_match(guess, item["answers"]))
             f1.append(evaluation.token_f1(guess, item["answers"]))
+            forced.append(evaluation.token_f1(para[r.start : r.end], item["answers"]))
         else:
             null_right.append(float(r.margin <= 0))
     print(
-        f"{len(items)} tune questions, {len(em)} answerable: EM {np.mean(em):.3f} F1 {np.mean(f1):.3f}; "
-        f"unanswerable: no-answer chosen {np.mean(null_right):.3f} of {len(null_right)} "
-        f"({time.time() - started:.0f} s)"
+        f"{len(items)} tune questions, {len(em)} answerable: EM {np.mean(em):.3f} F1 {np.mean(f1):.3f} "
+        f"(F1 {np.mean(forced):.3f} made to answer); unanswerable: no-answer chosen {np.mean(null_right):.3f} "
+        f"of {len(null_right)}; margin AUROC answerable vs not {auroc(margins):.3f} ({time.time() - started:.0f} s)"
     )
+
+
+def auroc(scored: list[tuple[float, bool]]) -> float:
+    """How often an answerable question's margin beats an unanswerable one's (ties count half)."""
+    pos = np.array([m for m, y in scored if y])
+    neg = np.array([m for m, y in scored if not y])
+    if not len(pos) or not len(neg):
+        return float("nan")
+    wins = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    return float(wins / (len(pos) * len(neg)))
 
 
 def main() -> None:

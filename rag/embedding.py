@@ -194,9 +194,7 @@ class OnnxEmbedder:
         if why:
             raise ModelLoadError(f"the onnx embedder cannot run this model: {why}; use precision=fp32 or bf16")
         onnx_file = _exported(path, quantized)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = _cores()
-        options.log_severity_level = 3
+        options = session_options()
         self._session = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self._session.get_inputs()}
         self._tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
@@ -309,6 +307,18 @@ INT8_RECIPE = "int8-pc7"
 def _unit(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     return np.ascontiguousarray(vectors / np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None))
+
+
+def session_options():
+    """onnxruntime settings shared by every model in the process. Its threads spin for a while after each
+    run by default; then the next model (embedder, reader, reranker in turn) waits for cores they hold."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = _cores()
+    options.log_severity_level = 3
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
 
 
 def _cores() -> int:

@@ -13,13 +13,13 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .embedding import session_options
 from .errors import ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -54,10 +54,8 @@ class Reader:
             self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
             self.tokenizer.no_padding()
             self.tokenizer.no_truncation()
-            options = onnxruntime.SessionOptions()
-            options.intra_op_num_threads = os.cpu_count() or 1
             self.session = onnxruntime.InferenceSession(
-                str(folder / "reader.onnx"), options, providers=["CPUExecutionProvider"]
+                str(folder / "reader.onnx"), session_options(), providers=["CPUExecutionProvider"]
             )
         except (OSError, ValueError, KeyError, RuntimeError, ImportError) as e:
             raise ModelLoadError(f"the span reader in {folder} could not be loaded ({e}); reinstall rag") from None

@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import importlib.util
 import logging
-import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
+from .embedding import session_options
 from .errors import ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -38,10 +38,9 @@ class OnnxCrossEncoder:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = os.cpu_count() or 1
-        options.log_severity_level = 3
-        self._session = ort.InferenceSession(str(folder / model_file), options, providers=["CPUExecutionProvider"])
+        self._session = ort.InferenceSession(
+            str(folder / model_file), session_options(), providers=["CPUExecutionProvider"]
+        )
         self._inputs = {i.name for i in self._session.get_inputs()}
         self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self._tokenizer.enable_truncation(max_length, strategy="only_second")
