@@ -1,8 +1,8 @@
 """Learn the extractive answerer's small models from data and write ``rag/models/extractive.json``.
 
 Data: the ``tune`` articles of squad_v2_dev25 (whose unanswerable questions were written to
-look answerable) that the span reader did not learn from (``train_reader.reader_articles``: every
-other one), and the ``dev`` split of our gold set over ``seeds/``; ``test`` splits are never read here.
+look answerable) that the span reader did not learn from (a reader trained with ``--squad2`` learnt
+from every other one), and the ``dev`` split of our gold set over ``seeds/``; ``test`` splits are never read here.
 
 1. The sentence selector, a logistic regression over (question, sentence) evidence features,
    is fitted on the tune articles plus gold dev.
@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "eval"))
 
-from train_reader import reader_articles, trained_on  # noqa: E402
+from train_reader import trained_on  # noqa: E402
 
 from rag import answering, conversation, evaluation  # noqa: E402
 from rag.config import load_config  # noqa: E402
@@ -42,8 +42,8 @@ from rag.pipeline import get_pipeline  # noqa: E402
 from rag.reader import Reader  # noqa: E402
 
 DEFAULT_DATASET = ROOT.parent / "shared" / "data" / "squad_v2_dev25"
-READER_CANDIDATES = 4
-GOLD_SHARE = 0.25  # of the answerability model's weight; chosen by the pooled held-out accuracy (README)
+READER_CANDIDATES = 5  # --reader-candidates
+GOLD_SHARE = None  # gold dev's share of the answerability fit; None: one question, one vote
 ABSTAIN_RECALL_FLOOR = json.loads((ROOT / "eval" / "floors.json").read_text())["dev"]["abstain_recall"]
 
 
@@ -203,17 +203,20 @@ def main() -> None:
     ap.add_argument("--reader", default="none", help="a reader folder from eval/train_reader.py, or none (default)")
     ap.add_argument("--out", default=str(answering.MODEL_PATH))
     ap.add_argument("--limit", type=int, help="a random sample of N tune questions (seed 0)")
+    ap.add_argument("--reader-candidates", type=int, default=READER_CANDIDATES, help="leading sentences read")
     ap.add_argument(
         "--gold-share", type=float, default=GOLD_SHARE, help="gold dev's share of the answerability fit (-1: by count)"
     )
     args = ap.parse_args()
-    share = None if args.gold_share < 0 else args.gold_share
+    globals()["READER_CANDIDATES"] = args.reader_candidates  # read by the stages above
+    share = None if args.gold_share is None or args.gold_share < 0 else args.gold_share
     started = time.time()
 
     directory = Path(args.dataset).resolve()
     split = {d: name for name, docs in json.loads((directory / "split.json").read_text()).items() for d in docs}
-    # the reader may have learnt from half the tune articles; only the other half fits and judges what follows
-    held = set(reader_articles(directory)) | set(trained_on(Path(args.reader)) if args.reader != "none" else [])
+    # a reader may have learnt from some tune articles (half of them: train_reader.reader_articles); those
+    # neither fit nor judge what follows
+    held = set(trained_on(Path(args.reader))) if args.reader != "none" else set()
     squad = [i for i in evaluation.load_dataset(directory, split) if i.split == "tune" and i.article not in held]
     if args.limit:
         squad = evaluation.select(squad, "tune", args.limit, seed=0)
