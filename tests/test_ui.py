@@ -223,7 +223,7 @@ def test_html_in_questions_and_documents_is_shown_as_text(page, shots: Path, tmp
     assert "<script>window.__xss = 1</script>" in page.inner_text("#chat")
     doc = tmp_path / "payload.txt"
     doc.write_text(
-        f"Notes from the Zanzibar clove auction\n\nThe Zanzibar clove auction raised {XSS} eleven thousand dollars "
+        f"Notes from the Zanzibar clove auction\n\nThe Zanzibar clove auction raised eleven thousand dollars {XSS} "
         "for the harbour school this year.\n",
         encoding="utf-8",
     )
