@@ -2,10 +2,11 @@
 and points at the short answer in it, or at nothing.
 
 ``eval/train_reader.py`` fine-tunes all-MiniLM-L6-v2 on SQuAD 1.1 train (with negatives made the way a
-retriever makes them) and exports it int8-quantised for onnxruntime into ``rag/models/reader/``, with
-a record of how it was trained. The extractive answerer asks it about its leading sentences: the
-reader's margin (best span score over the "no answer" score) reorders them and feeds the
-answerability model, and the best span becomes ``Answer.span``.
+retriever makes them), then on SQuAD 2.0's adversarial questions of half the dev ``tune`` articles, and
+exports it int8-quantised for onnxruntime into ``rag/models/reader/``, with a record of how it was
+trained. The extractive answerer asks it about its leading sentences: the reader's margin (best span
+score over the "no answer" score) reorders them and feeds the answerability model, and the best span
+becomes ``Answer.span``.
 """
 
 from __future__ import annotations
