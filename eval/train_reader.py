@@ -10,8 +10,14 @@ paragraph (SQuAD 2.0's adversarial kind). The order is fixed by ``--seed``; trai
 checkpoint (model, optimiser, step) is written every ``--checkpoint-min`` minutes and at the end, and a
 run with the same arguments continues from it.
 
-    python eval/train_reader.py --out .cache/reader-train --steps 3000          # about 75 min on 2 cores
-    python eval/train_reader.py --out .cache/reader-train --export rag/models/reader
+    python eval/train_reader.py --out .cache/reader-train --steps 2200          # stage 1 (README: resumed)
+    python eval/train_reader.py --out .cache/reader-sq2 --init .cache/reader-train/checkpoint.pt \
+        --squad2 ../shared/data/squad_v2_dev25 --squad2-share 0.25 --steps 700 --lr 5e-5   # stage 2
+    python eval/train_reader.py --out .cache/reader-sq2 --export rag/models/reader
+
+Stage 2 also learns from the SQuAD 2.0 questions (adversarial unanswerable ones included) of every other
+``tune`` article of the dev set (``reader_articles``); the others stay unseen, for fitting the answerer and
+judging the reader (``--evaluate`` samples only them).
 
 Runs on a GPU when there is one; bf16 autocast on a CPU that has avx512_bf16 or AMX. Nothing at run
 time needs either: the export is ONNX, int8-quantised for onnxruntime.
