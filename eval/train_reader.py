@@ -324,7 +324,9 @@ def train(args: argparse.Namespace) -> None:
         "examples_available": len(rows),
         "retrieval_negatives": args.retrieval_negatives,
         "swap_negatives": args.swap_negatives,
-        "init": {"checkpoint": args.init, "step": init["step"], "seen": init["seen"]} if init else None,
+        "init": {"checkpoint": args.init, "step": init["step"], "seen": init["seen"], "training": before(args.init)}
+        if init
+        else None,
         "squad2_articles": articles,
         "squad2_share": args.squad2_share if articles else 0.0,
         "squad2_sha256": data_hash(Path(args.squad2)) if articles else None,
@@ -337,6 +339,12 @@ def train(args: argparse.Namespace) -> None:
     }
     (out / "training.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(record, indent=2))
+
+
+def before(checkpoint: str) -> dict | None:
+    """How the checkpoint a run starts from was trained, so that the record covers every stage."""
+    record = Path(checkpoint).parent / "training.json"
+    return json.loads(record.read_text(encoding="utf-8")) if record.is_file() else None
 
 
 def save_checkpoint(path: Path, model, optimiser, schedule, step: int, position: int, seen: int, rng) -> None:
@@ -396,8 +404,9 @@ def export(args: argparse.Namespace) -> None:
         "quantization": INT8_RECIPE,
         "training": training,
     }
-    if (target / "reader.json").exists():
-        settings = {**json.loads((target / "reader.json").read_text(encoding="utf-8")), **settings}
+    if (target / "reader.json").exists():  # keep what else the folder records, but not the old weights' scores
+        kept = json.loads((target / "reader.json").read_text(encoding="utf-8"))
+        settings = {**{k: v for k, v in kept.items() if k != "tune_check"}, **settings}
     (target / "reader.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
     size = (target / "reader.onnx").stat().st_size / 1e6
     print(f"exported {target / 'reader.onnx'} ({size:.1f} MB)")
