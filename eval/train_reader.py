@@ -492,6 +492,8 @@ def main() -> None:
     ap.add_argument("--evaluate", metavar="DATASET", help="with --export DIR: score that reader on DATASET's tune")
     ap.add_argument("--limit", type=int, default=600, help="questions for --evaluate")
     args = ap.parse_args()
+    if not 0 <= args.squad2_share < 1:
+        ap.error(f"--squad2-share is {args.squad2_share}; it must be at least 0 and below 1 (0.25 ships)")
     if args.evaluate:
         evaluate(args)
     elif args.export:
