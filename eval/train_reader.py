@@ -6,7 +6,8 @@ question is paired with its own paragraph (a positive, cropped to a window aroun
 some with a passage that does not answer it, made the two ways the product meets them: the paragraph of
 the same article that shares the most words with the question but lacks the answer (what a retriever
 returns), and the question with a name swapped for another name of the same article, against its own
-paragraph (SQuAD 2.0's adversarial kind). The order is fixed by ``--seed``; training is resumable: a
+paragraph (SQuAD 2.0's adversarial kind); with ``--adversarial-negatives``, also the question with an
+antonym, a changed number or a negation against its own paragraph (SQuAD 2.0's other kinds). The order is fixed by ``--seed``; training is resumable: a
 checkpoint (model, optimiser, step) is written every ``--checkpoint-min`` minutes and at the end, and a
 run with the same arguments continues from it.
 
@@ -46,7 +47,21 @@ MAX_LEN = 192
 MAX_QUESTION = 40
 _WORD = re.compile(r"[A-Za-z0-9]+")
 _NAME = re.compile(r"\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)*\b")
-_STOP = frozenset("the a an of in on at to for and or is was were are be by with what which who whom when where why how".split())  # noqa: E501, SIM905
+_ANTONYM_PAIRS = (
+    "first/last largest/smallest biggest/smallest longest/shortest highest/lowest most/least earliest/latest "
+    "oldest/newest before/after increase/decrease increased/decreased north/south east/west northern/southern "
+    "eastern/western won/lost start/end began/ended major/minor early/late maximum/minimum more/less "
+    "above/below inside/outside upper/lower advantages/disadvantages advantage/disadvantage positive/negative "
+    "success/failure successful/unsuccessful strongest/weakest best/worst common/rare primary/secondary "
+    "public/private internal/external former/current allowed/banned accepted/rejected supported/opposed "
+    "rise/fall gained/lost higher/lower larger/smaller"
+)
+_ANTONYMS = {x: y for pair in _ANTONYM_PAIRS.split() for x, y in (pair.split("/"), pair.split("/")[::-1])}
+_AUXILIARY = re.compile(r"\b(is|was|are|were)\b(?!\s+(?:not|never)\b)", re.IGNORECASE)
+_NUMBER = re.compile(r"\b\d{1,4}\b")
+_STOP = frozenset(
+    "the a an of in on at to for and or is was were are be by with what which who whom when where why how".split()  # noqa: SIM905
+)
 
 
 def base_model_dir() -> str:
@@ -66,9 +81,34 @@ def words(text: str) -> set[str]:
     return {w.lower() for w in _WORD.findall(text)} - _STOP
 
 
-def make_examples(folder: Path, seed: int, retrieval_negatives: float, swap_negatives: float) -> list[dict]:
+def adversarial(question: str, context: str, rng: random.Random) -> str | None:
+    """The question turned into one its paragraph no longer answers, the ways SQuAD 2.0's writers did it:
+    a word swapped for its antonym or a number changed, else sometimes a negation; ``None`` when none
+    applies."""
+    lowered = context.lower()
+    edits = []
+    for m in re.finditer(r"[A-Za-z]+", question):
+        other = _ANTONYMS.get(m.group(0).lower())
+        if other and not re.search(rf"\b{other}\b", lowered + " " + question.lower()):
+            other = other.capitalize() if m.group(0)[0].isupper() else other
+            edits.append(question[: m.start()] + other + question[m.end() :])
+    for m in _NUMBER.finditer(question):
+        value = int(m.group(0))
+        shifted = value + rng.choice([-1, 1]) * rng.randint(1, 30 if value > 1000 else max(2, value))
+        if shifted > 0 and m.group(0) in context and not re.search(rf"\b{shifted}\b", context):
+            edits.append(question[: m.start()] + str(shifted) + question[m.end() :])
+    m = _AUXILIARY.search(question)
+    if not edits and m and not re.search(r"\b(?:not|never|no)\b|n't", question, re.IGNORECASE) and rng.random() < 0.5:
+        edits.append(question[: m.end()] + " not" + question[m.end() :])  # the rarest kind in SQuAD 2.0
+    return rng.choice(edits) if edits else None
+
+
+def make_examples(
+    folder: Path, seed: int, retrieval_negatives: float, swap_negatives: float, adversarial_negatives: float = 0.0
+) -> list[dict]:
     """(question, context, answer_start or -1, answer) rows, in a fixed order for ``seed``."""
     rng = random.Random(seed)
+    adv_rng = random.Random(seed + 7)  # its own stream: rows without these negatives stay as they were
     paragraphs: dict[str, list[str]] = defaultdict(list)
     for line in (folder / "paragraphs.jsonl").read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
@@ -99,6 +139,10 @@ def make_examples(folder: Path, seed: int, retrieval_negatives: float, swap_nega
             if found and others:
                 swapped = q["question"].replace(found[0], rng.choice(others), 1)
                 rows.append({"question": swapped, "context": context, "start": -1, "answer": ""})
+        if adversarial_negatives and adv_rng.random() < adversarial_negatives:
+            changed = adversarial(q["question"], context, adv_rng)
+            if changed:
+                rows.append({"question": changed, "context": context, "start": -1, "answer": ""})
     rng.shuffle(rows)
     return rows
 
@@ -237,7 +281,9 @@ def train(args: argparse.Namespace) -> None:
     tokenizer.no_truncation()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    rows = make_examples(Path(args.data), args.seed, args.retrieval_negatives, args.swap_negatives)
+    rows = make_examples(
+        Path(args.data), args.seed, args.retrieval_negatives, args.swap_negatives, args.adversarial_negatives
+    )
     rng = random.Random(args.seed + 1)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = SpanReader(base, args.layers).to(device)
@@ -324,6 +370,7 @@ def train(args: argparse.Namespace) -> None:
         "examples_available": len(rows),
         "retrieval_negatives": args.retrieval_negatives,
         "swap_negatives": args.swap_negatives,
+        "adversarial_negatives": args.adversarial_negatives,
         "init": {"checkpoint": args.init, "step": init["step"], "seen": init["seen"], "training": before(args.init)}
         if init
         else None,
@@ -483,6 +530,13 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--retrieval-negatives", type=float, default=0.35)
     ap.add_argument("--swap-negatives", type=float, default=0.1)
+    ap.add_argument(
+        "--adversarial-negatives",
+        type=float,
+        default=0.0,
+        help="share of questions also asked with an antonym, "
+        "a changed number or a negation against their own paragraph",
+    )
     ap.add_argument("--checkpoint-min", type=float, default=10.0)
     ap.add_argument("--init", metavar="CHECKPOINT", help="start from this checkpoint's weights, on a new schedule")
     ap.add_argument("--squad2", metavar="DATASET", help="also learn from half of DATASET's tune articles")

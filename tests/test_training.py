@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import sys
 from pathlib import Path
 
@@ -93,3 +94,34 @@ def test_an_exported_reader_is_never_judged_on_what_it_learnt_from(tmp_path: Pat
     (tmp_path / "reader.json").write_text(json.dumps({"training": {"squad2_articles": ["Alpha.txt"]}}))
     assert train_reader.trained_on(tmp_path) == ["Alpha.txt"]
     assert train_reader.trained_on(tmp_path / "missing") == []
+
+
+@pytest.mark.parametrize(
+    ("question", "context", "changed"),
+    [
+        ("Who was the first mayor of Leeds?", "Ada Smith was the first mayor of Leeds.", "last"),
+        ("What happened in 1903 in Leeds?", "In 1903 Leeds opened a library.", None),
+        ("Which is the largest park in Leeds?", "Roundhay is the largest park in Leeds.", "smallest"),
+    ],
+)
+def test_adversarial_questions_no_longer_match_their_paragraph(
+    question: str, context: str, changed: str | None
+) -> None:
+
+    rng = random.Random(0)
+    for _ in range(20):
+        edited = train_reader.adversarial(question, context, rng)
+        assert edited is not None and edited != question
+        assert changed is None or changed in edited.lower()
+        if changed is None:
+            assert "1903" not in edited or " not " in edited
+
+
+def test_adversarial_leaves_alone_what_it_cannot_change_and_never_uses_a_word_the_paragraph_has() -> None:
+
+    rng = random.Random(0)
+    assert train_reader.adversarial("Why did Leeds grow?", "Leeds grew on wool.", rng) is None
+    both = "The first and the last mayor of Leeds was Ada Smith."
+    for _ in range(20):
+        edited = train_reader.adversarial("Who was the first mayor of Leeds?", both, rng)
+        assert edited is None or "last" not in edited
