@@ -111,7 +111,7 @@ def read(records, select, reader: Reader | None) -> None:
         leaders = r["cands"][:READER_CANDIDATES]
         if reader is None:
             for c in leaders:
-                c.features.update(reader=0.0, span_kind=0.0, span_wrong_kind=0.0)
+                c.features["reader"] = 0.0
         else:
             r["cands"][: len(leaders)] = answering.read(reader, r["query"], leaders)
 
@@ -189,7 +189,7 @@ def is_gold(group: str) -> bool:
 
 
 def stage_two(records, with_reader: bool = True, gold_share: float | None = GOLD_SHARE):
-    rerank = fit_rerank(records) if with_reader else answering.LogisticModel(("select_logit",), (1.0,), 0.0)
+    rerank = fit_rerank(records) if with_reader else answering.LogisticModel(answering.RERANK_FEATURES, (1.0, 0.0), 0.0)
     rows = question_rows(records, rerank)
     answerable = fit_answerable(rows, gold_share)
     gold = [r for r in rows if is_gold(r[3])]

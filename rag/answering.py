@@ -52,7 +52,7 @@ SENTENCE_FEATURES = (
     "comment",
     "short",
 )
-RERANK_FEATURES = ("select_logit", "reader", "span_kind", "span_wrong_kind")
+RERANK_FEATURES = ("select_logit", "reader")
 ANSWERABLE_FEATURES = (
     "select_logit",
     "select_margin",
@@ -66,10 +66,7 @@ ANSWERABLE_FEATURES = (
     "missing_idf_passage",
     "type_match",
     "type_missing",
-    "span_kind",
-    "span_wrong_kind",
 )
-SPAN_KINDS = ("date", "number")  # kinds a short answer plainly is or is not
 
 _MONTHS = "january|february|march|april|may|june|july|august|september|october|november|december"
 _NUMBER_WORDS = (
@@ -142,10 +139,9 @@ def load_models(path: Path = MODEL_PATH) -> Models:
     expected = {"select": SENTENCE_FEATURES, "rerank": RERANK_FEATURES, "answerable": ANSWERABLE_FEATURES}
     models = {}
     for name, features in expected.items():
-        names = tuple(data[name]["features"])  # a subset: the models fitted without the reader use fewer
-        if not set(names) <= set(features) or len(names) != len(data[name]["weights"]):
+        if tuple(data[name]["features"]) != features:
             raise ValueError(f"{path} was trained on other features; retrain with eval/train_answerer.py")
-        models[name] = LogisticModel(names, tuple(data[name]["weights"]), data[name]["bias"])
+        models[name] = LogisticModel(features, tuple(data[name]["weights"]), data[name]["bias"])
     return Models(threshold=float(data["threshold"]), reader_candidates=int(data["reader_candidates"]), **models)
 
 
@@ -180,14 +176,6 @@ def type_features(qtype: str | None, question: str, sentence: str) -> tuple[floa
         if found.lower() not in asked:
             return 1.0, 0.0
     return 0.0, 1.0
-
-
-def span_kind_features(qtype: str | None, span: str | None) -> tuple[float, float]:
-    """Whether the reader's short answer is of the asked-for kind ("when" wants a date, "how many" a
-    number): a span of the wrong kind is the usual way a near-miss passage fools the reader."""
-    if qtype not in SPAN_KINDS or not span:
-        return 0.0, 0.0
-    return (1.0, 0.0) if TYPE_PATTERNS[qtype].search(span) else (0.0, 1.0)
 
 
 def _weighted_recall(terms: set[str], have: set[str], idf: Callable[[str], float]) -> float:
@@ -267,8 +255,6 @@ def answerable_features(ranked: Sequence[Candidate], passages: Sequence[Passage]
         "missing_idf_passage": top.features["missing_idf_passage"],
         "type_match": top.features["type_match"],
         "type_missing": top.features["type_missing"],
-        "span_kind": top.features.get("span_kind", 0.0),
-        "span_wrong_kind": top.features.get("span_wrong_kind", 0.0),
     }
 
 
@@ -356,8 +342,7 @@ class ExtractiveAnswerer:
 
 def read(reader: Reader, question: str, leaders: Sequence[Candidate]) -> list[Candidate]:
     """The reader reads each leading sentence with its neighbours in the passage as context; its margin
-    becomes the "reader" feature, its span the candidate's short answer, and whether that span is of the
-    asked-for kind two more features."""
+    becomes the "reader" feature and its span the candidate's short answer."""
     windows = []
     for c in leaders:
         chunk = c.passage.chunk
@@ -367,12 +352,9 @@ def read(reader: Reader, question: str, leaders: Sequence[Candidate]) -> list[Ca
         text = chunk.text[lo - chunk.start : hi - chunk.start]
         windows.append((text, c.start - lo, c.end - lo, lo))
     reads = reader.read(question, [(t, a, b) for t, a, b, _ in windows])
-    qtype = question_type(question)
     out = []
-    for c, r, (text, _, _, lo) in zip(leaders, reads, windows, strict=True):
+    for c, r, (_, _, _, lo) in zip(leaders, reads, windows, strict=True):
         c.features["reader"] = float(r.margin)
-        kind = span_kind_features(qtype, text[r.start : r.end] if r.start >= 0 else None)
-        c.features["span_kind"], c.features["span_wrong_kind"] = kind
         out.append(dataclasses.replace(c, span=(lo + r.start, lo + r.end) if r.start >= 0 else None))
     return out
 

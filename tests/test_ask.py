@@ -196,36 +196,3 @@ def test_a_short_answer_that_is_most_of_its_sentence_does_not_echo_it() -> None:
     assert compose([sentence], short) == "at dawn — The ferry leaves Kirkwall at dawn every day. [1]"
     assert compose([sentence], almost) == "The ferry leaves Kirkwall at dawn every day. [1]"
     assert compose([sentence]) == "The ferry leaves Kirkwall at dawn every day. [1]"
-
-
-@pytest.mark.parametrize(
-    ("question", "span", "expected"),
-    [
-        ("When was Londonwide LMCs founded?", "in 1911", (1.0, 0.0)),
-        ("When was Londonwide LMCs founded?", "the Londonwide conference", (0.0, 1.0)),
-        ("How many practices joined?", "forty", (1.0, 0.0)),
-        ("How many practices joined?", "the larger ones", (0.0, 1.0)),
-        ("Who chairs the NHS Alliance?", "Michael Dixon", (0.0, 0.0)),
-        ("When was it founded?", None, (0.0, 0.0)),
-    ],
-)
-def test_a_short_answer_of_the_wrong_kind_is_told_apart(question: str, span: str | None, expected: tuple) -> None:
-    from rag.answering import question_type, span_kind_features
-
-    assert span_kind_features(question_type(question), span) == expected
-
-
-def test_answerer_models_may_use_fewer_features_but_never_unknown_ones(tmp_path: Path) -> None:
-    import json
-
-    from rag import answering
-
-    models = json.loads(answering.NOREADER_MODEL_PATH.read_text(encoding="utf-8"))
-    assert set(answering.load_models(answering.NOREADER_MODEL_PATH).answerable.names) <= set(
-        answering.ANSWERABLE_FEATURES
-    )
-    models["answerable"]["features"] = [*models["answerable"]["features"][:-1], "shoe_size"]
-    path = tmp_path / "extractive.json"
-    path.write_text(json.dumps(models), encoding="utf-8")
-    with pytest.raises(ValueError, match="retrain with eval"):
-        answering.load_models(path)
