@@ -7,9 +7,9 @@ some with a passage that does not answer it, made the two ways the product meets
 the same article that shares the most words with the question but lacks the answer (what a retriever
 returns), and the question with a name swapped for another name of the same article, against its own
 paragraph (SQuAD 2.0's adversarial kind); with ``--adversarial-negatives``, also the question with an
-antonym, a changed number or a negation against its own paragraph (SQuAD 2.0's other kinds). The order is fixed by ``--seed``; training is resumable: a
-checkpoint (model, optimiser, step) is written every ``--checkpoint-min`` minutes and at the end, and a
-run with the same arguments continues from it.
+antonym, a changed number or a negation against its own paragraph (SQuAD 2.0's other kinds). The order
+is fixed by ``--seed``; training is resumable: a checkpoint (model, optimiser, step) is written every
+``--checkpoint-min`` minutes and at the end, and a run with the same arguments continues from it.
 
     python eval/train_reader.py --out .cache/reader-train --steps 2200          # stage 1 (README: resumed)
     python eval/train_reader.py --out .cache/reader-sq2 --init .cache/reader-train/checkpoint.pt \

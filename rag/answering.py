@@ -2,9 +2,10 @@
 
 The extractive answerer scores every sentence of the retrieved passages with a small
 logistic model over evidence features (semantic and lexical match, expected answer
-type, passage rank) and decides whether to answer at all with a second model over the
-best candidate's evidence. Both models are learned from data by
-``eval/train_answerer.py`` and shipped as JSON in ``rag/models/``.
+type, passage rank, a byline or definition that answers the question's form: ``rag.direct``)
+and decides whether to answer at all with a second model over the best candidate's evidence.
+Both models are learned from data by ``eval/train_answerer.py`` and shipped as JSON in
+``rag/models/``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 
 from . import calibration
 from .config import Config
+from .direct import direct_span
 from .errors import UnknownNameError
 from .reader import READER_DIR, Reader, get_reader
 from .retrieval import Query, Retriever, tokenize
@@ -51,6 +53,7 @@ SENTENCE_FEATURES = (
     "type_missing",
     "comment",
     "short",
+    "direct",
 )
 RERANK_FEATURES = ("select_logit", "reader")
 ANSWERABLE_FEATURES = (
@@ -66,6 +69,7 @@ ANSWERABLE_FEATURES = (
     "missing_idf_passage",
     "type_match",
     "type_missing",
+    "direct",
 )
 
 _MONTHS = "january|february|march|april|may|june|july|august|september|october|november|december"
@@ -215,6 +219,7 @@ def candidates(
     out = []
     for i, ((p, a, b, _), text) in enumerate(zip(spans, texts, strict=True)):
         match, missing = type_features(qtype, question, text)
+        direct = direct_span(question, text)
         features = {
             "dense_sentence": float(dense[i]),
             "dense_gap": float(dense[i]) - best_dense,
@@ -230,8 +235,9 @@ def candidates(
             "type_missing": missing,
             "comment": 1.0 if p.chunk.kind == COMMENT else 0.0,
             "short": 1.0 if len(text.split()) < 6 else 0.0,
+            "direct": 1.0 if direct else 0.0,
         }
-        out.append(Candidate(p, a, b, text, features))
+        out.append(Candidate(p, a, b, text, features, span=(a + direct[0], a + direct[1]) if direct else None))
     return out
 
 
@@ -255,6 +261,7 @@ def answerable_features(ranked: Sequence[Candidate], passages: Sequence[Passage]
         "missing_idf_passage": top.features["missing_idf_passage"],
         "type_match": top.features["type_match"],
         "type_missing": top.features["type_missing"],
+        "direct": top.features["direct"],
     }
 
 
@@ -342,7 +349,8 @@ class ExtractiveAnswerer:
 
 def read(reader: Reader, question: str, leaders: Sequence[Candidate]) -> list[Candidate]:
     """The reader reads each leading sentence with its neighbours in the passage as context; its margin
-    becomes the "reader" feature and its span the candidate's short answer."""
+    becomes the "reader" feature and its span the candidate's short answer, unless the sentence's form
+    already gave one (``rag.direct``)."""
     windows = []
     for c in leaders:
         chunk = c.passage.chunk
@@ -355,7 +363,8 @@ def read(reader: Reader, question: str, leaders: Sequence[Candidate]) -> list[Ca
     out = []
     for c, r, (_, _, _, lo) in zip(leaders, reads, windows, strict=True):
         c.features["reader"] = float(r.margin)
-        out.append(dataclasses.replace(c, span=(lo + r.start, lo + r.end) if r.start >= 0 else None))
+        found = (lo + r.start, lo + r.end) if r.start >= 0 else None
+        out.append(dataclasses.replace(c, span=c.span or found))  # a byline's name outranks the reader's guess
     return out
 
 

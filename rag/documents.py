@@ -185,7 +185,7 @@ def _parse_date(raw: str) -> str:
     return cleaned
 
 
-def _looks_like_date(raw: str) -> bool:
+def looks_like_date(raw: str) -> bool:
     return _parse_date(raw) != _squash(raw).strip(" ,.") or bool(
         re.fullmatch(r"\d{1,2} \w+ \d{4}|\w+ \d{1,2},? \d{4}", _squash(raw))
     )
@@ -238,9 +238,9 @@ def parse(source: str, text: str) -> Document:
         byline, dateline = BYLINE_RE.fullmatch(block_text), DATELINE_RE.fullmatch(block_text)
         if byline and author is None and _words(byline["name"]) <= 8:
             author = byline["name"].strip()
-        elif dateline and date is None and _looks_like_date(dateline["date"]):
+        elif dateline and date is None and looks_like_date(dateline["date"]):
             date = _parse_date(dateline["date"])
-        elif date is None and _looks_like_date(block_text) and _words(block_text) <= 5:
+        elif date is None and looks_like_date(block_text) and _words(block_text) <= 5:
             date = _parse_date(block_text)
         else:
             continue

@@ -1,0 +1,98 @@
+"""Questions whose answer has a fixed form in the text, so that the form itself is the evidence.
+
+"Who wrote the piece?" is answered by its byline, "When was it published?" by its dateline, "What does
+PACS stand for?" by the sentence that defines the abbreviation ("primary and acute care systems (PACS)").
+A reader trained on Wikipedia prose has never seen a byline, and an abbreviation's definition shares
+no words with the question but the abbreviation, so neither the reader nor the lexical features find
+these sentences; finding the form does, on any corpus that has bylines, datelines or abbreviations.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .documents import BYLINE_RE, DATELINE_RE, looks_like_date
+
+ASKS_AUTHOR = re.compile(
+    r"\bwho (?:wrote|writes|has written|authored|reported|penned)\b|\bwritten by\b|"
+    r"\b(?:author|writer|reporter|journalist|byline)s?\b",
+    re.IGNORECASE,
+)
+ASKS_PUBLISHED = re.compile(
+    r"\bwhen\b.*\b(?:published|posted|printed|written|released|come out|came out|dated)\b|"
+    r"\b(?:publication|posting) date\b|\bwhat (?:date|day)\b.*\b(?:published|posted|printed|written|dated)\b",
+    re.IGNORECASE,
+)
+_ACRONYM = r"['\"‘“]?(?-i:([A-Z][A-Za-z0-9&]*[A-Z][A-Za-z0-9&]*))['\"’”]?"
+ASKS_EXPANSION = (
+    re.compile(
+        rf"\bwhat (?:does|do|did) (?:the )?(?:abbreviation |acronym |initials |term )?{_ACRONYM} "
+        r"(?:stand for|mean|refer to|abbreviate)\b",
+        re.IGNORECASE,
+    ),
+    re.compile(
+        rf"\bwhat (?:is|are) (?:the )?(?:full (?:name|form) of |meaning of |expansion of )?{_ACRONYM}\s*\??\s*$",
+        re.IGNORECASE,
+    ),
+    re.compile(rf"\b{_ACRONYM} (?:stands for|is short for)\b", re.IGNORECASE),
+)
+MAX_EXPANSION_WORDS = 12
+
+
+def direct_span(question: str, sentence: str) -> tuple[int, int] | None:
+    """Where in ``sentence`` the fixed-form answer to ``question`` lies, or ``None``."""
+    stripped = sentence.strip()
+    lead = len(sentence) - len(sentence.lstrip())
+    if ASKS_AUTHOR.search(question):
+        m = BYLINE_RE.fullmatch(stripped)
+        if m and len(m["name"].split()) <= 8:
+            return _trimmed(sentence, lead + m.start("name"), lead + m.end("name"))
+    if ASKS_PUBLISHED.search(question):
+        m = DATELINE_RE.fullmatch(stripped)
+        if m and looks_like_date(m["date"]):
+            return _trimmed(sentence, lead + m.start("date"), lead + m.end("date"))
+    asked = next((m for pattern in ASKS_EXPANSION if (m := pattern.search(question))), None)
+    if asked:
+        return expansion(asked.group(1), sentence)
+    return None
+
+
+def expansion(acronym: str, sentence: str) -> tuple[int, int] | None:
+    """The words that ``acronym`` abbreviates, where the sentence defines it: "long form (ACR)" or
+    "ACR (long form)" (Schwartz and Hearst's rule: the acronym's letters, in order, from the end, the
+    first one starting a word)."""
+    short = acronym[:-1] if acronym.endswith("s") and acronym[:-1].isupper() else acronym
+    for m in re.finditer(rf"\(\s*{re.escape(short)}s?\s*\)", sentence):
+        words = list(re.finditer(r"\S+", sentence[: m.start()]))[-min(len(short) + 5, MAX_EXPANSION_WORDS) :]
+        if words:
+            start = _long_form_start(short, sentence[words[0].start() : m.start()].rstrip())
+            if start is not None:
+                return _trimmed(sentence, words[0].start() + start, m.start())
+    m = re.search(rf"\b{re.escape(short)}s?\s*\(([^()]{{3,120}})\)", sentence)
+    if m and _long_form_start(short, m.group(1)) == 0:
+        return _trimmed(sentence, m.start(1), m.end(1))
+    return None
+
+
+def _long_form_start(short: str, text: str) -> int | None:
+    letters = [c.lower() for c in short if c.isalnum()]
+    i = len(text) - 1
+    for n in range(len(letters) - 1, -1, -1):
+        c = letters[n]
+        while i >= 0 and (text[i].lower() != c or (n == 0 and i > 0 and text[i - 1].isalnum())):
+            i -= 1
+        if i < 0:
+            return None
+        i -= 1
+    start = i + 1
+    while start > 0 and text[start - 1].isalnum():
+        start -= 1
+    return start
+
+
+def _trimmed(text: str, start: int, end: int) -> tuple[int, int] | None:
+    while start < end and text[start] in " \t\u00a0,;:“‘\"'":
+        start += 1
+    while end > start and text[end - 1] in " \t\u00a0,;:.”’\"'":
+        end -= 1
+    return (start, end) if end > start else None

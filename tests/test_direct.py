@@ -1,0 +1,92 @@
+"""Questions answered by a sentence's form: a byline, a dateline, an abbreviation's definition."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.direct import direct_span
+
+DEFINES = "Plans include multispecialty community providers (MCPs) and primary and acute care systems (PACS)."
+
+
+@pytest.mark.parametrize(
+    ("question", "sentence", "answer"),
+    [
+        ("Who wrote the piece on ferry timetables?", "By Morag Flett", "Morag Flett"),
+        ("Who is the author of the report?", "Authors: Ana Lima, Tom Reid ", "Ana Lima, Tom Reid"),
+        ("When was the ferry story published?", "Publication date:\u00a0 04 March 2021", "04 March 2021"),
+        ("When was it posted?", "Posted on 3 June 2019", "3 June 2019"),
+        ("What does PACS stand for?", DEFINES, "primary and acute care systems"),
+        ("What are MCPs?", DEFINES, "multispecialty community providers"),
+        ("What does MCP mean?", DEFINES, "multispecialty community providers"),
+        ("What is DNA?", "DNA (deoxyribonucleic acid) carries genes.", "deoxyribonucleic acid"),
+    ],
+)
+def test_the_form_gives_the_short_answer(question: str, sentence: str, answer: str) -> None:
+    span = direct_span(question, sentence)
+    assert span is not None
+    assert sentence[span[0] : span[1]] == answer
+
+
+@pytest.mark.parametrize(
+    ("question", "sentence"),
+    [
+        ("Who chairs the ferry board?", "By Morag Flett"),  # a byline answers only who wrote it
+        ("How long has she worked there?", "Publication date: 04 March 2021"),
+        ("When was the ferry story published?", "Publication date: soon"),  # not a date
+        ("What does PACS stand for?", "Plans include PACS and MCPs."),  # named, never defined
+        ("What does the NHS do?", "The NHS (National Health Service) treats patients."),
+        ("What does XYZ stand for?", "Plans include extra care homes (XCH)."),  # letters do not match
+        ("Who wrote the piece?", "By the time the ferry left, the storm had passed and the harbour was quiet again."),
+    ],
+)
+def test_no_form_no_span(question: str, sentence: str) -> None:
+    assert direct_span(question, sentence) is None
+
+
+FERRY = """Island ferry timetable to change in spring
+
+By Morag Flett
+
+Publication date: 12 March 2021
+
+The Northern Ferry Council (NFC) has agreed a new timetable for the island routes, with the first
+sailing leaving Kirkwall at 6am from April.
+
+Councillors said the change followed complaints from islanders who commute to the mainland for work.
+The council will review the timetable after six months.
+"""
+BRIDGE = """Bridge repairs to close the harbour road
+
+By Ewan Tait
+
+Publication date: 2 February 2021
+
+Repairs to the harbour bridge will close the road for three weeks, the roads department said.
+Buses will divert through the town centre while the work is carried out.
+"""
+
+
+@pytest.mark.parametrize(
+    ("question", "short"),
+    [
+        ("Who wrote the article about the ferry timetable?", "Morag Flett"),
+        ("When was the piece on the bridge repairs published?", "2 February 2021"),
+        ("What does NFC stand for?", "Northern Ferry Council"),
+    ],
+)
+def test_ask_answers_from_the_form_on_an_unseen_corpus(tmp_path, question: str, short: str) -> None:
+    from rag import ask
+    from rag.config import load_config
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "ferry.txt").write_text(FERRY, encoding="utf-8")
+    (docs / "bridge.txt").write_text(BRIDGE, encoding="utf-8")
+    config = load_config(env={}, corpus=str(docs), index_dir=str(tmp_path / "index"))
+    answer = ask(question, config=config)
+    assert not answer.abstained
+    assert answer.span is not None and answer.span.quote == short
+    assert short in answer.text
+    first = answer.citations[0]
+    assert first.start <= answer.span.start < answer.span.end <= first.end
