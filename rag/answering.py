@@ -25,7 +25,7 @@ import numpy as np
 
 from . import calibration
 from .config import Config
-from .direct import direct_span
+from .direct import direct_form
 from .errors import UnknownNameError
 from .reader import READER_DIR, Reader, get_reader
 from .retrieval import Query, Retriever, tokenize
@@ -212,6 +212,12 @@ def candidates(
     q_terms = set(query.terms)
     s_terms = [set(t) for t in tokenize(texts)]
     p_terms = {p.chunk.id: set().union(*(s_terms[seen[(p.source, a)]] for a, _ in p.chunk.sentences)) for p in passages}
+    forms = [direct_form(question, t) for t in texts]
+    for i, form in enumerate(forms):
+        if form and form.of_article:  # a byline is as good a match as its article's best sentence
+            p = spans[i][0]
+            s_terms[i] = p_terms[p.chunk.id]
+            dense[i] = max(dense[seen[(p.source, a)]] for a, _ in p.chunk.sentences)
     lex = [_weighted_recall(q_terms, t, retriever.idf) for t in s_terms]
     qtype = question_type(question)
     best_dense, best_lex = float(dense.max()), max(lex)
@@ -219,7 +225,7 @@ def candidates(
     out = []
     for i, ((p, a, b, _), text) in enumerate(zip(spans, texts, strict=True)):
         match, missing = type_features(qtype, question, text)
-        direct = direct_span(question, text)
+        form = forms[i]
         features = {
             "dense_sentence": float(dense[i]),
             "dense_gap": float(dense[i]) - best_dense,
@@ -235,9 +241,9 @@ def candidates(
             "type_missing": missing,
             "comment": 1.0 if p.chunk.kind == COMMENT else 0.0,
             "short": 1.0 if len(text.split()) < 6 else 0.0,
-            "direct": 1.0 if direct else 0.0,
+            "direct": 1.0 if form else 0.0,
         }
-        out.append(Candidate(p, a, b, text, features, span=(a + direct[0], a + direct[1]) if direct else None))
+        out.append(Candidate(p, a, b, text, features, span=(a + form.start, a + form.end) if form else None))
     return out
 
 

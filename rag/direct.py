@@ -10,6 +10,7 @@ these sentences; finding the form does, on any corpus that has bylines, dateline
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from .documents import BYLINE_RE, DATELINE_RE, looks_like_date
 
@@ -39,22 +40,39 @@ ASKS_EXPANSION = (
 MAX_EXPANSION_WORDS = 12
 
 
-def direct_span(question: str, sentence: str) -> tuple[int, int] | None:
+@dataclass(frozen=True)
+class Form:
+    """The short answer's place in the sentence; ``of_article``: the sentence (a byline, a dateline)
+    speaks for its whole article, so the article's match to the question is its evidence."""
+
+    start: int
+    end: int
+    of_article: bool
+
+
+def direct_form(question: str, sentence: str) -> Form | None:
     """Where in ``sentence`` the fixed-form answer to ``question`` lies, or ``None``."""
     stripped = sentence.strip()
     lead = len(sentence) - len(sentence.lstrip())
+    found = None
     if ASKS_AUTHOR.search(question):
         m = BYLINE_RE.fullmatch(stripped)
         if m and len(m["name"].split()) <= 8:
-            return _trimmed(sentence, lead + m.start("name"), lead + m.end("name"))
-    if ASKS_PUBLISHED.search(question):
+            found = _trimmed(sentence, lead + m.start("name"), lead + m.end("name"))
+    if found is None and ASKS_PUBLISHED.search(question):
         m = DATELINE_RE.fullmatch(stripped)
         if m and looks_like_date(m["date"]):
-            return _trimmed(sentence, lead + m.start("date"), lead + m.end("date"))
+            found = _trimmed(sentence, lead + m.start("date"), lead + m.end("date"))
+    if found is not None:
+        return Form(*found, of_article=True)
     asked = next((m for pattern in ASKS_EXPANSION if (m := pattern.search(question))), None)
-    if asked:
-        return expansion(asked.group(1), sentence)
-    return None
+    found = expansion(asked.group(1), sentence) if asked else None
+    return Form(*found, of_article=False) if found else None
+
+
+def direct_span(question: str, sentence: str) -> tuple[int, int] | None:
+    form = direct_form(question, sentence)
+    return (form.start, form.end) if form else None
 
 
 def expansion(acronym: str, sentence: str) -> tuple[int, int] | None:
