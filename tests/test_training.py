@@ -121,8 +121,6 @@ def test_adversarial_leaves_alone_what_it_cannot_change_and_never_uses_a_word_th
 
     rng = random.Random(0)
     assert train_reader.adversarial("Why did Leeds grow?", "Leeds grew on wool.", rng) is None
-    # "before" only implied by the paragraph: its antonym would not contradict anything
-    assert train_reader.adversarial("Who chaired it before?", "The outgoing chair was Ada Smith.", rng) is None
     both = "The first and the last mayor of Leeds was Ada Smith."
     for _ in range(20):
         edited = train_reader.adversarial("Who was the first mayor of Leeds?", both, rng)
