@@ -215,9 +215,9 @@ def candidates(
     forms = [direct_form(question, t) for t in texts]
     for i, form in enumerate(forms):
         if form and form.of_article:  # a byline is as good a match as its article's best sentence
-            p = spans[i][0]
-            s_terms[i] = p_terms[p.chunk.id]
-            dense[i] = max(dense[seen[(p.source, a)]] for a, _ in p.chunk.sentences)
+            passage = spans[i][0]
+            s_terms[i] = p_terms[passage.chunk.id]
+            dense[i] = max(dense[seen[(passage.source, a)]] for a, _ in passage.chunk.sentences)
     lex = [_weighted_recall(q_terms, t, retriever.idf) for t in s_terms]
     qtype = question_type(question)
     best_dense, best_lex = float(dense.max()), max(lex)

@@ -9,6 +9,7 @@ these sentences; finding the form does, on any corpus that has bylines, dateline
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -50,29 +51,35 @@ class Form:
     of_article: bool
 
 
+@functools.lru_cache(maxsize=256)
+def _asks(question: str) -> tuple[bool, bool, str | None]:
+    """What form the question asks for: once per question, not once per sentence."""
+    expanded = next((m for pattern in ASKS_EXPANSION if (m := pattern.search(question))), None)
+    return (
+        bool(ASKS_AUTHOR.search(question)),
+        bool(ASKS_PUBLISHED.search(question)),
+        expanded.group(1) if expanded else None,
+    )
+
+
 def direct_form(question: str, sentence: str) -> Form | None:
     """Where in ``sentence`` the fixed-form answer to ``question`` lies, or ``None``."""
+    author, published, acronym = _asks(question)
     stripped = sentence.strip()
     lead = len(sentence) - len(sentence.lstrip())
     found = None
-    if ASKS_AUTHOR.search(question):
+    if author:
         m = BYLINE_RE.fullmatch(stripped)
         if m and len(m["name"].split()) <= 8:
             found = _trimmed(sentence, lead + m.start("name"), lead + m.end("name"))
-    if found is None and ASKS_PUBLISHED.search(question):
+    if found is None and published:
         m = DATELINE_RE.fullmatch(stripped)
         if m and looks_like_date(m["date"]):
             found = _trimmed(sentence, lead + m.start("date"), lead + m.end("date"))
     if found is not None:
         return Form(*found, of_article=True)
-    asked = next((m for pattern in ASKS_EXPANSION if (m := pattern.search(question))), None)
-    found = expansion(asked.group(1), sentence) if asked else None
+    found = expansion(acronym, sentence) if acronym else None
     return Form(*found, of_article=False) if found else None
-
-
-def direct_span(question: str, sentence: str) -> tuple[int, int] | None:
-    form = direct_form(question, sentence)
-    return (form.start, form.end) if form else None
 
 
 def expansion(acronym: str, sentence: str) -> tuple[int, int] | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.direct import direct_span
+from rag.direct import direct_form
 
 DEFINES = "Plans include multispecialty community providers (MCPs) and primary and acute care systems (PACS)."
 
@@ -23,9 +23,10 @@ DEFINES = "Plans include multispecialty community providers (MCPs) and primary a
     ],
 )
 def test_the_form_gives_the_short_answer(question: str, sentence: str, answer: str) -> None:
-    span = direct_span(question, sentence)
-    assert span is not None
-    assert sentence[span[0] : span[1]] == answer
+    form = direct_form(question, sentence)
+    assert form is not None
+    assert sentence[form.start : form.end] == answer
+    assert form.of_article == question.startswith(("Who", "When"))
 
 
 @pytest.mark.parametrize(
@@ -41,7 +42,7 @@ def test_the_form_gives_the_short_answer(question: str, sentence: str, answer: s
     ],
 )
 def test_no_form_no_span(question: str, sentence: str) -> None:
-    assert direct_span(question, sentence) is None
+    assert direct_form(question, sentence) is None
 
 
 FERRY = """Island ferry timetable to change in spring
