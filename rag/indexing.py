@@ -11,6 +11,7 @@ import queue
 import shutil
 import threading
 import time
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,11 +185,13 @@ class EmbeddingCache:
         self.every_s = config.checkpoint_s
         self.vectors: dict[bytes, np.ndarray] = {}
         self.resumed = 0
+        for partial in self.folder.glob("partial-*.npz") if self.folder.is_dir() else ():
+            partial.unlink(missing_ok=True)  # a shard being written when the build was killed
         for shard in sorted(self.folder.glob("shard-*.npz")) if self.folder.is_dir() else ():
             try:
                 with np.load(shard, allow_pickle=False) as data:
                     self.vectors.update(zip(data["keys"].tolist(), data["vectors"], strict=True))
-            except (OSError, ValueError, KeyError):
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
                 shard.unlink(missing_ok=True)
 
     def add(self, texts: Sequence[str], vectors: np.ndarray) -> None:
@@ -199,9 +202,10 @@ class EmbeddingCache:
             return
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            tmp = self.folder / f"shard-{time.time_ns()}.tmp.npz"
+            name = f"{time.time_ns()}.npz"
+            tmp = self.folder / f"partial-{name}"  # never matches "shard-*": a half-written shard is never read
             np.savez(tmp, keys=np.array([_key(t) for t in texts], dtype="S40"), vectors=vectors)
-            os.replace(tmp, self.folder / tmp.name.replace(".tmp", ""))
+            os.replace(tmp, self.folder / f"shard-{name}")
         except OSError as e:
             log.warning("could not checkpoint embeddings (%s); a stopped build would start over", e)
 

@@ -211,6 +211,7 @@ def test_kill_9_while_embedding_then_resume(tmp_path: Path) -> None:
         text=True,
         timeout=600,
     )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
     report = json.loads(resumed.stdout)
     assert report["documents"] == 60
     assert 0 < report["sentences_embedded"] < report["sentences"], "the second run reused what the first embedded"
@@ -221,3 +222,14 @@ def test_kill_9_while_embedding_then_resume(tmp_path: Path) -> None:
 
     passages = get_pipeline(config).retrieve("What did depot Warehouse07x ship?", config)
     assert passages[0].source.endswith("doc-07.txt")
+
+
+def test_a_half_written_checkpoint_does_not_stop_the_next_build(corpus_config: Config) -> None:
+    """A build killed while writing a checkpoint shard leaves a partial file; the next build skips it."""
+    folder = indexing.EmbeddingCache(corpus_config).folder
+    folder.mkdir(parents=True)
+    (folder / "partial-1.npz").write_bytes(b"PK\x03\x04 cut short")
+    (folder / "shard-2.npz").write_bytes(b"PK\x03\x04 cut short")
+    report = indexing.build(corpus_config)
+    assert report.documents == 2 and report.sentences_embedded == report.sentences
+    assert not list(folder.parent.glob("*/*.npz"))
