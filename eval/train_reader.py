@@ -12,9 +12,12 @@ is fixed by ``--seed``; training is resumable: a checkpoint (model, optimiser, s
 ``--checkpoint-min`` minutes and at the end, and a run with the same arguments continues from it.
 
     python eval/train_reader.py --out .cache/reader-train --steps 2200          # stage 1 (README: resumed)
-    python eval/train_reader.py --out .cache/reader-sq2 --init .cache/reader-train/checkpoint.pt \
-        --squad2 ../shared/data/squad_v2_dev25 --squad2-share 0.25 --steps 700 --lr 5e-5   # stage 2
-    python eval/train_reader.py --out .cache/reader-sq2 --export rag/models/reader
+    python eval/train_reader.py --out .cache/reader-s1b --init .cache/reader-train/checkpoint.pt \
+        --steps 1700 --lr 5e-5                                                  # the rest of its epoch
+    python eval/train_reader.py --out .cache/reader-sq2a --init .cache/reader-s1b/checkpoint.pt \
+        --squad2 ../shared/data/squad_v2_dev25 --squad2-share 0.25 --adversarial-negatives 0.5 \
+        --steps 700 --lr 5e-5                                                   # stage 2
+    python eval/train_reader.py --out .cache/reader-sq2a --export rag/models/reader
 
 Stage 2 also learns from the SQuAD 2.0 questions (adversarial unanswerable ones included) of every other
 ``tune`` article of the dev set (``reader_articles``); the others stay unseen, for fitting the answerer and

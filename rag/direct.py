@@ -13,7 +13,7 @@ import functools
 import re
 from dataclasses import dataclass
 
-from .documents import BYLINE_RE, DATELINE_RE, looks_like_date
+from .documents import byline, dateline
 
 ASKS_AUTHOR = re.compile(
     r"\bwho (?:wrote|writes|has written|authored|reported|penned)\b|\bwritten by\b|"
@@ -68,14 +68,10 @@ def direct_form(question: str, sentence: str) -> Form | None:
     stripped = sentence.strip()
     lead = len(sentence) - len(sentence.lstrip())
     found = None
-    if author:
-        m = BYLINE_RE.fullmatch(stripped)
-        if m and len(m["name"].split()) <= 8:
-            found = _trimmed(sentence, lead + m.start("name"), lead + m.end("name"))
-    if found is None and published:
-        m = DATELINE_RE.fullmatch(stripped)
-        if m and looks_like_date(m["date"]):
-            found = _trimmed(sentence, lead + m.start("date"), lead + m.end("date"))
+    if author and (m := byline(stripped)):
+        found = _trimmed(sentence, lead + m.start("name"), lead + m.end("name"))
+    if found is None and published and (m := dateline(stripped)):
+        found = _trimmed(sentence, lead + m.start("date"), lead + m.end("date"))
     if found is not None:
         return Form(*found, of_article=True)
     found = expansion(acronym, sentence) if acronym else None

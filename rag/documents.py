@@ -185,10 +185,22 @@ def _parse_date(raw: str) -> str:
     return cleaned
 
 
-def looks_like_date(raw: str) -> bool:
+def _looks_like_date(raw: str) -> bool:
     return _parse_date(raw) != _squash(raw).strip(" ,.") or bool(
         re.fullmatch(r"\d{1,2} \w+ \d{4}|\w+ \d{1,2},? \d{4}", _squash(raw))
     )
+
+
+def byline(text: str) -> re.Match[str] | None:
+    """``text`` as a byline ("By Jane Smith", "Authors: …") naming at most eight words of author."""
+    m = BYLINE_RE.fullmatch(text)
+    return m if m and _words(m["name"]) <= 8 else None
+
+
+def dateline(text: str) -> re.Match[str] | None:
+    """``text`` as a dateline ("Publication date: 4 May 2017") whose date reads as one."""
+    m = DATELINE_RE.fullmatch(text)
+    return m if m and _looks_like_date(m["date"]) else None
 
 
 def _commenter(text: str) -> str | None:
@@ -235,12 +247,12 @@ def parse(source: str, text: str) -> Document:
     anchor = len(header)  # a byline or dateline sits right under the headline
     for i, b in enumerate(header):
         block_text = _squash(text[b.start : b.end])
-        byline, dateline = BYLINE_RE.fullmatch(block_text), DATELINE_RE.fullmatch(block_text)
-        if byline and author is None and _words(byline["name"]) <= 8:
-            author = byline["name"].strip()
-        elif dateline and date is None and looks_like_date(dateline["date"]):
-            date = _parse_date(dateline["date"])
-        elif date is None and looks_like_date(block_text) and _words(block_text) <= 5:
+        by, dated = byline(block_text), dateline(block_text)
+        if by and author is None:
+            author = by["name"].strip()
+        elif dated and date is None:
+            date = _parse_date(dated["date"])
+        elif date is None and _looks_like_date(block_text) and _words(block_text) <= 5:
             date = _parse_date(block_text)
         else:
             continue
