@@ -125,3 +125,19 @@ def test_adversarial_leaves_alone_what_it_cannot_change_and_never_uses_a_word_th
     for _ in range(20):
         edited = train_reader.adversarial("Who was the first mayor of Leeds?", both, rng)
         assert edited is None or "last" not in edited
+
+
+def test_the_threshold_keeps_gold_abstention_at_its_floor_even_when_accuracy_wants_less() -> None:
+    import train_answerer
+
+    squad = [(0.8, True, True)] * 50 + [(0.2, False, False)] * 50  # any threshold between is perfect
+    # gold: the answerable questions at 0.5; four of ten unanswerable ones look surer than that
+    gold = [(0.5, True, True)] * 30 + [(0.4, False, False)] * 6 + [(0.6, False, False)] * 4
+    free = train_answerer.best_threshold([squad, gold])
+    assert 0.4 < free <= 0.5  # best accuracy: answer all 30, abstain on 6 of 10 (recall 0.6)
+    floored = train_answerer.best_threshold([squad, gold], honest=gold)
+    assert train_answerer.ABSTAIN_RECALL_FLOOR > 0.6
+    assert floored > 0.6
+    assert train_answerer.summary(train_answerer.decide(gold, floored))["abstain_recall"] >= (
+        train_answerer.ABSTAIN_RECALL_FLOOR
+    )
