@@ -141,3 +141,16 @@ def test_the_threshold_keeps_gold_abstention_at_its_floor_even_when_accuracy_wan
     assert train_answerer.summary(train_answerer.decide(gold, floored))["abstain_recall"] >= (
         train_answerer.ABSTAIN_RECALL_FLOOR
     )
+
+
+def test_the_held_out_view_tunes_only_on_articles_the_reader_never_saw(dataset: Path, tmp_path: Path) -> None:
+    import heldout_view
+
+    view = heldout_view.make_view(dataset, tmp_path / "view")
+    learnt = set(train_reader.reader_articles(dataset))
+    assert view["tune"] and not set(view["tune"]) & learnt
+    assert set(view["tune"]) | learnt == set(json.loads((dataset / "split.json").read_text())["tune"])
+    assert json.loads((tmp_path / "view" / "split.json").read_text())["test"] == ["Omega.txt"]
+    assert (tmp_path / "view" / "documents" / "Alpha.txt").read_text() == (
+        dataset / "documents" / "Alpha.txt"
+    ).read_text()
