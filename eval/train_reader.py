@@ -106,12 +106,68 @@ def adversarial(question: str, context: str, rng: random.Random) -> str | None:
     return rng.choice(edits) if edits else None
 
 
+_QUESTION_WORDS = frozenset("what which who whom whose when where why how many much does did do".split())  # noqa: SIM905
+
+
+def shape(word: str) -> str:
+    """A word's rough kind, so that a swap keeps the question well formed: case and inflection."""
+    case = "cap" if word[0].isupper() else "low"
+    end = next((e for e in ("ing", "ed", "ly", "s") if word.lower().endswith(e)), "")
+    return f"{case}:{end}"
+
+
+def term_swap(question: str, context: str, vocabulary: dict[str, list[str]], rng: random.Random) -> str | None:
+    """The question with one of its words that the paragraph says swapped for a word of the same kind from
+    elsewhere in the article that the paragraph never says ("Chinese name" -> "Japanese name", "died" ->
+    "born"): SQuAD 2.0's entity swaps and "other neutral" questions, which name swaps alone miss.
+    ``vocabulary`` holds the article's topical words by ``shape``; only those are swapped, either way."""
+    have = words(context)
+    asked = {w.lower() for w in _WORD.findall(question)}
+    topical = {w.lower() for ws in vocabulary.values() for w in ws}
+    spots = [
+        m
+        for m in re.finditer(r"[A-Za-z][A-Za-z\-]{3,}", question)
+        if m.group(0).lower() in have and m.group(0).lower() in topical
+    ]
+    rng.shuffle(spots)
+    for m in spots:
+        options = [w for w in vocabulary.get(shape(m.group(0)), []) if w.lower() not in have and w.lower() not in asked]
+        if options:
+            return question[: m.start()] + rng.choice(options) + question[m.end() :]
+    return None
+
+
+def topical_vocabularies(paragraphs: dict[str, list[str]], common: float = 0.2) -> dict[str, dict[str, list[str]]]:
+    """Each article's words by ``shape``, leaving out those that a ``common`` share of all articles use
+    (function words and everyday ones: swapping "than" or "ever" makes nonsense, not a near miss)."""
+    found = {a: {w for p in ps for w in re.findall(r"[A-Za-z][A-Za-z\-]{3,}", p)} for a, ps in paragraphs.items()}
+    df: dict[str, int] = defaultdict(int)
+    for ws in found.values():
+        for w in {w.lower() for w in ws}:
+            df[w] += 1
+    limit = common * len(found)
+    out = {}
+    for a, ws in found.items():
+        kinds: dict[str, set[str]] = defaultdict(set)
+        for w in ws:
+            if df[w.lower()] <= limit and w.lower() not in _QUESTION_WORDS:
+                kinds[shape(w)].add(w)
+        out[a] = {k: sorted(v) for k, v in kinds.items()}
+    return out
+
+
 def make_examples(
-    folder: Path, seed: int, retrieval_negatives: float, swap_negatives: float, adversarial_negatives: float = 0.0
+    folder: Path,
+    seed: int,
+    retrieval_negatives: float,
+    swap_negatives: float,
+    adversarial_negatives: float = 0.0,
+    term_swaps: float = 0.0,
 ) -> list[dict]:
     """(question, context, answer_start or -1, answer) rows, in a fixed order for ``seed``."""
     rng = random.Random(seed)
     adv_rng = random.Random(seed + 7)  # its own stream: rows without these negatives stay as they were
+    swap_rng = random.Random(seed + 11)
     paragraphs: dict[str, list[str]] = defaultdict(list)
     for line in (folder / "paragraphs.jsonl").read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
@@ -120,6 +176,7 @@ def make_examples(
     questions = [json.loads(line) for line in (folder / "questions.jsonl").read_text(encoding="utf-8").splitlines()]
     bags = {a: [words(p) for p in ps] for a, ps in paragraphs.items()}
     names = {a: sorted({n for p in ps for n in _NAME.findall(p) if len(n) > 3}) for a, ps in paragraphs.items()}
+    vocabularies = topical_vocabularies(paragraphs) if term_swaps else {}
     for q in questions:
         context = paragraphs[q["article"]][q["paragraph"]]
         answer, start = q["answers"][0], q["answer_start"][0]
@@ -144,6 +201,10 @@ def make_examples(
                 rows.append({"question": swapped, "context": context, "start": -1, "answer": ""})
         if adversarial_negatives and adv_rng.random() < adversarial_negatives:
             changed = adversarial(q["question"], context, adv_rng)
+            if changed:
+                rows.append({"question": changed, "context": context, "start": -1, "answer": ""})
+        if term_swaps and swap_rng.random() < term_swaps:
+            changed = term_swap(q["question"], context, vocabularies[q["article"]], swap_rng)
             if changed:
                 rows.append({"question": changed, "context": context, "start": -1, "answer": ""})
     rng.shuffle(rows)
@@ -285,7 +346,12 @@ def train(args: argparse.Namespace) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = make_examples(
-        Path(args.data), args.seed, args.retrieval_negatives, args.swap_negatives, args.adversarial_negatives
+        Path(args.data),
+        args.seed,
+        args.retrieval_negatives,
+        args.swap_negatives,
+        args.adversarial_negatives,
+        args.term_swaps,
     )
     rng = random.Random(args.seed + 1)
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -374,6 +440,7 @@ def train(args: argparse.Namespace) -> None:
         "retrieval_negatives": args.retrieval_negatives,
         "swap_negatives": args.swap_negatives,
         "adversarial_negatives": args.adversarial_negatives,
+        "term_swaps": args.term_swaps,
         "init": {"checkpoint": args.init, "step": init["step"], "seen": init["seen"], "training": before(args.init)}
         if init
         else None,
@@ -539,6 +606,13 @@ def main() -> None:
         default=0.0,
         help="share of questions also asked with an antonym, "
         "a changed number or a negation against their own paragraph",
+    )
+    ap.add_argument(
+        "--term-swaps",
+        type=float,
+        default=0.0,
+        help="share of questions also asked with a word the paragraph says swapped for one of the article's "
+        "that it does not say",
     )
     ap.add_argument("--checkpoint-min", type=float, default=10.0)
     ap.add_argument("--init", metavar="CHECKPOINT", help="start from this checkpoint's weights, on a new schedule")

@@ -154,3 +154,35 @@ def test_the_held_out_view_tunes_only_on_articles_the_reader_never_saw(dataset: 
     assert (tmp_path / "view" / "documents" / "Alpha.txt").read_text() == (
         dataset / "documents" / "Alpha.txt"
     ).read_text()
+
+
+def test_a_term_swap_changes_one_word_the_paragraph_says_for_a_topical_one_it_does_not() -> None:
+    paragraphs = {
+        "Deserts": [
+            "The Sahara is the largest hot desert, and its climate is dry.",
+            "The Gobi lies in Mongolia; its winters are cold and its climate is harsh.",
+        ],
+        "Rivers": ["The Nile is long and its climate is dry."],
+        "Lakes": ["The lake is deep and its climate is mild."],
+    }
+    vocabularies = train_reader.topical_vocabularies(paragraphs, common=0.5)
+    assert "climate" not in {w for ws in vocabularies["Deserts"].values() for w in ws}  # every article says it
+    question = "What is the climate of the Sahara like?"
+    seen = set()
+    for seed in range(20):
+        changed = train_reader.term_swap(
+            question, paragraphs["Deserts"][0], vocabularies["Deserts"], random.Random(seed)
+        )
+        assert changed is not None
+        before, after = question.split(), changed.split()
+        assert len(before) == len(after)
+        (old, new), *others = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
+        assert not others and old.strip("?") in paragraphs["Deserts"][0]
+        assert new.strip("?").lower() not in paragraphs["Deserts"][0].lower()
+        assert new.strip("?") in paragraphs["Deserts"][1]
+        seen.add(new)
+    assert "Gobi" in seen or "Mongolia" in seen  # a name is swapped for a name
+    assert (
+        train_reader.term_swap("What is it like?", paragraphs["Deserts"][0], vocabularies["Deserts"], random.Random(0))
+        is None
+    )
