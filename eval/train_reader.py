@@ -106,6 +106,7 @@ def adversarial(question: str, context: str, rng: random.Random) -> str | None:
     return rng.choice(edits) if edits else None
 
 
+_TERM = re.compile(r"[A-Za-z][A-Za-z\-]{3,}")  # a word a term swap may take out or put in
 _QUESTION_WORDS = frozenset("what which who whom whose when where why how many much does did do".split())  # noqa: SIM905
 
 
@@ -118,17 +119,14 @@ def shape(word: str) -> str:
 
 def term_swap(question: str, context: str, vocabulary: dict[str, list[str]], rng: random.Random) -> str | None:
     """The question with one of its words that the paragraph says swapped for a word of the same kind from
-    elsewhere in the article that the paragraph never says ("Chinese name" -> "Japanese name", "died" ->
-    "born"): SQuAD 2.0's entity swaps and "other neutral" questions, which name swaps alone miss.
+    elsewhere in the article that the paragraph never says ("the Sahara Desert" -> "the Arabic Desert",
+    "solar energy" -> "exotic energy"): SQuAD 2.0's entity swaps and "other neutral" questions, which name
+    swaps alone miss.
     ``vocabulary`` holds the article's topical words by ``shape``; only those are swapped, either way."""
     have = words(context)
     asked = {w.lower() for w in _WORD.findall(question)}
     topical = {w.lower() for ws in vocabulary.values() for w in ws}
-    spots = [
-        m
-        for m in re.finditer(r"[A-Za-z][A-Za-z\-]{3,}", question)
-        if m.group(0).lower() in have and m.group(0).lower() in topical
-    ]
+    spots = [m for m in _TERM.finditer(question) if m.group(0).lower() in have and m.group(0).lower() in topical]
     rng.shuffle(spots)
     for m in spots:
         options = [w for w in vocabulary.get(shape(m.group(0)), []) if w.lower() not in have and w.lower() not in asked]
@@ -140,7 +138,7 @@ def term_swap(question: str, context: str, vocabulary: dict[str, list[str]], rng
 def topical_vocabularies(paragraphs: dict[str, list[str]], common: float = 0.2) -> dict[str, dict[str, list[str]]]:
     """Each article's words by ``shape``, leaving out those that a ``common`` share of all articles use
     (function words and everyday ones: swapping "than" or "ever" makes nonsense, not a near miss)."""
-    found = {a: {w for p in ps for w in re.findall(r"[A-Za-z][A-Za-z\-]{3,}", p)} for a, ps in paragraphs.items()}
+    found = {a: {w for p in ps for w in _TERM.findall(p)} for a, ps in paragraphs.items()}
     df: dict[str, int] = defaultdict(int)
     for ws in found.values():
         for w in {w.lower() for w in ws}:
