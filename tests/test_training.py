@@ -186,3 +186,49 @@ def test_a_term_swap_changes_one_word_the_paragraph_says_for_a_topical_one_it_do
         train_reader.term_swap("What is it like?", paragraphs["Deserts"][0], vocabularies["Deserts"], random.Random(0))
         is None
     )
+
+
+def _checkpoint(folder: Path, weight: float, articles: list[str]) -> str:
+    import torch
+
+    folder.mkdir()
+    model = {"w": torch.full((2, 3), weight), "steps": torch.tensor([7])}
+    torch.save({"model": model, "step": 9, "position": 0, "seen": 0}, folder / "checkpoint.pt")
+    record = {"layers": 6, "squad2_articles": articles}
+    (folder / "training.json").write_text(json.dumps(record), encoding="utf-8")
+    return str(folder / "checkpoint.pt")
+
+
+def test_a_soup_averages_weights_and_remembers_every_article_its_ingredients_learnt_from(tmp_path: Path) -> None:
+    import torch
+
+    a = _checkpoint(tmp_path / "a", 1.0, ["Alpha.txt"])
+    b = _checkpoint(tmp_path / "b", 4.0, ["Gamma.txt"])
+    out = tmp_path / "soup"
+    args = _soup_args(out, [a, b], [1.0, 2.0])
+    train_reader.soup(args)
+    state = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert torch.allclose(state["model"]["w"], torch.full((2, 3), 3.0))
+    assert state["model"]["steps"].tolist() == [7]
+    record = json.loads((out / "training.json").read_text(encoding="utf-8"))
+    assert record["squad2_articles"] == ["Alpha.txt", "Gamma.txt"]
+    assert [r["weight"] for r in record["soup"]] == [pytest.approx(1 / 3, abs=1e-4), pytest.approx(2 / 3, abs=1e-4)]
+    (tmp_path / "export").mkdir()
+    (tmp_path / "export" / "reader.json").write_text(json.dumps({"training": record}), encoding="utf-8")
+    assert train_reader.trained_on(tmp_path / "export") == ["Alpha.txt", "Gamma.txt"]
+
+
+def test_a_soup_refuses_weights_that_do_not_fit_and_leaves_no_checkpoint(tmp_path: Path) -> None:
+    a = _checkpoint(tmp_path / "a", 1.0, [])
+    b = _checkpoint(tmp_path / "b", 2.0, [])
+    out = tmp_path / "soup"
+    for weights in ([1.0], [0.0, 0.0], [1.0, -1.0]):
+        with pytest.raises(SystemExit, match="one per --soup checkpoint"):
+            train_reader.soup(_soup_args(out, [a, b], weights))
+    assert not (out / "checkpoint.pt").exists()
+
+
+def _soup_args(out: Path, checkpoints: list[str], weights: list[float] | None):
+    import argparse
+
+    return argparse.Namespace(out=str(out), soup=checkpoints, soup_weights=weights, layers=6)
