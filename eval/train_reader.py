@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import random
 import re
@@ -62,6 +63,7 @@ _ANTONYM_PAIRS = (
 _ANTONYMS = {x: y for pair in _ANTONYM_PAIRS.split() for x, y in (pair.split("/"), pair.split("/")[::-1])}
 _AUXILIARY = re.compile(r"\b(is|was|are|were)\b(?!\s+(?:not|never)\b)", re.IGNORECASE)
 _NUMBER = re.compile(r"\b\d{1,4}\b")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"“(])")
 _STOP = frozenset(
     "the a an of in on at to for and or is was were are be by with what which who whom when where why how".split()  # noqa: SIM905
 )
@@ -161,11 +163,13 @@ def make_examples(
     swap_negatives: float,
     adversarial_negatives: float = 0.0,
     term_swaps: float = 0.0,
+    deletions: float = 0.0,
 ) -> list[dict]:
     """(question, context, answer_start or -1, answer) rows, in a fixed order for ``seed``."""
     rng = random.Random(seed)
     adv_rng = random.Random(seed + 7)  # its own stream: rows without these negatives stay as they were
     swap_rng = random.Random(seed + 11)
+    cut_rng = random.Random(seed + 13)
     paragraphs: dict[str, list[str]] = defaultdict(list)
     for line in (folder / "paragraphs.jsonl").read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
@@ -205,8 +209,25 @@ def make_examples(
             changed = term_swap(q["question"], context, vocabularies[q["article"]], swap_rng)
             if changed:
                 rows.append({"question": changed, "context": context, "start": -1, "answer": ""})
+        if deletions and cut_rng.random() < deletions:
+            cut = without_answer(context, start, answer)
+            if cut:
+                rows.append({"question": q["question"], "context": cut, "start": -1, "answer": ""})
     rng.shuffle(rows)
     return rows
+
+
+def without_answer(context: str, start: int, answer: str) -> str | None:
+    """The paragraph with the sentences that hold the answer cut out: the topic, the names and most of the
+    question's words are still there, only the answer is not (what a retriever's near miss looks like).
+    None when nothing would be left or the answer is said again elsewhere."""
+    bounds = [0, *(m.end() for m in _SENTENCE_END.finditer(context)), len(context)]
+    end = start + len(answer)
+    kept = [context[a:b].strip() for a, b in itertools.pairwise(bounds) if b <= start or a >= end]
+    cut = " ".join(k for k in kept if k)
+    if not cut or answer.lower() in cut.lower():
+        return None
+    return cut
 
 
 def reader_articles(directory: Path) -> list[str]:
@@ -350,6 +371,7 @@ def train(args: argparse.Namespace) -> None:
         args.swap_negatives,
         args.adversarial_negatives,
         args.term_swaps,
+        args.deletions,
     )
     rng = random.Random(args.seed + 1)
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -439,6 +461,7 @@ def train(args: argparse.Namespace) -> None:
         "swap_negatives": args.swap_negatives,
         "adversarial_negatives": args.adversarial_negatives,
         "term_swaps": args.term_swaps,
+        "deletions": args.deletions,
         "init": {"checkpoint": args.init, "step": init["step"], "seen": init["seen"], "training": before(args.init)}
         if init
         else None,
@@ -649,6 +672,12 @@ def main() -> None:
         default=0.0,
         help="share of questions also asked with a word the paragraph says swapped for one of the article's "
         "that it does not say",
+    )
+    ap.add_argument(
+        "--deletions",
+        type=float,
+        default=0.0,
+        help="share of questions also asked against their own paragraph with the answer's sentences cut out",
     )
     ap.add_argument("--checkpoint-min", type=float, default=10.0)
     ap.add_argument("--init", metavar="CHECKPOINT", help="start from this checkpoint's weights, on a new schedule")

@@ -232,3 +232,13 @@ def _soup_args(out: Path, checkpoints: list[str], weights: list[float] | None):
     import argparse
 
     return argparse.Namespace(out=str(out), soup=checkpoints, soup_weights=weights, layers=6)
+
+
+def test_a_deletion_cuts_the_answer_sentence_and_keeps_the_rest_of_the_paragraph() -> None:
+    context = "Leeds grew fast. In 1893 it became a city. Its mills closed (slowly) after 1950."
+    start = context.index("1893")
+    cut = train_reader.without_answer(context, start, "1893")
+    assert cut == "Leeds grew fast. Its mills closed (slowly) after 1950."
+    assert train_reader.without_answer("It became a city in 1893.", 20, "1893") is None
+    again = "In 1893 it became a city. A fire in 1893 followed."
+    assert train_reader.without_answer(again, 3, "1893") is None
