@@ -19,6 +19,13 @@ is fixed by ``--seed``; training is resumable: a checkpoint (model, optimiser, s
         --steps 700 --lr 5e-5                                                   # stage 2
     python eval/train_reader.py --out .cache/reader-sq2a --export rag/models/reader
 
+``--deletions`` adds the question against its own paragraph with the answer's sentences cut out. ``--soup``
+averages the weights of readers fine-tuned from one checkpoint (a model soup) into ``--out``, to export
+like any other:
+
+    python eval/train_reader.py --out .cache/reader-soup --soup .cache/reader-sq2a/checkpoint.pt \
+        .cache/reader-sq2c/checkpoint.pt
+
 Stage 2 also learns from the SQuAD 2.0 questions (adversarial unanswerable ones included) of every other
 ``tune`` article of the dev set (``reader_articles``); the others stay unseen, for fitting the answerer and
 judging the reader (``--evaluate`` samples only them).
