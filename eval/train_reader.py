@@ -389,7 +389,7 @@ def train(args: argparse.Namespace) -> None:
         model.load_state_dict(init["model"])
         rows = rows[init["position"] % len(rows) :] + rows[: init["position"] % len(rows)]  # unseen rows first
     if args.squad2:
-        articles = reader_articles(Path(args.squad2))
+        articles = reader_articles(Path(args.squad2))[: args.squad2_articles]
         extra = squad2_examples(Path(args.squad2), articles)
         rows = mix(rows, extra, args.squad2_share, args.seed + 2)
         print(f"{len(extra)} squad2 rows from {len(articles)} tune articles, {args.squad2_share:.0%} of batches")
@@ -690,6 +690,9 @@ def main() -> None:
     ap.add_argument("--init", metavar="CHECKPOINT", help="start from this checkpoint's weights, on a new schedule")
     ap.add_argument("--squad2", metavar="DATASET", help="also learn from half of DATASET's tune articles")
     ap.add_argument("--squad2-share", type=float, default=0.3, help="share of training rows from --squad2")
+    ap.add_argument(
+        "--squad2-articles", type=int, metavar="N", help="learn from only the first N of those articles (a data curve)"
+    )
     ap.add_argument("--stop-at", type=int, help="stop (and checkpoint) at this step of the --steps schedule")
     ap.add_argument("--soup", nargs="+", metavar="CHECKPOINT", help="average these checkpoints' weights into --out")
     ap.add_argument("--soup-weights", nargs="+", type=float, metavar="W", help="one weight per --soup checkpoint")
