@@ -702,6 +702,8 @@ def main() -> None:
     args = ap.parse_args()
     if not 0 <= args.squad2_share < 1:
         ap.error(f"--squad2-share is {args.squad2_share}; it must be at least 0 and below 1 (0.25 ships)")
+    if args.squad2_articles is not None and args.squad2_articles < 1:
+        ap.error(f"--squad2-articles is {args.squad2_articles}; it must be at least 1 (or left out: all of them)")
     if args.soup:
         soup(args)
     elif args.evaluate:
