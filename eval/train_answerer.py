@@ -102,7 +102,7 @@ def fit_select(records) -> answering.LogisticModel:
     return fit(X, y, answering.SENTENCE_FEATURES)
 
 
-def read(records, select, reader: Reader | None) -> None:
+def read(records, select, reader: Reader | None, k: int = READER_CANDIDATES) -> None:
     """Order by the selector, then let the reader (if any) score the leaders (in place)."""
     for r in records:
         for c in r["cands"]:
@@ -113,7 +113,7 @@ def read(records, select, reader: Reader | None) -> None:
         )
         r["cands"] = [r["cands"][i] for i in order]
         r["labels"] = [r["labels"][i] for i in order]
-        leaders = r["cands"][:READER_CANDIDATES]
+        leaders = r["cands"][:k]
         if reader is None:
             for c in leaders:
                 c.features["reader"] = 0.0
@@ -121,24 +121,22 @@ def read(records, select, reader: Reader | None) -> None:
             r["cands"][: len(leaders)] = answering.read(reader, r["query"], leaders)
 
 
-def fit_rerank(records) -> answering.LogisticModel:
-    usable = [r for r in records if any(r["labels"][:READER_CANDIDATES])]
-    X = np.asarray(
-        [[c.features[n] for n in answering.RERANK_FEATURES] for r in usable for c in r["cands"][:READER_CANDIDATES]]
-    )
-    y = np.asarray([label for r in usable for label in r["labels"][:READER_CANDIDATES]])
+def fit_rerank(records, k: int = READER_CANDIDATES) -> answering.LogisticModel:
+    usable = [r for r in records if any(r["labels"][:k])]
+    X = np.asarray([[c.features[n] for n in answering.RERANK_FEATURES] for r in usable for c in r["cands"][:k]])
+    y = np.asarray([label for r in usable for label in r["labels"][:k]])
     return fit(X, y, answering.RERANK_FEATURES)
 
 
-def question_rows(records, rerank):
+def question_rows(records, rerank, k: int = READER_CANDIDATES):
     """Per question: answerability features of the best candidate, whether it is right, the item, its source."""
     rows = []
     for r in records:
         if not r["cands"]:
             continue
-        leaders = r["cands"][:READER_CANDIDATES]
+        leaders = r["cands"][:k]
         scored = sorted(range(len(leaders)), key=lambda i: -rerank.logit(leaders[i].features))
-        ranked = [leaders[i] for i in scored] + r["cands"][READER_CANDIDATES:]
+        ranked = [leaders[i] for i in scored] + r["cands"][k:]
         top_label = r["labels"][scored[0]]
         rows.append((answering.answerable_features(ranked, r["passages"]), top_label, r["item"], r["group"]))
     return rows
@@ -204,9 +202,12 @@ def is_gold(group: str) -> bool:
     return group.startswith("gold:")
 
 
-def stage_two(records, with_reader: bool = True, gold_share: float | None = GOLD_SHARE):
-    rerank = fit_rerank(records) if with_reader else answering.LogisticModel(answering.RERANK_FEATURES, (1.0, 0.0), 0.0)
-    rows = question_rows(records, rerank)
+def stage_two(records, with_reader: bool = True, gold_share: float | None = GOLD_SHARE, k: int = READER_CANDIDATES):
+    if with_reader:
+        rerank = fit_rerank(records, k)
+    else:
+        rerank = answering.LogisticModel(answering.RERANK_FEATURES, (1.0, 0.0), 0.0)
+    rows = question_rows(records, rerank, k)
     answerable = fit_answerable(rows, gold_share)
     squad = probabilities([r for r in rows if not is_gold(r[3])], answerable)
     gold = probabilities([r for r in rows if is_gold(r[3])], answerable)
@@ -230,7 +231,16 @@ def main() -> None:
         default="held-out",
         help="read the abstention threshold off held-out scores (default) or the final fit's own",
     )
+    ap.add_argument(
+        "--reader-candidates",
+        type=int,
+        default=READER_CANDIDATES,
+        help="sentences the reader reads per question (each costs a transformer pass at run time)",
+    )
     args = ap.parse_args()
+    if not 1 <= args.reader_candidates <= 50:
+        ap.error(f"--reader-candidates is {args.reader_candidates}; it must be between 1 and 50 (5 ships)")
+    k = args.reader_candidates
     share = None if args.gold_share is None or args.gold_share < 0 else args.gold_share
     started = time.time()
 
@@ -250,14 +260,14 @@ def main() -> None:
 
     second = squad_records + gold_records
     select = fit_select(second)
-    read(second, select, None if args.reader == "none" else Reader(Path(args.reader)))
+    read(second, select, None if args.reader == "none" else Reader(Path(args.reader)), k)
 
     folds, pooled, scored = [], {"squad": [], "gold": []}, {"squad": [], "gold": []}
     for held_out in sorted({r["group"] for r in second}):
         rerank, answerable, threshold = stage_two(
-            [r for r in second if r["group"] != held_out], args.reader != "none", share
+            [r for r in second if r["group"] != held_out], args.reader != "none", share, k
         )
-        held = probabilities(question_rows([r for r in second if r["group"] == held_out], rerank), answerable)
+        held = probabilities(question_rows([r for r in second if r["group"] == held_out], rerank, k), answerable)
         kind = "gold" if is_gold(held_out) else "squad"
         pooled[kind].extend(decide(held, threshold))
         scored[kind].extend(held)
@@ -271,10 +281,10 @@ def main() -> None:
     at_threshold = {k: summary(decide(v, threshold)) for k, v in scored.items()}
     print(f"threshold {threshold:.2f} from held-out probabilities:", at_threshold, flush=True)
 
-    rerank, answerable, in_sample = stage_two(second, args.reader != "none", share)
+    rerank, answerable, in_sample = stage_two(second, args.reader != "none", share, k)
     if args.threshold_from == "in-sample":
         threshold = in_sample
-    rows = question_rows(second, rerank)
+    rows = question_rows(second, rerank, k)
     fit_figures = {
         "squad_holdout": summary(outcomes([r for r in rows if not is_gold(r[3])], answerable, threshold)),
         "gold_dev": summary(outcomes([r for r in rows if is_gold(r[3])], answerable, threshold)),
@@ -289,7 +299,7 @@ def main() -> None:
         "rerank": dump(rerank),
         "answerable": dump(answerable),
         "threshold": threshold,
-        "reader_candidates": READER_CANDIDATES if args.reader != "none" else 0,
+        "reader_candidates": k if args.reader != "none" else 0,
         "trained_on": {
             "select": "squad_v2_dev25 tune articles the reader did not learn from, gold dev",
             "rerank_answerable_threshold": "squad_v2_dev25 tune articles the reader did not learn from, gold dev",
