@@ -84,7 +84,7 @@ def convert(source: Path, target: Path) -> Path:
         num_labels=weights["classifier.weight"].shape[0],
     )
     model = BertForSequenceClassification(config)
-    tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in weights.items()}
+    tensors = {k: torch.tensor(v) for k, v in weights.items()}
     missing, unexpected = model.load_state_dict(tensors, strict=False)
     if unexpected or [k for k in missing if "position_ids" not in k]:
         raise ValueError(f"{source}: missing {missing}, unexpected {unexpected}")
