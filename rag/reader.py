@@ -1,10 +1,13 @@
 """The span reader: a small transformer that reads the question with a sentence (and its neighbours)
 and points at the short answer in it, or at nothing.
 
-``eval/train_reader.py`` fine-tunes all-MiniLM-L6-v2 on SQuAD 1.1 train (with negatives made the way a
-retriever makes them), then on SQuAD 2.0's adversarial questions of half the dev ``tune`` articles, and
-exports it int8-quantised for onnxruntime into ``rag/models/reader/``, with a record of how it was
-trained. The extractive answerer asks it about its leading sentences: the reader's margin (best span
+``eval/train_reader.py`` fine-tunes the 12-layer ms-marco MiniLM cross-encoder (which reads a question
+with a passage already) on SQuAD 1.1 train (with negatives made the way a retriever makes them), then on
+SQuAD 2.0's adversarial questions of half the dev ``tune`` articles, and exports it int8-quantised for
+onnxruntime into ``rag/models/reader/``, with a record of how it was trained. Any BERT-style reader
+exported so works here, whatever its depth.
+
+The extractive answerer asks it about its leading sentences: the reader's margin (best span
 score over the "no answer" score) reorders them and feeds the answerability model, and the best span
 becomes ``Answer.span``.
 """
