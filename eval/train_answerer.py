@@ -239,7 +239,7 @@ def main() -> None:
     )
     args = ap.parse_args()
     if not 1 <= args.reader_candidates <= 50:
-        ap.error(f"--reader-candidates is {args.reader_candidates}; it must be between 1 and 50 (5 ships)")
+        ap.error(f"--reader-candidates is {args.reader_candidates}; from 1 to 50 (the shipped answerer reads 3)")
     k = args.reader_candidates
     share = None if args.gold_share is None or args.gold_share < 0 else args.gold_share
     started = time.time()
