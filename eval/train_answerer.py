@@ -66,16 +66,7 @@ def collect(items, config, group_of):
         query, _ = pipeline.query(turn.standalone)
         passages = pipeline.retriever.search(query, config)
         cands = answering.candidates(query, passages, pipeline.data, pipeline.retriever, query.text)
-        source = evaluation._display(item.source) if item.source else None
-        labels = [
-            int(
-                item.answerable
-                and c.passage.source == source
-                and any(c.start < b and a < c.end for a, b in item.spans)
-                and evaluation.contains(c.text, item.answers) > 0
-            )
-            for c in cands
-        ]
+        labels = [label(item, c) for c in cands]
         records.append(
             {
                 "item": item,
@@ -87,6 +78,17 @@ def collect(items, config, group_of):
             }
         )
     return records
+
+
+def label(item, c: answering.Candidate) -> int:
+    """Whether quoting this candidate's sentence answers the question."""
+    source = evaluation._display(item.source) if item.source else None
+    return int(
+        item.answerable
+        and c.passage.source == source
+        and any(c.start < b and a < c.end for a, b in item.spans)
+        and evaluation.contains(c.text, item.answers) > 0
+    )
 
 
 def fit(X: np.ndarray, y: np.ndarray, names: tuple[str, ...], weights=None) -> answering.LogisticModel:
@@ -102,8 +104,9 @@ def fit_select(records) -> answering.LogisticModel:
     return fit(X, y, answering.SENTENCE_FEATURES)
 
 
-def read(records, select, reader: Reader | None, k: int = READER_CANDIDATES) -> None:
-    """Order by the selector, then let the reader (if any) score the leaders (in place)."""
+def read(records, select, reader: Reader | None, k: int = READER_CANDIDATES, spill: float | None = None) -> None:
+    """Order by the selector, then let the reader (if any) score the leaders (in place); a leader the
+    reader answered from a neighbour (``spill``) is that neighbour now, and is labelled as such."""
     for r in records:
         for c in r["cands"]:
             c.features["select_logit"] = select.logit(c.features)
@@ -118,7 +121,8 @@ def read(records, select, reader: Reader | None, k: int = READER_CANDIDATES) -> 
             for c in leaders:
                 c.features["reader"] = 0.0
         else:
-            r["cands"][: len(leaders)] = answering.read(reader, r["query"], leaders)
+            r["cands"][: len(leaders)] = answering.read(reader, r["query"], leaders, spill)
+            r["labels"][: len(leaders)] = [label(r["item"], c) for c in r["cands"][: len(leaders)]]
 
 
 def fit_rerank(records, k: int = READER_CANDIDATES) -> answering.LogisticModel:
@@ -237,6 +241,12 @@ def main() -> None:
         default=READER_CANDIDATES,
         help="sentences the reader reads per question (each costs a transformer pass at run time)",
     )
+    ap.add_argument(
+        "--reader-spill",
+        type=float,
+        help="answer from a leading sentence's neighbour when the reader's span there beats its best in the "
+        "sentence by this margin or more (default: never)",
+    )
     args = ap.parse_args()
     if not 1 <= args.reader_candidates <= 50:
         ap.error(f"--reader-candidates is {args.reader_candidates}; from 1 to 50 (the shipped answerer reads 3)")
@@ -260,7 +270,7 @@ def main() -> None:
 
     second = squad_records + gold_records
     select = fit_select(second)
-    read(second, select, None if args.reader == "none" else Reader(Path(args.reader)), k)
+    read(second, select, None if args.reader == "none" else Reader(Path(args.reader)), k, args.reader_spill)
 
     folds, pooled, scored = [], {"squad": [], "gold": []}, {"squad": [], "gold": []}
     for held_out in sorted({r["group"] for r in second}):
@@ -300,6 +310,7 @@ def main() -> None:
         "answerable": dump(answerable),
         "threshold": threshold,
         "reader_candidates": k if args.reader != "none" else 0,
+        "reader_spill": args.reader_spill if args.reader != "none" else None,
         "trained_on": {
             "select": "squad_v2_dev25 tune articles the reader did not learn from, gold dev",
             "rerank_answerable_threshold": "squad_v2_dev25 tune articles the reader did not learn from, gold dev",

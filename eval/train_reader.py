@@ -103,7 +103,11 @@ def base_sha256(name: str) -> str | None:
 
 
 def base_of(training: dict) -> str:
-    """The --base name a training record was made with (records before --base existed: minilm)."""
+    """The --base name a training record was made with: recorded as ``base_name`` since it was found that
+    the description alone breaks when its wording changes (older records: by description; before --base
+    existed: minilm)."""
+    if training.get("base_name") in BASES:
+        return training["base_name"]
     return next((k for k, v in BASES.items() if v == training.get("base")), "minilm")
 
 
@@ -481,6 +485,7 @@ def train(args: argparse.Namespace) -> None:
                 last_save = time.time()
     record = {
         "base": BASES[args.base],
+        "base_name": args.base,
         "base_sha256": base_sha256(args.base),
         "layers": args.layers,
         "max_length": MAX_LEN,
@@ -597,25 +602,29 @@ def soup(args: argparse.Namespace) -> None:
             "give one per --soup checkpoint, none negative and not all zero"
         )
     weights = [w / sum(weights) for w in weights]
+    records = [
+        {"checkpoint": path, "weight": round(w, 4), "training": before(path)}
+        for path, w in zip(args.soup, weights, strict=True)
+    ]
+    bases = {base_of(r["training"]) for r in records if r["training"]}
+    if len(bases) > 1:  # refused before hundreds of MB of checkpoints are loaded
+        raise SystemExit(f"the --soup checkpoints come from bases {', '.join(sorted(bases))}; a soup needs one base")
     averaged: dict[str, torch.Tensor] = {}
-    records = []
     for path, w in zip(args.soup, weights, strict=True):
         state = torch.load(path, map_location="cpu", weights_only=False)["model"]
         if averaged and state.keys() != averaged.keys():
             raise SystemExit(f"{path} is not the same architecture as {args.soup[0]}; a soup needs one shape")
         for k, v in state.items():
             averaged[k] = averaged.get(k, 0) + w * v.float() if v.is_floating_point() else v
-        records.append({"checkpoint": path, "weight": round(w, 4), "training": before(path)})
-    bases = {base_of(r["training"]) for r in records if r["training"]}
-    if len(bases) > 1:
-        raise SystemExit(f"the --soup checkpoints come from bases {', '.join(sorted(bases))}; a soup needs one base")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / "checkpoint.tmp"
     torch.save({"model": averaged, "step": 0, "position": 0, "seen": 0}, tmp)
     tmp.replace(out / "checkpoint.pt")
+    base = bases.pop() if bases else "minilm"
     record = {
-        "base": BASES[bases.pop() if bases else "minilm"],
+        "base": BASES[base],
+        "base_name": base,
         "layers": next((r["training"]["layers"] for r in records if r["training"]), args.layers),
         "max_length": MAX_LEN,
         "max_question_tokens": MAX_QUESTION,

@@ -115,6 +115,7 @@ class Candidate:
     features: dict[str, float]
     score: float = 0.0
     span: tuple[int, int] | None = None  # the reader's short answer inside the sentence (document offsets)
+    support: tuple[int, int] | None = None  # the sentence the question matched, when the answer is its neighbour
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,7 @@ class Models:
     answerable: LogisticModel
     threshold: float
     reader_candidates: int
+    reader_spill: float | None = None  # how far a neighbour's span must beat the sentence's (None: never)
 
 
 @functools.cache
@@ -146,7 +148,12 @@ def load_models(path: Path = MODEL_PATH) -> Models:
         if tuple(data[name]["features"]) != features:
             raise ValueError(f"{path} was trained on other features; retrain with eval/train_answerer.py")
         models[name] = LogisticModel(features, tuple(data[name]["weights"]), data[name]["bias"])
-    return Models(threshold=float(data["threshold"]), reader_candidates=int(data["reader_candidates"]), **models)
+    return Models(
+        threshold=float(data["threshold"]),
+        reader_candidates=int(data["reader_candidates"]),
+        reader_spill=None if data.get("reader_spill") is None else float(data["reader_spill"]),
+        **models,
+    )
 
 
 def models_path(config: Config) -> Path:
@@ -304,7 +311,8 @@ class ExtractiveAnswerer:
         cands.sort(key=lambda c: (-c.features["select_logit"], c.passage.rank, c.start))
         leaders = cands[: self.reader_candidates]
         if leaders:
-            leaders = read(get_reader(self.config.reader_dir or str(READER_DIR)), query.text, leaders)
+            reader = get_reader(self.config.reader_dir or str(READER_DIR))
+            leaders = read(reader, query.text, leaders, self.models.reader_spill)
             leaders = sorted(
                 (dataclasses.replace(c, score=self.models.rerank.logit(c.features)) for c in leaders),
                 key=lambda c: (-c.score, c.passage.rank, c.start),
@@ -327,6 +335,8 @@ class ExtractiveAnswerer:
         chosen = self._chosen(ranked)
         citations = [citation(c.passage, c.start, c.end) for c in chosen]
         best = chosen[0]
+        if best.support and self.config.max_answer_sentences > 1:
+            citations.append(citation(best.passage, *best.support))
         span = citation(best.passage, *best.span) if best.span and best.span != (best.start, best.end) else None
         return Answer(
             text=compose(citations, span),
@@ -342,7 +352,8 @@ class ExtractiveAnswerer:
         """The best sentence, plus the one after it when the best cannot stand alone."""
         best = ranked[0]
         chosen = [best]
-        if self.config.max_answer_sentences > 1 and (len(best.text.split()) < 8 or best.text.rstrip().endswith(":")):
+        short = len(best.text.split()) < 8 or best.text.rstrip().endswith(":")
+        if best.support is None and self.config.max_answer_sentences > 1 and short:
             following = [c for c in ranked if c.passage.source == best.passage.source and c.start > best.end]
             nearest = min(following, key=lambda c: c.start, default=None)
             if (
@@ -353,10 +364,12 @@ class ExtractiveAnswerer:
         return chosen
 
 
-def read(reader: Reader, question: str, leaders: Sequence[Candidate]) -> list[Candidate]:
+def read(reader: Reader, question: str, leaders: Sequence[Candidate], spill: float | None = None) -> list[Candidate]:
     """The reader reads each leading sentence with its neighbours in the passage as context; its margin
     becomes the "reader" feature and its span the candidate's short answer, unless the sentence's form
-    already gave one (``rag.direct``)."""
+    already gave one (``rag.direct``). When its best span in a neighbour beats its best in the sentence by
+    ``spill`` or more, the candidate becomes that neighbour, keeping the matched sentence as ``support``,
+    and the margin of that span is its "reader" feature."""
     windows = []
     for c in leaders:
         chunk = c.passage.chunk
@@ -365,12 +378,26 @@ def read(reader: Reader, question: str, leaders: Sequence[Candidate]) -> list[Ca
         lo, hi = spans[max(0, at - 1)][0], spans[min(len(spans) - 1, at + 1)][1]
         text = chunk.text[lo - chunk.start : hi - chunk.start]
         windows.append((text, c.start - lo, c.end - lo, lo))
-    reads = reader.read(question, [(t, a, b) for t, a, b, _ in windows])
+    reads = reader.read(question, [(t, a, b) for t, a, b, _ in windows], wide=spill is not None)
     out = []
     for c, r, (_, _, _, lo) in zip(leaders, reads, windows, strict=True):
         c.features["reader"] = float(r.margin)
-        found = (lo + r.start, lo + r.end) if r.start >= 0 else None
-        out.append(dataclasses.replace(c, span=c.span or found))  # a byline's name outranks the reader's guess
+        if c.span or r.start < 0:  # a byline's name outranks the reader's guess
+            out.append(c)
+            continue
+        w = r.wide
+        if spill is not None and w is not None and w.start >= 0 and w.margin - r.margin >= spill:
+            a, b = lo + w.start, lo + w.end
+            chunk = c.passage.chunk
+            home = next(((x, y) for x, y in chunk.sentences if x <= a and b <= y), (c.start, c.end))
+            if home != (c.start, c.end):  # a span across a sentence boundary stays unquotable: not taken
+                c.features["reader"] = float(w.margin)
+                text = chunk.text[home[0] - chunk.start : home[1] - chunk.start]
+                out.append(
+                    dataclasses.replace(c, start=home[0], end=home[1], text=text, span=(a, b), support=(c.start, c.end))
+                )
+                continue
+        out.append(dataclasses.replace(c, span=(lo + r.start, lo + r.end)))
     return out
 
 

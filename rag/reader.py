@@ -14,6 +14,7 @@ becomes ``Answer.span``.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -39,6 +40,7 @@ class Read:
     margin: float
     start: int  # character offsets in the text; -1 when the text has no token to point at
     end: int
+    wide: Read | None = None  # the best span anywhere the reader saw, when asked for
 
 
 class Reader:
@@ -66,47 +68,59 @@ class Reader:
         self.cls, self.sep = self.tokenizer.token_to_id("[CLS]"), self.tokenizer.token_to_id("[SEP]")
         log.info("loaded the span reader from %s", folder)
 
-    def read(self, question: str, texts: Sequence[tuple[str, int, int]]) -> list[Read]:
+    def read(self, question: str, texts: Sequence[tuple[str, int, int]], wide: bool = False) -> list[Read]:
         """For each ``(text, lo, hi)``, the best answer span lying inside ``text[lo:hi]`` (the text around it
-        is context), with its margin over "no answer"."""
+        is context), with its margin over "no answer". With ``wide``, each read also carries the best span
+        anywhere in what the reader saw: the answer is often named a sentence away from the words the
+        question shares with the text ("The forecast came from Dr Drage …" after "… predicted …")."""
         if not texts:
             return []
         q = self.tokenizer.encode(question, add_special_tokens=False).ids[: self.max_question]
         room = self.max_length - len(q) - 3
         base = len(q) + 2  # where the text's first token sits in the sequence
-        windows = []  # (token ids of the sequence, tokens of the text allowed as the answer, first text token)
+        windows = []  # (token ids of the sequence, first text token, text tokens in the window, those inside)
         encodings = self.tokenizer.encode_batch([t for t, _, _ in texts], add_special_tokens=False)
         for (_, lo, hi), enc in zip(texts, encodings, strict=True):
             inside = [i for i, (a, b) in enumerate(enc.offsets) if a >= lo and b <= hi and b > a]
             spare = room - (inside[-1] - inside[0] + 1) if inside else 0
             first = max(0, min(inside[0] - max(0, spare) // 2, len(enc.ids) - room)) if inside else 0
             last = min(len(enc.ids), first + room)
-            allowed = [i for i in inside if first <= i < last]
-            windows.append(([self.cls, *q, self.sep, *enc.ids[first:last], self.sep], allowed, first))
+            seen = [i for i in range(first, last) if enc.offsets[i][1] > enc.offsets[i][0]] if inside else []
+            seq = [self.cls, *q, self.sep, *enc.ids[first:last], self.sep]
+            windows.append((seq, first, seen, [i for i in inside if first <= i < last]))
         width = max(len(w[0]) for w in windows)
         ids = np.zeros((len(windows), width), dtype=np.int64)
         mask = np.zeros_like(ids)
         types = np.zeros_like(ids)
-        for i, (seq, _, _) in enumerate(windows):
+        for i, (seq, *_) in enumerate(windows):
             ids[i, : len(seq)] = seq
             mask[i, : len(seq)] = 1
             types[i, base : len(seq)] = 1
         starts, ends = self.session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})
         out = []
-        for i, ((_, allowed, first), enc) in enumerate(zip(windows, encodings, strict=True)):
-            if not allowed:
-                out.append(Read(-1e4, -1, -1))
-                continue
+        for i, ((_, first, seen, allowed), enc) in enumerate(zip(windows, encodings, strict=True)):
             null = float(starts[i, 0] + ends[i, 0])
-            positions = [base + t - first for t in allowed]
-            s, e = starts[i, positions], ends[i, positions]
-            best, span = -1e9, (0, 0)
-            for a in np.argsort(-s)[:20]:
-                for b in np.argsort(-e)[:20]:
-                    if a <= b < a + MAX_ANSWER_TOKENS and s[a] + e[b] > best:
-                        best, span = float(s[a] + e[b]), (int(a), int(b))
-            out.append(Read(best - null, enc.offsets[allowed[span[0]]][0], enc.offsets[allowed[span[1]]][1]))
+            read = _best(starts[i], ends[i], null, allowed, base - first, enc.offsets)
+            if wide and allowed:
+                read = dataclasses.replace(read, wide=_best(starts[i], ends[i], null, seen, base - first, enc.offsets))
+            out.append(read)
         return out
+
+
+def _best(
+    starts: np.ndarray, ends: np.ndarray, null: float, tokens: list[int], shift: int, offsets: list[tuple[int, int]]
+) -> Read:
+    """The best span over ``tokens`` (the text's token ``t`` sits at ``t + shift`` in the sequence)."""
+    if not tokens:
+        return Read(-1e4, -1, -1)
+    positions = [t + shift for t in tokens]
+    s, e = starts[positions], ends[positions]
+    top, span = -1e9, (0, 0)
+    for a in np.argsort(-s)[:20]:
+        for b in np.argsort(-e)[:20]:
+            if a <= b < a + MAX_ANSWER_TOKENS and s[a] + e[b] > top:
+                top, span = float(s[a] + e[b]), (int(a), int(b))
+    return Read(top - null, offsets[tokens[span[0]]][0], offsets[tokens[span[1]]][1])
 
 
 @functools.cache

@@ -196,3 +196,50 @@ def test_a_short_answer_that_is_most_of_its_sentence_does_not_echo_it() -> None:
     assert compose([sentence], short) == "at dawn — The ferry leaves Kirkwall at dawn every day. [1]"
     assert compose([sentence], almost) == "The ferry leaves Kirkwall at dawn every day. [1]"
     assert compose([sentence]) == "The ferry leaves Kirkwall at dawn every day. [1]"
+
+
+FUSION = """Fusion forecast stirs debate
+
+Last week a well-known chemist predicted that fusion power would reach the grid by 2050. The forecast came \
+from Professor Ingrid Holm of Uppsala University, speaking at a conference in Lund.
+
+Critics said the date was too hopeful. Several engineers argued that materials able to survive the reactor's \
+heat do not yet exist.
+
+The conference drew four hundred delegates from thirty countries.
+"""
+
+
+def test_the_reader_reports_its_best_span_beyond_the_sentence_beside_its_best_inside() -> None:
+    from rag.reader import get_reader
+
+    text = FUSION.split("\n\n")[1]
+    first = text.index(". ") + 1
+    question = "Who predicted that fusion power would reach the grid by 2050?"
+    narrow = get_reader().read(question, [(text, 0, first)])[0]
+    read = get_reader().read(question, [(text, 0, first)], wide=True)[0]
+    assert narrow.wide is None and (read.margin, read.start, read.end) == (narrow.margin, narrow.start, narrow.end)
+    assert read.end <= first and "Holm" not in text[read.start : read.end]
+    assert read.wide is not None and read.wide.start > first and "Ingrid Holm" in text[read.wide.start : read.wide.end]
+    assert read.wide.margin >= read.margin
+
+
+def test_an_answer_named_a_sentence_away_is_cited_with_the_sentence_the_question_matched(tmp_path: Path) -> None:
+    """The question's words are in one sentence, the name it asks for in the next: the answer quotes the
+    name's sentence first (the short answer lies inside it) and the matched sentence as its support."""
+    from rag.config import load_config
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "fusion.txt").write_text(FUSION, encoding="utf-8")
+    config = load_config(env={}, corpus=str(docs), index_dir=str(tmp_path / "index"))
+    answer = ask("Who predicted that fusion power would reach the grid by 2050?", config=config)
+    assert_contract(answer)
+    assert answer.span is not None and "Ingrid Holm" in answer.span.quote
+    named, matched = answer.citations
+    assert named.start <= answer.span.start < answer.span.end <= named.end
+    assert "predicted" in matched.quote and "Holm" not in matched.quote
+    assert answer.text.startswith(answer.span.quote)
+    single = ask("How many delegates did the conference draw?", config=config)
+    assert_contract(single)
+    assert len(single.citations) == 1 and "four hundred" in single.span.quote

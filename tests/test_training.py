@@ -229,6 +229,20 @@ def test_a_soup_refuses_weights_that_do_not_fit_and_leaves_no_checkpoint(tmp_pat
     assert not (out / "checkpoint.pt").exists()
 
 
+def test_a_soup_refuses_readers_of_two_bases_before_loading_them(tmp_path: Path) -> None:
+    a = _checkpoint(tmp_path / "a", 1.0, [])
+    b = _checkpoint(tmp_path / "b", 2.0, [])
+    record = json.loads((tmp_path / "b" / "training.json").read_text(encoding="utf-8"))
+    (tmp_path / "b" / "training.json").write_text(json.dumps({**record, "base_name": "msmarco-l12"}), encoding="utf-8")
+    Path(b).write_bytes(b"not a checkpoint")  # never read: the bases are compared first
+    out = tmp_path / "soup"
+    with pytest.raises(SystemExit, match="bases minilm, msmarco-l12"):
+        train_reader.soup(_soup_args(out, [a, b], None))
+    assert not (out / "checkpoint.pt").exists()
+    train_reader.soup(_soup_args(out, [a, a], None))
+    assert json.loads((out / "training.json").read_text(encoding="utf-8"))["base_name"] == "minilm"
+
+
 def _soup_args(out: Path, checkpoints: list[str], weights: list[float] | None):
     import argparse
 
@@ -262,6 +276,7 @@ def test_an_int8_onnx_cross_encoder_rebuilt_as_a_float_model_scores_pairs_as_the
     assert (config["num_hidden_layers"], config["hidden_size"]) == (12, 384)
     assert train_reader.base_of({"base": train_reader.BASES["msmarco-l12"]}) == "msmarco-l12"
     assert train_reader.base_of({"base": "an older record"}) == "minilm"
+    assert train_reader.base_of({"base": "reworded", "base_name": "msmarco-l12"}) == "msmarco-l12"
 
 
 def test_a_graph_that_is_not_a_quantised_bert_is_refused(tmp_path: Path) -> None:
