@@ -312,7 +312,7 @@ class ExtractiveAnswerer:
         leaders = cands[: self.reader_candidates]
         if leaders:
             reader = get_reader(self.config.reader_dir or str(READER_DIR))
-            leaders = read(reader, query.text, leaders, self.models.reader_spill)
+            leaders = read(reader, query.text, leaders, self.models.reader_spill, excluded)
             leaders = sorted(
                 (dataclasses.replace(c, score=self.models.rerank.logit(c.features)) for c in leaders),
                 key=lambda c: (-c.score, c.passage.rank, c.start),
@@ -364,12 +364,19 @@ class ExtractiveAnswerer:
         return chosen
 
 
-def read(reader: Reader, question: str, leaders: Sequence[Candidate], spill: float | None = None) -> list[Candidate]:
+def read(
+    reader: Reader,
+    question: str,
+    leaders: Sequence[Candidate],
+    spill: float | None = None,
+    quoted: Sequence[str] = (),
+) -> list[Candidate]:
     """The reader reads each leading sentence with its neighbours in the passage as context; its margin
     becomes the "reader" feature and its span the candidate's short answer, unless the sentence's form
     already gave one (``rag.direct``). When its best span in a neighbour beats its best in the sentence by
     ``spill`` or more, the candidate becomes that neighbour, keeping the matched sentence as ``support``,
-    and the margin of that span is its "reader" feature."""
+    and the margin of that span is its "reader" feature; never a neighbour ``quoted`` (normalised) before
+    in this chat, which "what else…" asks not to repeat."""
     windows = []
     for c in leaders:
         chunk = c.passage.chunk
@@ -390,12 +397,11 @@ def read(reader: Reader, question: str, leaders: Sequence[Candidate], spill: flo
             a, b = lo + w.start, lo + w.end
             chunk = c.passage.chunk
             home = next(((x, y) for x, y in chunk.sentences if x <= a and b <= y), (c.start, c.end))
-            if home != (c.start, c.end):  # a span across a sentence boundary stays unquotable: not taken
-                c.features["reader"] = float(w.margin)
-                text = chunk.text[home[0] - chunk.start : home[1] - chunk.start]
-                out.append(
-                    dataclasses.replace(c, start=home[0], end=home[1], text=text, span=(a, b), support=(c.start, c.end))
-                )
+            text = chunk.text[home[0] - chunk.start : home[1] - chunk.start]
+            # not the sentence itself, nor across a boundary (unquotable in one citation), nor a repeat
+            if home != (c.start, c.end) and not any(_normalise(text) in q for q in quoted):
+                moved = {"start": home[0], "end": home[1], "text": text, "span": (a, b), "support": (c.start, c.end)}
+                out.append(dataclasses.replace(c, features={**c.features, "reader": float(w.margin)}, **moved))
                 continue
         out.append(dataclasses.replace(c, span=(lo + r.start, lo + r.end)))
     return out

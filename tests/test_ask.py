@@ -243,3 +243,12 @@ def test_an_answer_named_a_sentence_away_is_cited_with_the_sentence_the_question
     single = ask("How many delegates did the conference draw?", config=config)
     assert_contract(single)
     assert len(single.citations) == 1 and "four hundred" in single.span.quote
+    from rag.answering import get_answerer
+    from rag.pipeline import get_pipeline
+
+    pipeline = get_pipeline(config)
+    query, _ = pipeline.query("Who predicted that fusion power would reach the grid by 2050?")
+    passages = pipeline.retriever.search(query, config)
+    answerer = get_answerer(config, pipeline.data, pipeline.retriever)
+    again = answerer.answer(query, passages, exclude=[named.quote])  # "what else…": not the same quote again
+    assert all(c.quote != named.quote for c in again.citations)
