@@ -85,7 +85,7 @@ class Reader:
             spare = room - (inside[-1] - inside[0] + 1) if inside else 0
             first = max(0, min(inside[0] - max(0, spare) // 2, len(enc.ids) - room)) if inside else 0
             last = min(len(enc.ids), first + room)
-            seen = [i for i in range(first, last) if enc.offsets[i][1] > enc.offsets[i][0]] if inside else []
+            seen = [i for i in range(first, last) if enc.offsets[i][1] > enc.offsets[i][0]] if wide and inside else []
             seq = [self.cls, *q, self.sep, *enc.ids[first:last], self.sep]
             windows.append((seq, first, seen, [i for i in inside if first <= i < last]))
         width = max(len(w[0]) for w in windows)
