@@ -683,6 +683,22 @@ def evaluate(args: argparse.Namespace) -> None:
         f"(F1 {np.mean(forced):.3f} made to answer); unanswerable: no-answer chosen {np.mean(null_right):.3f} "
         f"of {len(null_right)}; margin AUROC answerable vs not {auroc(margins):.3f} ({time.time() - started:.0f} s)"
     )
+    check = {
+        "dataset": directory.name,
+        "questions": len(items),
+        "answerable": len(em),
+        "em": round(float(np.mean(em)), 4),
+        "f1": round(float(np.mean(f1)), 4),
+        "f1_made_to_answer": round(float(np.mean(forced)), 4),
+        "no_answer_chosen": round(float(np.mean(null_right)), 4),
+        "margin_auroc": round(auroc(margins), 4),
+        "command": "python eval/train_reader.py " + " ".join(sys.argv[1:]),
+    }
+    record = Path(args.export) / "reader.json"  # what the weights scored travels with them; export drops it
+    settings = json.loads(record.read_text(encoding="utf-8"))
+    tmp = record.with_suffix(".tmp")
+    tmp.write_text(json.dumps({**settings, "tune_check": check}, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(record)
 
 
 def auroc(scored: list[tuple[float, bool]]) -> float:

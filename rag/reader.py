@@ -40,7 +40,7 @@ class Read:
     margin: float
     start: int  # character offsets in the text; -1 when the text has no token to point at
     end: int
-    wide: Read | None = None  # the best span anywhere the reader saw, when asked for
+    wide: Read | None = None  # the best span anywhere the reader saw (not across the sentence's edge), when asked
 
 
 class Reader:
@@ -71,8 +71,9 @@ class Reader:
     def read(self, question: str, texts: Sequence[tuple[str, int, int]], wide: bool = False) -> list[Read]:
         """For each ``(text, lo, hi)``, the best answer span lying inside ``text[lo:hi]`` (the text around it
         is context), with its margin over "no answer". With ``wide``, each read also carries the best span
-        anywhere in what the reader saw: the answer is often named a sentence away from the words the
-        question shares with the text ("The forecast came from Dr Drage …" after "… predicted …")."""
+        anywhere in what the reader saw that does not cross the edge of ``text[lo:hi]``: the answer is often
+        named a sentence away from the words the question shares with the text ("The forecast came from
+        Dr Drage …" after "… predicted …")."""
         if not texts:
             return []
         q = self.tokenizer.encode(question, add_special_tokens=False).ids[: self.max_question]
@@ -98,11 +99,15 @@ class Reader:
             types[i, base : len(seq)] = 1
         starts, ends = self.session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})
         out = []
-        for i, ((_, first, seen, allowed), enc) in enumerate(zip(windows, encodings, strict=True)):
+        for i, ((_, first, seen, allowed), enc, (_, lo, hi)) in enumerate(zip(windows, encodings, texts, strict=True)):
             null = float(starts[i, 0] + ends[i, 0])
             read = _best(starts[i], ends[i], null, allowed, base - first, enc.offsets)
             if wide and allowed:
-                read = dataclasses.replace(read, wide=_best(starts[i], ends[i], null, seen, base - first, enc.offsets))
+                # before, inside or after the sentence, never across its edge: a span straddling a title and
+                # the sentence below it is no answer and cannot be quoted from one sentence
+                sides = ([t for t in seen if enc.offsets[t][1] <= lo], [t for t in seen if enc.offsets[t][0] >= hi])
+                reads = [read, *(_best(starts[i], ends[i], null, s, base - first, enc.offsets) for s in sides)]
+                read = dataclasses.replace(read, wide=max(reads, key=lambda r: r.margin))
             out.append(read)
         return out
 

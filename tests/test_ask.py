@@ -222,6 +222,11 @@ def test_the_reader_reports_its_best_span_beyond_the_sentence_beside_its_best_in
     assert read.end <= first and "Holm" not in text[read.start : read.end]
     assert read.wide is not None and read.wide.start > first and "Ingrid Holm" in text[read.wide.start : read.wide.end]
     assert read.wide.margin >= read.margin
+    titled = "Fusion forecast stirs debate\n\n" + text  # a title above: a span may not run from it into the text
+    lo, hi = titled.index("Last"), titled.index(". The") + 1
+    edge = get_reader().read(question, [(titled, lo, hi)], wide=True)[0].wide
+    assert edge is not None and edge.start >= 0
+    assert edge.end <= lo or lo <= edge.start < edge.end <= hi or edge.start >= hi
 
 
 def test_an_answer_named_a_sentence_away_is_cited_with_the_sentence_the_question_matched(tmp_path: Path) -> None:

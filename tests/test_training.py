@@ -97,6 +97,23 @@ def test_an_exported_reader_is_never_judged_on_what_it_learnt_from(tmp_path: Pat
     assert train_reader.trained_on(tmp_path / "missing") == []
 
 
+def test_judging_a_reader_writes_what_it_scored_beside_how_it_was_trained(dataset: Path, tmp_path: Path) -> None:
+    import argparse
+    import shutil
+
+    shipped = Path(__file__).resolve().parent.parent / "rag" / "models" / "reader"
+    folder = tmp_path / "reader"
+    shutil.copytree(shipped, folder)
+    training = json.loads((folder / "reader.json").read_text())["training"]
+    train_reader.evaluate(argparse.Namespace(evaluate=str(dataset), export=str(folder), limit=50))
+    record = json.loads((folder / "reader.json").read_text())
+    check = record["tune_check"]
+    assert record["training"] == training
+    assert (check["questions"], check["answerable"]) == (4, 2)  # two tune articles, the other two are learnt from
+    assert check["f1_made_to_answer"] == 1.0  # "When was Gamma founded?" over "Gamma was founded in 1902 …"
+    assert 0.0 <= check["margin_auroc"] <= 1.0 and check["dataset"] == dataset.name
+
+
 @pytest.mark.parametrize(
     ("question", "context", "changed"),
     [
