@@ -25,7 +25,7 @@ import numpy as np
 
 from . import calibration
 from .config import Config
-from .direct import direct_form
+from .direct import asks_of_article, direct_form
 from .errors import UnknownNameError
 from .reader import READER_DIR, Reader, get_reader
 from .retrieval import Query, Retriever, tokenize
@@ -222,9 +222,9 @@ def candidates(
     forms = [direct_form(question, t) for t in texts]
     for i, form in enumerate(forms):
         if form and form.of_article:  # a byline is as good a match as its article's best sentence
-            passage = spans[i][0]
-            s_terms[i] = p_terms[passage.chunk.id]
-            dense[i] = max(dense[seen[(passage.source, a)]] for a, _ in passage.chunk.sentences)
+            article = [p for p in passages if p.source == spans[i][0].source]
+            s_terms[i] = set().union(*(p_terms[p.chunk.id] for p in article))
+            dense[i] = max(dense[seen[(p.source, a)]] for p in article for a, _ in p.chunk.sentences)
     lex = [_weighted_recall(q_terms, t, retriever.idf) for t in s_terms]
     qtype = question_type(question)
     best_dense, best_lex = float(dense.max()), max(lex)
@@ -404,6 +404,11 @@ def read(
                 out.append(dataclasses.replace(c, features={**c.features, "reader": float(w.margin)}, **moved))
                 continue
         out.append(dataclasses.replace(c, span=(lo + r.start, lo + r.end)))
+    if asks_of_article(question):  # a byline speaks for its article: the reader's best there is its evidence
+        for c in out:
+            if c.features["direct"]:
+                same = [o.features["reader"] for o in out if o.passage.source == c.passage.source]
+                c.features["reader"] = max(same)
     return out
 
 

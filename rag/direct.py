@@ -62,6 +62,12 @@ def _asks(question: str) -> tuple[bool, bool, str | None]:
     )
 
 
+def asks_of_article(question: str) -> bool:
+    """Whether the question asks who wrote a piece or when it was published: its first chunk answers."""
+    author, published, _ = _asks(question)
+    return author or published
+
+
 def direct_form(question: str, sentence: str) -> Form | None:
     """Where in ``sentence`` the fixed-form answer to ``question`` lies, or ``None``."""
     author, published, acronym = _asks(question)

@@ -21,6 +21,7 @@ import numpy as np
 import Stemmer
 
 from .config import Config
+from .direct import asks_of_article
 from .errors import UnknownNameError
 from .rerank import get_reranker
 from .store import IndexData
@@ -145,6 +146,8 @@ class Retriever:
             scores = get_reranker(config.reranker).score(query.text, [self.data.chunks[i].text for i in leaders])
             order = [leaders[j] for j in np.argsort(-scores, kind="stable")] + order[len(leaders) :]
         best = order[: config.top_k]
+        if asks_of_article(query.text):
+            best = self._with_heads(best, fused)[: config.top_k]
         passages = []
         for rank, i in enumerate(best):
             chunk = self.data.chunks[i]
@@ -162,3 +165,18 @@ class Retriever:
                 )
             )
         return passages
+
+    def _with_heads(self, best: list[int], fused: dict[int, float]) -> list[int]:
+        """For "who wrote…" or "when was… published", each article's first chunk, where its byline and
+        dateline sit, right after the article's best passage: the question names what the piece is about,
+        which a later passage matches ("Who wrote the piece about the lifeboat station?"). A head found
+        no other way takes its article's score."""
+        out: list[int] = []
+        for i in best:
+            if i not in out:
+                out.append(i)
+            head = self.data.head_of.get(self.data.chunks[i].source)
+            if head is not None and head not in out:
+                fused.setdefault(head, fused[i])
+                out.append(head)
+        return out

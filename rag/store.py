@@ -53,6 +53,10 @@ class IndexData:
     def __post_init__(self) -> None:
         self.row_of = np.full(int(self.sentence_ids.max()) + 1 if len(self.sentence_ids) else 0, -1, np.int64)
         self.row_of[self.sentence_ids] = np.arange(len(self.sentence_ids))
+        self.head_of: dict[str, int] = {}  # each source's first chunk, where its byline and dateline sit
+        for i, c in enumerate(self.chunks):
+            if c.source not in self.head_of or c.start < self.chunks[self.head_of[c.source]].start:
+                self.head_of[c.source] = i
 
 
 def _fsync_dir(path: Path) -> None:

@@ -257,3 +257,46 @@ def test_an_answer_named_a_sentence_away_is_cited_with_the_sentence_the_question
     answerer = get_answerer(config, pipeline.data, pipeline.retriever)
     again = answerer.answer(query, passages, exclude=[named.quote])  # "what else…": not the same quote again
     assert all(c.quote != named.quote for c in again.citations)
+
+
+HARBOUR = """Harbour towns weigh the cost of rising seas
+
+By Marta Kowalczyk
+
+Councils along the east coast met on Tuesday to compare plans for sea walls, pumping stations and managed
+retreat. Several said the national budget for flood defence had not kept pace with the damage of recent
+winters, and that small towns could not raise the sums alone.
+
+The meeting heard from engineers, insurers and residents. Insurers warned that premiums in the lowest-lying
+streets had doubled in five years, and residents described homes that could no longer be sold. Engineers
+said that the oldest defences, built after the floods of 1953, were near the end of their design life.
+
+In Saltmarsh Bay, the council has already voted to move its lifeboat station inland by four hundred metres.
+The harbour master said the old slipway now floods on most spring tides, and that the new station would
+open in the autumn of next year. Fishermen said they would keep their boats in the old harbour.
+
+A second session looked at dredging. Dredging the channel at Saltmarsh Bay would cost about two million
+pounds, the harbour master said, and would have to be repeated every few years as the sand returned.
+"""
+
+
+def test_who_wrote_a_piece_is_answered_by_its_byline_when_only_a_later_passage_matches(tmp_path: Path) -> None:
+    """The byline sits at the top of the article; the question names what a later passage is about."""
+    from rag.config import load_config
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "harbour.txt").write_text(HARBOUR, encoding="utf-8")
+    config = load_config(env={}, corpus=str(docs), index_dir=str(tmp_path / "index"), chunk_tokens=64)
+    question = "Who wrote the piece about moving the lifeboat station in Saltmarsh Bay?"
+    answer = ask(question, config=config)
+    assert_contract(answer)
+    assert answer.span is not None and answer.span.quote == "Marta Kowalczyk"
+    from rag.pipeline import get_pipeline
+
+    pipeline = get_pipeline(config)
+    query, _ = pipeline.query(question)
+    passages = pipeline.retriever.search(query, config)
+    assert len(passages) == config.top_k and [p.rank for p in passages] == list(range(1, config.top_k + 1))
+    assert passages[1].chunk.start == 0 and "Marta Kowalczyk" in passages[1].chunk.text  # after the best passage
+    assert "Marta Kowalczyk" not in passages[0].chunk.text

@@ -91,3 +91,20 @@ def test_ask_answers_from_the_form_on_an_unseen_corpus(tmp_path, question: str, 
     assert short in answer.text
     first = answer.citations[0]
     assert first.start <= answer.span.start < answer.span.end <= first.end
+
+
+@pytest.mark.parametrize(
+    ("question", "of_article"),
+    [
+        ("Who wrote the piece about the lifeboat station?", True),
+        ("Which journalist reported the council's vote?", True),
+        ("When was the article on dredging published?", True),
+        ("Who voted to move the lifeboat station?", False),
+        ("What does RNLI stand for?", False),
+        ("When will the new station open?", False),
+    ],
+)
+def test_a_question_about_the_piece_itself_is_told_from_one_about_its_contents(question: str, of_article: bool) -> None:
+    from rag.direct import asks_of_article
+
+    assert asks_of_article(question) is of_article
