@@ -23,6 +23,11 @@ PERSON_RE = re.compile(rf"\b{HONORIFICS}\.?\s+{_CAP}(?:\s+{_CAP})*|\b{_CAP}(?:\s
 PERSON_PRONOUNS = {"he": "", "him": "", "his": "'s", "she": "", "her": "", "hers": "'s", "himself": "", "herself": ""}
 CONTEXT_PRONOUNS = {"it", "its", "they", "them", "their", "theirs", "this", "these", "those", "there"}
 TRAILING_THAT_RE = re.compile(r"\bthat\s*[?.!]*\s*$", re.I)
+# "that" alone is usually a conjunction ("said that…"); before a word for a text it points back
+THAT_TEXT_RE = re.compile(
+    r"\bthat\s+(?:article|piece|story|report|item|post|column|document|paper|page|interview|letter|survey|study)\b",
+    re.I,
+)
 ELLIPTIC_RE = re.compile(r"^\s*(?:and|but|what about|how about|and what about|what else|why|how come|so)\b", re.I)
 FOLLOW_ON_RE = re.compile(r"\b(?:next|else|more|another|other|also|then|after that|again)\b", re.I)
 _WORD_RE = re.compile(r"[\w'’\-]+")
@@ -228,6 +233,7 @@ def rewrite_one(question: str, previous: Sequence[tuple[str, str]]) -> Rewrite:
     needs_context = (
         bool(words & CONTEXT_PRONOUNS)
         or bool(TRAILING_THAT_RE.search(question))
+        or bool(THAT_TEXT_RE.search(question))
         or bool(ELLIPTIC_RE.match(question))
         or len(words) <= 3
     )

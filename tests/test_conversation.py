@@ -49,6 +49,22 @@ def test_elliptic_follow_ups_carry_the_topic() -> None:
     assert "council" in turn.standalone and "roads" not in turn.question
 
 
+@pytest.mark.parametrize(
+    ("question", "carries"),
+    [
+        ("Who wrote that article?", True),
+        ("When was that story published?", True),
+        ("Who said that the harbour floods?", False),
+    ],
+)
+def test_that_before_a_word_for_a_text_points_back_but_that_as_a_conjunction_does_not(
+    question: str, carries: bool
+) -> None:
+    history = [("How much would dredging the channel cost?", "About two million pounds. [1]")]
+    turn = rewrite(question, history)
+    assert ("dredging" in turn.standalone) is carries and turn.used_history is carries
+
+
 def test_asking_for_more_excludes_what_was_said() -> None:
     history = [("What did Dr Lee say?", "Dr Lee said the plan was late. [1]")]
     assert rewrite("What else did she say?", history).exclude == ("Dr Lee said the plan was late. [1]",)
