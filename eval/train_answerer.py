@@ -82,7 +82,7 @@ def collect(items, config, group_of):
 
 def label(item, c: answering.Candidate) -> int:
     """Whether quoting this candidate's sentence answers the question."""
-    source = evaluation._display(item.source) if item.source else None
+    source = evaluation.gold_source(item.source) if item.source else None
     return int(
         item.answerable
         and c.passage.source == source

@@ -211,7 +211,7 @@ def relevant_chunks(item: GoldItem, chunks: Sequence[Chunk], by_source: dict[str
     """Chunks that hold a gold span (answer or evidence quote) whole, or lacking spans, a gold answer string."""
     if not item.answerable or item.source is None:
         return set()
-    source = _display(item.source)
+    source = gold_source(item.source)
     out = set()
     for i in by_source.get(source, []):
         c = chunks[i]
@@ -223,7 +223,8 @@ def relevant_chunks(item: GoldItem, chunks: Sequence[Chunk], by_source: dict[str
     return out
 
 
-def _display(source: str) -> str:
+def gold_source(source: str) -> str:
+    """A source as gold items name it (relative to the repository when inside it), so sources compare."""
     path = Path(source)
     try:
         return path.resolve().relative_to(ROOT).as_posix()
@@ -323,7 +324,7 @@ def score(results: Sequence[ItemResult]) -> dict[str, float]:
         "citation_validity": sum(r.citations_valid for r in results) / made if made else float("nan"),
         "answers_losing_citations": float(sum(1 for r in results if r.answer.dropped_citations)),
         "citation_source_accuracy": _mean(
-            [float(_display(r.answer.citations[0].source) == _display(r.item.source or "")) for r in answered]
+            [float(gold_source(r.answer.citations[0].source) == gold_source(r.item.source or "")) for r in answered]
         ),
         "median_answer_chars": float(np.median(lengths)) if lengths else float("nan"),
         "p50_ms": float(np.percentile(lat, 50)),
@@ -338,7 +339,7 @@ def citation_precise(c: Any, item: GoldItem) -> bool:
     """A citation is precise when its quote holds a gold answer or overlaps the gold evidence."""
     if not item.answerable:
         return False
-    same = item.source is not None and _display(c.source) == _display(item.source)
+    same = item.source is not None and gold_source(c.source) == gold_source(item.source)
     return bool(contains(c.quote, item.answers)) or (same and any(c.start < b and a < c.end for a, b in item.spans))
 
 
@@ -499,7 +500,7 @@ def write_report(
             lines.append(f"  - gold: {gold}")
             lines.append(f"  - ours (confidence {r.answer.confidence:.2f}): {r.answer.text}")
             for n, c in enumerate(r.answer.citations, start=1):
-                lines.append(f"  - [{n}] `{_display(c.source)}:{c.start}-{c.end}`")
+                lines.append(f"  - [{n}] `{gold_source(c.source)}:{c.start}-{c.end}`")
             if r.answer.abstained and r.answer.passages:
                 lines.append(
                     f"  - closest passage: `{r.answer.passages[0].source}` “{r.answer.passages[0].text[:160]}…”"
