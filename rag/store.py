@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -53,10 +54,16 @@ class IndexData:
     def __post_init__(self) -> None:
         self.row_of = np.full(int(self.sentence_ids.max()) + 1 if len(self.sentence_ids) else 0, -1, np.int64)
         self.row_of[self.sentence_ids] = np.arange(len(self.sentence_ids))
-        self.head_of: dict[str, int] = {}  # each source's first chunk, where its byline and dateline sit
+
+    @functools.cached_property
+    def head_of(self) -> dict[str, int]:
+        """Each source's first chunk, where its byline and dateline sit: built on the first question about
+        a piece itself ("who wrote…"), not at every load."""
+        heads: dict[str, int] = {}
         for i, c in enumerate(self.chunks):
-            if c.source not in self.head_of or c.start < self.chunks[self.head_of[c.source]].start:
-                self.head_of[c.source] = i
+            if c.source not in heads or c.start < self.chunks[heads[c.source]].start:
+                heads[c.source] = i
+        return heads
 
 
 def _fsync_dir(path: Path) -> None:
