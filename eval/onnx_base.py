@@ -70,6 +70,36 @@ def state_dict(onnx_path: Path) -> tuple[dict[str, np.ndarray], int]:
     return out, layers
 
 
+_READER_LINEAR = re.compile(
+    rf"^/encoder/encoder/layer\.(\d+)/({'|'.join(_PARTS)})/MatMul_output_0_output_quantized$|^/(qa)/MatMul_output_0_output_quantized$"
+)
+
+
+def reader_state_dict(onnx_path: Path) -> dict[str, np.ndarray]:
+    """``SpanReader`` parameter names to float arrays, from a reader ``train_reader.py --export`` wrote: so
+    that training can go on from a shipped reader when its checkpoint is gone. The pooler is not in the
+    graph (the reader never uses it); the caller keeps its base's."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(onnx_path)).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    if "encoder.embeddings.word_embeddings.weight_quantized" not in inits:
+        raise ValueError(f"{onnx_path} is not a span reader exported by eval/train_reader.py")
+    out = {k: v for k, v in inits.items() if not k.endswith(("_quantized", "_scale", "_zero_point"))}
+    for part in ("word", "position", "token_type"):
+        name = f"encoder.embeddings.{part}_embeddings.weight"
+        out[name] = _dequantised(inits, name)
+    for node in graph.node:
+        m = _READER_LINEAR.match(node.output[0]) if node.op_type == "MatMulInteger" else None
+        if m:
+            name = "qa.weight" if m[3] else f"encoder.encoder.layer.{m[1]}.{m[2].replace('/', '.')}.weight"
+            out[name] = _dequantised(inits, node.input[1].removesuffix("_quantized")).T
+    if "qa.weight" not in out:
+        raise ValueError(f"{onnx_path} is not a span reader exported by eval/train_reader.py")
+    return out
+
+
 def convert(source: Path, target: Path) -> Path:
     """A transformers folder (config, safetensors, tokenizer.json) rebuilt from ``source/model.onnx``."""
     import torch

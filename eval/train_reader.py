@@ -414,7 +414,7 @@ def train(args: argparse.Namespace) -> None:
     model = SpanReader(base, args.layers).to(device)
     init, articles = None, []
     if args.init:
-        init = torch.load(args.init, map_location=device, weights_only=False)
+        init = load_init(args.init, model)
         if base_of(before(args.init) or {}) != args.base:
             raise SystemExit(f"{args.init} was trained from another base than --base {args.base}; give its --base")
         model.load_state_dict(init["model"])
@@ -521,8 +521,31 @@ def train(args: argparse.Namespace) -> None:
 
 def before(checkpoint: str) -> dict | None:
     """How the checkpoint a run starts from was trained, so that the record covers every stage."""
+    if (Path(checkpoint) / "reader.json").is_file():
+        return json.loads((Path(checkpoint) / "reader.json").read_text(encoding="utf-8"))["training"]
     record = Path(checkpoint).parent / "training.json"
     return json.loads(record.read_text(encoding="utf-8")) if record.is_file() else None
+
+
+def load_init(path: str, model: SpanReader) -> dict:
+    """A checkpoint, or an exported reader folder (``rag/models/reader``): its int8 weights dequantised,
+    so that training goes on from what ships when the checkpoint is gone (each session's ``.cache`` is).
+    Such a start has no data position of its own; it skips as many rows as every stage before it saw."""
+    if not (Path(path) / "reader.onnx").is_file():
+        return torch.load(path, map_location="cpu", weights_only=False)
+    from onnx_base import reader_state_dict
+
+    state = model.state_dict()
+    weights = reader_state_dict(Path(path) / "reader.onnx")
+    unknown = sorted(set(weights) - set(state))
+    if unknown or any(not k.startswith("encoder.pooler.") and k not in weights for k in state):
+        raise SystemExit(f"{path}: its reader does not match --base/--layers (unknown weights: {unknown[:3]})")
+    state.update({k: torch.tensor(v) for k, v in weights.items()})
+    seen, stage = 0, before(path)
+    while stage:
+        seen += stage.get("examples_seen", 0)
+        stage = (stage.get("init") or {}).get("training")
+    return {"model": state, "step": 0, "seen": seen, "position": seen}
 
 
 def save_checkpoint(path: Path, model, optimiser, schedule, step: int, position: int, seen: int, rng) -> None:
@@ -745,7 +768,11 @@ def main() -> None:
         help="share of questions also asked against their own paragraph with the answer's sentences cut out",
     )
     ap.add_argument("--checkpoint-min", type=float, default=10.0)
-    ap.add_argument("--init", metavar="CHECKPOINT", help="start from this checkpoint's weights, on a new schedule")
+    ap.add_argument(
+        "--init",
+        metavar="CHECKPOINT",
+        help="start from this checkpoint's (or exported reader folder's) weights, on a new schedule",
+    )
     ap.add_argument("--squad2", metavar="DATASET", help="also learn from half of DATASET's tune articles")
     ap.add_argument("--squad2-share", type=float, default=0.3, help="share of training rows from --squad2")
     ap.add_argument(

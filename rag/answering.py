@@ -25,7 +25,7 @@ import numpy as np
 
 from . import calibration
 from .config import Config
-from .direct import asks_of_article, direct_form
+from .direct import asks_expansion, asks_of_article, direct_form, is_metadata
 from .errors import UnknownNameError
 from .reader import READER_DIR, Reader, get_reader
 from .retrieval import Query, Retriever, tokenize
@@ -211,20 +211,30 @@ def candidates(
             if key not in seen:
                 seen[key] = len(spans)
                 spans.append((p, a, b, p.chunk.first_sentence + j))
+    texts = [p.chunk.text[a - p.chunk.start : b - p.chunk.start] for p, a, b, _ in spans]
+    if not asks_of_article(question):  # a byline or dateline answers only who wrote the piece and when
+        kept = [i for i, t in enumerate(texts) if not is_metadata(t)]
+        spans, texts = [spans[i] for i in kept], [texts[i] for i in kept]
+        seen = {(p.source, a): i for i, (p, a, _, _) in enumerate(spans)}
     if not spans:
         return []
-    texts = [p.chunk.text[a - p.chunk.start : b - p.chunk.start] for p, a, b, _ in spans]
     vectors = np.asarray(data.sentence_vectors[[s[3] for s in spans]], dtype=np.float32)
     dense = vectors @ query.vector
     q_terms = set(query.terms)
     s_terms = [set(t) for t in tokenize(texts)]
-    p_terms = {p.chunk.id: set().union(*(s_terms[seen[(p.source, a)]] for a, _ in p.chunk.sentences)) for p in passages}
+    p_terms = {
+        p.chunk.id: set().union(*(s_terms[seen[(p.source, a)]] for a, _ in p.chunk.sentences if (p.source, a) in seen))
+        for p in passages
+    }
     forms = [direct_form(question, t) for t in texts]
     for i, form in enumerate(forms):
         if form and form.of_article:  # a byline is as good a match as its article's best sentence
             article = [p for p in passages if p.source == spans[i][0].source]
             s_terms[i] = set().union(*(p_terms[p.chunk.id] for p in article))
-            dense[i] = max(dense[seen[(p.source, a)]] for p in article for a, _ in p.chunk.sentences)
+            rows = [seen[(p.source, a)] for p in article for a, _ in p.chunk.sentences if (p.source, a) in seen]
+            dense[i] = dense[rows].max()
+        elif form:  # a definition spells the abbreviation out: it says what the question names
+            s_terms[i] |= set(tokenize([asks_expansion(question) or ""])[0])
     lex = [_weighted_recall(q_terms, t, retriever.idf) for t in s_terms]
     qtype = question_type(question)
     best_dense, best_lex = float(dense.max()), max(lex)
@@ -378,13 +388,24 @@ def read(
     and the margin of that span is its "reader" feature; never a neighbour ``quoted`` (normalised) before
     in this chat, which "what else…" asks not to repeat."""
     windows = []
+    about = asks_of_article(question)
     for c in leaders:
         chunk = c.passage.chunk
         spans = chunk.sentences
         at = next((i for i, (a, _) in enumerate(spans) if a == c.start), 0)
-        lo, hi = spans[max(0, at - 1)][0], spans[min(len(spans) - 1, at + 1)][1]
+        before, after = spans[max(0, at - 1)], spans[min(len(spans) - 1, at + 1)]
+        if not about and is_metadata(chunk.text[before[0] - chunk.start : before[1] - chunk.start]):
+            before = spans[at]  # the reporter's name beside the lead is not who the lead is about
+        if not about and is_metadata(chunk.text[after[0] - chunk.start : after[1] - chunk.start]):
+            after = spans[at]
+        lo, hi = before[0], after[1]
         text = chunk.text[lo - chunk.start : hi - chunk.start]
-        windows.append((text, c.start - lo, c.end - lo, lo))
+        end = c.end - lo
+        if c.span and not about and (acronym := asks_expansion(question)) and "(" not in text[c.span[1] - lo :][:3]:
+            # a name spelt out with no "(LMC)" beside it: read as the usual definition, which the reader knows
+            text = f"{text[: c.span[1] - lo]} ({acronym}){text[c.span[1] - lo :]}"
+            end += len(acronym) + 3
+        windows.append((text, c.start - lo, end, lo))
     reads = reader.read(question, [(t, a, b) for t, a, b, _ in windows], wide=spill is not None)
     out = []
     for c, r, (_, _, _, lo) in zip(leaders, reads, windows, strict=True):
@@ -398,13 +419,18 @@ def read(
             chunk = c.passage.chunk
             home = next(((x, y) for x, y in chunk.sentences if x <= a and b <= y), (c.start, c.end))
             text = chunk.text[home[0] - chunk.start : home[1] - chunk.start]
-            # not the sentence itself, nor across a boundary (unquotable in one citation), nor a repeat
-            if home != (c.start, c.end) and not any(_normalise(text) in q for q in quoted):
+            # not the sentence itself, nor across a boundary (unquotable in one citation), nor a repeat,
+            # nor a byline when the question is not about the piece
+            if (
+                home != (c.start, c.end)
+                and not any(_normalise(text) in q for q in quoted)
+                and (asks_of_article(question) or not is_metadata(text))
+            ):
                 moved = {"start": home[0], "end": home[1], "text": text, "span": (a, b), "support": (c.start, c.end)}
                 out.append(dataclasses.replace(c, features={**c.features, "reader": float(w.margin)}, **moved))
                 continue
         out.append(dataclasses.replace(c, span=(lo + r.start, lo + r.end)))
-    if asks_of_article(question):  # a byline speaks for its article: the reader's best there is its evidence
+    if about:  # a byline speaks for its article: the reader's best there is its evidence
         for c in out:
             if c.features["direct"]:
                 same = [o.features["reader"] for o in out if o.passage.source == c.passage.source]

@@ -10,6 +10,7 @@ these sentences; finding the form does, on any corpus that has bylines, dateline
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from dataclasses import dataclass
 
@@ -68,6 +69,18 @@ def asks_of_article(question: str) -> bool:
     return author or published
 
 
+def is_metadata(sentence: str) -> bool:
+    """A byline or dateline: it names who wrote the piece and when, so it answers nothing else ("Who
+    predicted…?" is not asking for the reporter, though the reporter's name sits next to the lead)."""
+    stripped = sentence.strip()
+    return bool(byline(stripped) or dateline(stripped))
+
+
+def asks_expansion(question: str) -> str | None:
+    """The abbreviation the question asks to be spelt out ("What does LMC stand for?"), or ``None``."""
+    return _asks(question)[2]
+
+
 def direct_form(question: str, sentence: str) -> Form | None:
     """Where in ``sentence`` the fixed-form answer to ``question`` lies, or ``None``."""
     author, published, acronym = _asks(question)
@@ -98,7 +111,44 @@ def expansion(acronym: str, sentence: str) -> tuple[int, int] | None:
     m = re.search(rf"\b{re.escape(short)}s?\s*\(([^()]{{3,120}})\)", sentence)
     if m and _long_form_start(short, m.group(1)) == 0:
         return _trimmed(sentence, m.start(1), m.end(1))
+    return _proper_name(short, sentence)
+
+
+_CAPITALISED = re.compile(r"[A-Z][a-z]+(?:-[A-Za-z]+)*")
+_JOINERS = frozenset({"of", "and", "for", "the", "on", "in", "&"})
+
+
+def _proper_name(short: str, sentence: str) -> tuple[int, int] | None:
+    """A name written out in full, with no abbreviation beside it: "Londonwide Local Medical Committees"
+    spells LMC with the initials of its capitalised words, in order ("of", "and" … may join them). The
+    whole name must be spelt: a capitalised word just after it means a longer name, which is not this."""
+    letters = [c for c in short if c.isalpha()]
+    if len(letters) < 2 or not all(c.isupper() for c in letters):
+        return None
+    runs: list[list[re.Match[str]]] = [[]]
+    for w in re.finditer(r"[^\s,;:()“”\".!?]+", sentence):
+        run = runs[-1]
+        if run and sentence[run[-1].end() : w.start()].strip():
+            runs.append(run := [])
+        run.append(w)
+    for run in runs:
+        words = [w for w in run if w.group(0).lower() not in _JOINERS]
+        for i in range(len(words) - len(letters) + 1):
+            named = words[i : i + len(letters)]
+            after = words[i + len(letters)] if i + len(letters) < len(words) else None
+            if (
+                all(_CAPITALISED.fullmatch(w[0]) and w[0][0] == c for w, c in zip(named, letters, strict=True))
+                and not (after and _CAPITALISED.fullmatch(after.group(0)) and _adjacent(run, named[-1], after))
+                and all(_adjacent(run, a, b) for a, b in itertools.pairwise(named))
+            ):
+                return named[0].start(), named[-1].end()
     return None
+
+
+def _adjacent(run: list[re.Match[str]], a: re.Match[str], b: re.Match[str]) -> bool:
+    """Whether only joining words lie between ``a`` and ``b`` in the run."""
+    between = run[run.index(a) + 1 : run.index(b)]
+    return all(w.group(0).lower() in _JOINERS for w in between) and len(between) <= 1
 
 
 def _long_form_start(short: str, text: str) -> int | None:

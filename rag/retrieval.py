@@ -21,7 +21,7 @@ import numpy as np
 import Stemmer
 
 from .config import Config
-from .direct import asks_of_article
+from .direct import asks_expansion, asks_of_article, expansion
 from .errors import UnknownNameError
 from .rerank import get_reranker
 from .store import IndexData
@@ -148,6 +148,8 @@ class Retriever:
         best = order[: config.top_k]
         if asks_of_article(query.text):
             best = self._with_heads(best, fused)[: config.top_k]
+        elif acronym := asks_expansion(query.text):
+            best = self._with_definitions(best, fused, acronym)[: config.top_k]
         passages = []
         for rank, i in enumerate(best):
             chunk = self.data.chunks[i]
@@ -179,4 +181,26 @@ class Retriever:
             if head is not None and head not in out:
                 fused.setdefault(head, fused[i])
                 out.append(head)
+        return out
+
+    def _with_definitions(self, best: list[int], fused: dict[int, float], acronym: str) -> list[int]:
+        """For "what does LMC stand for?", the passage of each retrieved article that spells the acronym out,
+        right after the article's best passage: the definition shares no word with the question, and an
+        article defines its abbreviations once, often far from where the question's words match."""
+        out: list[int] = []
+        looked: set[str] = set()
+        for i in best:
+            if i not in out:
+                out.append(i)
+            source = self.data.chunks[i].source
+            if source in looked:
+                continue
+            looked.add(source)
+            for j in self.data.chunks_of.get(source, ()):
+                chunk = self.data.chunks[j]
+                if any(expansion(acronym, chunk.text[a - chunk.start : b - chunk.start]) for a, b in chunk.sentences):
+                    if j not in out:
+                        fused.setdefault(j, fused[i])
+                        out.append(j)
+                    break
         return out

@@ -65,6 +65,16 @@ class IndexData:
                 heads[c.source] = i
         return heads
 
+    @functools.cached_property
+    def chunks_of(self) -> dict[str, list[int]]:
+        """Each source's chunks in reading order: built on the first question that needs a whole article."""
+        out: dict[str, list[int]] = {}
+        for i, c in enumerate(self.chunks):
+            out.setdefault(c.source, []).append(i)
+        for ids in out.values():
+            ids.sort(key=lambda i: self.chunks[i].start)
+        return out
+
 
 def _fsync_dir(path: Path) -> None:
     with contextlib.suppress(OSError):

@@ -300,3 +300,53 @@ def test_who_wrote_a_piece_is_answered_by_its_byline_when_only_a_later_passage_m
     assert len(passages) == config.top_k and [p.rank for p in passages] == list(range(1, config.top_k + 1))
     assert passages[1].chunk.start == 0 and "Marta Kowalczyk" in passages[1].chunk.text  # after the best passage
     assert "Marta Kowalczyk" not in passages[0].chunk.text
+
+
+SHIPYARD = """Shipyard apprentices face a longer wait for their tickets
+
+By Tomasz Wierzbicki
+
+A union leader has warned that half of the apprentices at the Clydeside yards will not qualify this year.
+
+The warning from Fiona MacLeod, general secretary of the shipbuilders' union, came as the yards announced a
+hiring freeze that will last until the spring.
+
+Inspectors from the Royal Institution of Naval Architects visited the yards in March and found that the
+welding workshops lacked the equipment that the final assessments need. The yards said new equipment had
+been ordered but would not arrive before the summer.
+
+Apprentices said the delay would cost them a year's pay at the full rate. Several said they had already been
+offered work in Norway, where training is shorter and the pay is higher.
+
+A RINA spokesperson said the assessments would resume as soon as the workshops met the standard, and that
+no apprentice would have to repeat the work already signed off.
+"""
+
+
+def test_an_abbreviation_is_spelt_out_from_a_name_the_article_writes_in_full_elsewhere(tmp_path: Path) -> None:
+    """No "(RINA)" anywhere: the article names the institution in full once, in another passage, and
+    abbreviates it later; the answer is the name whose capitalised words spell the abbreviation."""
+    from rag.config import load_config
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "shipyard.txt").write_text(SHIPYARD, encoding="utf-8")
+    config = load_config(env={}, corpus=str(docs), index_dir=str(tmp_path / "index"), chunk_tokens=64)
+    answer = ask("What does RINA stand for?", config=config)
+    assert_contract(answer)
+    assert answer.span is not None and answer.span.quote == "Royal Institution of Naval Architects"
+
+
+def test_a_byline_answers_only_who_wrote_the_piece(tmp_path: Path) -> None:
+    """The reporter's name sits beside the lead ("A union leader has warned…"); it is not who warned."""
+    from rag.config import load_config
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "shipyard.txt").write_text(SHIPYARD, encoding="utf-8")
+    config = load_config(env={}, corpus=str(docs), index_dir=str(tmp_path / "index"), chunk_tokens=64)
+    warned = ask("Who warned that half of the apprentices will not qualify?", config=config)
+    assert_contract(warned)
+    assert "Wierzbicki" not in warned.text
+    wrote = ask("Who wrote the piece about the apprentices?", config=config)
+    assert wrote.span is not None and wrote.span.quote == "Tomasz Wierzbicki"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.direct import direct_form
+from rag.direct import direct_form, is_metadata
 
 DEFINES = "Plans include multispecialty community providers (MCPs) and primary and acute care systems (PACS)."
 
@@ -20,6 +20,18 @@ DEFINES = "Plans include multispecialty community providers (MCPs) and primary a
         ("What are MCPs?", DEFINES, "multispecialty community providers"),
         ("What does MCP mean?", DEFINES, "multispecialty community providers"),
         ("What is DNA?", "DNA (deoxyribonucleic acid) carries genes.", "deoxyribonucleic acid"),
+        # a name written out in full elsewhere, with no abbreviation beside it
+        (
+            "What does LMC stand for?",
+            "The chief of Londonwide Local Medical Committees spoke.",
+            "Local Medical Committees",
+        ),
+        (
+            "What does RCGP stand for?",
+            "the Royal College of General Practitioners, she said",
+            "Royal College of General Practitioners",
+        ),
+        ("What does UN mean?", "It went to the United Nations.", "United Nations"),
     ],
 )
 def test_the_form_gives_the_short_answer(question: str, sentence: str, answer: str) -> None:
@@ -39,6 +51,9 @@ def test_the_form_gives_the_short_answer(question: str, sentence: str, answer: s
         ("What does the NHS do?", "The NHS (National Health Service) treats patients."),
         ("What does XYZ stand for?", "Plans include extra care homes (XCH)."),  # letters do not match
         ("Who wrote the piece?", "By the time the ferry left, the storm had passed and the harbour was quiet again."),
+        ("What does LMC stand for?", "The Local Medical Committee Conference met."),  # a longer name
+        ("What does LMC stand for?", "The local medical committees met."),  # not a name
+        ("What does LMC stand for?", "Local, Medical and Committee matters."),  # not one name
     ],
 )
 def test_no_form_no_span(question: str, sentence: str) -> None:
@@ -108,3 +123,16 @@ def test_a_question_about_the_piece_itself_is_told_from_one_about_its_contents(q
     from rag.direct import asks_of_article
 
     assert asks_of_article(question) is of_article
+
+
+@pytest.mark.parametrize(
+    ("sentence", "metadata"),
+    [
+        ("By Morag Flett", True),
+        ("  Publication date: 12 March 2021 ", True),
+        ("By the time the ferry left, the storm had passed and the harbour was quiet again.", False),
+        ("Morag Flett said the ferry was late.", False),
+    ],
+)
+def test_bylines_and_datelines_are_told_from_prose(sentence: str, metadata: bool) -> None:
+    assert is_metadata(sentence) == metadata
