@@ -63,8 +63,7 @@ def collect(items, config, group_of):
     records = []
     for item in items:
         turn = conversation.rewrite(item.question, list(item.history))
-        query, _ = pipeline.query(turn.standalone)
-        passages = pipeline.retriever.search(query, config)
+        query, passages, _ = pipeline.search(turn.standalone, config)
         cands = answering.candidates(query, passages, pipeline.data, pipeline.retriever, query.text)
         labels = [label(item, c) for c in cands]
         records.append(
