@@ -73,6 +73,8 @@ def is_metadata(sentence: str) -> bool:
     """A byline or dateline: it names who wrote the piece and when, so it answers nothing else ("Who
     predicted…?" is not asking for the reporter, though the reporter's name sits next to the lead)."""
     stripped = sentence.strip()
+    if stripped.endswith((".", "!", "?", '."', ".”")):  # prose: "By 9000 BP, Europe was fully forested."
+        return False
     return bool(byline(stripped) or dateline(stripped))
 
 

@@ -132,6 +132,7 @@ def test_a_question_about_the_piece_itself_is_told_from_one_about_its_contents(q
         ("  Publication date: 12 March 2021 ", True),
         ("By the time the ferry left, the storm had passed and the harbour was quiet again.", False),
         ("Morag Flett said the ferry was late.", False),
+        ("By 9000 BP, Europe was fully forested.", False),
     ],
 )
 def test_bylines_and_datelines_are_told_from_prose(sentence: str, metadata: bool) -> None:
