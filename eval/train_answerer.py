@@ -63,7 +63,8 @@ def collect(items, config, group_of):
     records = []
     for item in items:
         turn = conversation.rewrite(item.question, list(item.history))
-        query, passages, _ = pipeline.search(turn.standalone, config)
+        query, _ = pipeline.query(turn.standalone)
+        passages = pipeline.retriever.search(query, config)
         cands = answering.candidates(query, passages, pipeline.data, pipeline.retriever, query.text)
         labels = [label(item, c) for c in cands]
         records.append(

@@ -78,17 +78,6 @@ def is_metadata(sentence: str) -> bool:
     return bool(byline(stripped) or dateline(stripped))
 
 
-_USED_ACRONYM = re.compile(r"\b([A-Z][A-Z0-9&]*[A-Z])s?\b")
-
-
-def acronyms_in(question: str) -> list[str]:
-    """The abbreviations a question uses ("How many GPs does Londonwide LMCs represent?": GP, LMC); none
-    when the whole question is in capitals, or when it asks what one stands for."""
-    if question.upper() == question or _asks(question)[2]:
-        return []
-    return list(dict.fromkeys(_USED_ACRONYM.findall(question)))
-
-
 def asks_expansion(question: str) -> str | None:
     """The abbreviation the question asks to be spelt out ("What does LMC stand for?"), or ``None``."""
     return _asks(question)[2]

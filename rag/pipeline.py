@@ -55,19 +55,8 @@ class Pipeline:
         return Query(fitted, vector, tuple(tokenize([fitted])[0])), notes
 
     def retrieve(self, text: str, config: Config | None = None) -> list[Passage]:
-        return self.search(text, config)[1]
-
-    def search(self, text: str, config: Config | None = None) -> tuple[Query, list[Passage], list[str]]:
-        """The query and its passages; a question that uses an abbreviation the retrieved articles spell
-        out is searched again with the name beside it (``Retriever.spelt_out``)."""
-        config = config or self.config
-        query, notes = self.query(text)
-        passages = self.retriever.search(query, config)
-        spelt = self.retriever.spelt_out(query.text, passages)
-        if spelt:
-            query, _ = self.query(spelt)
-            passages = self.retriever.search(query, config)
-        return query, passages, notes
+        query, _ = self.query(text)
+        return self.retriever.search(query, config or self.config)
 
     def stream(self, question: str, history: object = None, config: Config | None = None) -> Iterator[str | Answer]:
         """Pieces of the answer's text as they are written (generator answerers), then the verified ``Answer``."""
@@ -79,7 +68,8 @@ class Pipeline:
             from .grounding import condense
 
             standalone = condense(config, question, conversation.validate(history)) or standalone
-        query, passages, notes = self.search(standalone, config)
+        query, notes = self.query(standalone)
+        passages = self.retriever.search(query, config)
         answerer = get_answerer(config, self.data, self.retriever)
         if hasattr(answerer, "stream"):
             items: Iterator[str | Answer] = answerer.stream(query, passages, turn.exclude)

@@ -21,7 +21,7 @@ import numpy as np
 import Stemmer
 
 from .config import Config
-from .direct import acronyms_in, asks_expansion, asks_of_article, expansion
+from .direct import asks_expansion, asks_of_article, expansion
 from .errors import UnknownNameError
 from .rerank import get_reranker
 from .store import IndexData
@@ -182,30 +182,6 @@ class Retriever:
                 fused.setdefault(head, fused[i])
                 out.append(head)
         return out
-
-    def spelt_out(self, question: str, passages: Sequence[Passage]) -> str | None:
-        """The question with each abbreviation it uses spelt out beside it, as the retrieved articles define
-        it ("Londonwide LMCs (Local Medical Committees)"), or ``None`` when none is: an article that
-        abbreviates a name defines it once, and a question that uses the abbreviation then misses the
-        passages that use the name."""
-        spelt = question
-        for acronym in acronyms_in(question):
-            name = self._definition(acronym, list(dict.fromkeys(p.source for p in passages)))
-            if name and name.lower() not in spelt.lower():
-                at = re.search(rf"\b{re.escape(acronym)}s?\b", spelt)
-                if at:
-                    spelt = f"{spelt[: at.end()]} ({name}){spelt[at.end() :]}"
-        return spelt if spelt != question else None
-
-    def _definition(self, acronym: str, sources: Sequence[str], most: int = 200) -> str | None:
-        for source in sources:
-            for j in self.data.chunks_of.get(source, ())[:most]:
-                chunk = self.data.chunks[j]
-                for a, b in chunk.sentences:
-                    text = chunk.text[a - chunk.start : b - chunk.start]
-                    if found := expansion(acronym, text):
-                        return " ".join(text[found[0] : found[1]].split())
-        return None
 
     def _with_definitions(self, best: list[int], fused: dict[int, float], acronym: str) -> list[int]:
         """For "what does LMC stand for?", the passage of each retrieved article that spells the acronym out,

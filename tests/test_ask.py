@@ -315,9 +315,6 @@ Inspectors from the Royal Institution of Naval Architects visited the yards in M
 welding workshops lacked the equipment that the final assessments need. The yards said new equipment had
 been ordered but would not arrive before the summer.
 
-The Royal Institution of Naval Architects, which accredits over 300 training schemes in Britain, has written
-to the yards' owners about the delay.
-
 Apprentices said the delay would cost them a year's pay at the full rate. Several said they had already been
 offered work in Norway, where training is shorter and the pay is higher.
 
@@ -353,23 +350,3 @@ def test_a_byline_answers_only_who_wrote_the_piece(tmp_path: Path) -> None:
     assert "Wierzbicki" not in warned.text
     wrote = ask("Who wrote the piece about the apprentices?", config=config)
     assert wrote.span is not None and wrote.span.quote == "Tomasz Wierzbicki"
-
-
-def test_a_question_that_abbreviates_a_name_finds_the_passage_that_writes_it_in_full(tmp_path: Path) -> None:
-    """The passage says "the Royal Institution of Naval Architects, which accredits…"; the question says
-    RINA, as the article does later. The question is searched again with the name spelt out beside it."""
-    from rag.config import load_config
-    from rag.pipeline import get_pipeline
-
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "shipyard.txt").write_text(SHIPYARD, encoding="utf-8")
-    config = load_config(env={}, corpus=str(docs), index_dir=str(tmp_path / "index"), chunk_tokens=64)
-    question = "How many training schemes does RINA accredit?"
-    query, passages, _ = get_pipeline(config).search(question, config)
-    assert query.text == "How many training schemes does RINA (Royal Institution of Naval Architects) accredit?"
-    assert "accredits over 300 training schemes" in passages[0].chunk.text
-    answer = ask(question, config=config)
-    assert_contract(answer)
-    assert answer.span is not None and answer.span.quote == "over 300"
-    assert answer.standalone_question == question  # what the user asked, not what was searched

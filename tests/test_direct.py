@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.direct import acronyms_in, direct_form, is_metadata
+from rag.direct import direct_form, is_metadata
 
 DEFINES = "Plans include multispecialty community providers (MCPs) and primary and acute care systems (PACS)."
 
@@ -137,17 +137,3 @@ def test_a_question_about_the_piece_itself_is_told_from_one_about_its_contents(q
 )
 def test_bylines_and_datelines_are_told_from_prose(sentence: str, metadata: bool) -> None:
     assert is_metadata(sentence) == metadata
-
-
-@pytest.mark.parametrize(
-    ("question", "used"),
-    [
-        ("How many GPs does Londonwide LMCs represent?", ["GP", "LMC"]),
-        ("What did the BMA organise in 2008?", ["BMA"]),
-        ("What does LMC stand for?", []),  # asks for the name itself
-        ("WHAT DID THE BMA ORGANISE?", []),  # shouted, not abbreviated
-        ("Who chairs the ferry board?", []),
-    ],
-)
-def test_the_abbreviations_a_question_uses(question: str, used: list[str]) -> None:
-    assert acronyms_in(question) == used
