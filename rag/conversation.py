@@ -28,6 +28,13 @@ THAT_TEXT_RE = re.compile(
     r"\bthat\s+(?:article|piece|story|report|item|post|column|document|paper|page|interview|letter|survey|study)\b",
     re.I,
 )
+# a question about a person named only by a pronoun ("Where does he work?"), not one whose answer the
+# pronoun stands for ("Who announced she would step down?")
+UNRESOLVED_RE = re.compile(
+    r"^\W*(?:(?:what|who|whom|whose|which|when|where|why|how)\s+"
+    r"(?:does|did|do|is|was|are|were|has|had|can|could|will|would|should)\s+)?(he|she|his|her|him)\b",
+    re.I,
+)
 ELLIPTIC_RE = re.compile(r"^\s*(?:and|but|what about|how about|and what about|what else|why|how come|so)\b", re.I)
 FOLLOW_ON_RE = re.compile(r"\b(?:next|else|more|another|other|also|then|after that|again)\b", re.I)
 _WORD_RE = re.compile(r"[\w'’\-]+")
@@ -133,6 +140,7 @@ class Rewrite:
     standalone: str
     used_history: bool
     exclude: tuple[str, ...] = ()
+    unresolved: str | None = None  # the pronoun that names no one, when the chat has no person for it
 
 
 def validate(history: object) -> list[tuple[str, str]]:
@@ -221,15 +229,16 @@ def _replace_person(question: str, name: str) -> str:
 
 def rewrite_one(question: str, previous: Sequence[tuple[str, str]]) -> Rewrite:
     """Rewrite ``question`` given earlier turns whose questions are already standalone."""
+    pronoun = m.group(1) if (m := UNRESOLVED_RE.search(question)) else None
     if not previous:
-        return Rewrite(question, question, False)
+        return Rewrite(question, question, False, unresolved=pronoun)
     last_q, last_a = previous[-1]
     words = set(_words(question))
     standalone, used = question, False
     if words & set(PERSON_PRONOUNS):
         who = people(last_q) or people(last_a) or [p for q, a in reversed(previous) for p in people(q) + people(a)]
         if who:
-            standalone, used = _replace_person(question, who[0]), True
+            standalone, used, pronoun = _replace_person(question, who[0]), True, None
     needs_context = (
         bool(words & CONTEXT_PRONOUNS)
         or bool(TRAILING_THAT_RE.search(question))
@@ -242,7 +251,7 @@ def rewrite_one(question: str, previous: Sequence[tuple[str, str]]) -> Rewrite:
         if missing:
             standalone, used = f"{standalone.rstrip()} ({' '.join(missing)})", True
     exclude = tuple(a for _, a in previous[-1:]) if FOLLOW_ON_RE.search(question) else ()
-    return Rewrite(question, standalone, used, exclude)
+    return Rewrite(question, standalone, used, exclude, pronoun)
 
 
 def rewrite(question: str, history: object) -> Rewrite:

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from . import conversation, indexing
-from .answering import ANSWERERS, get_answerer
+from .answering import ABSTAIN_TEXT, ANSWERERS, get_answerer
 from .config import Config, load_config
 from .embedding import EMBEDDERS, get_embedder
 from .errors import IndexMismatchError, QuestionError, UnknownNameError
@@ -70,6 +70,18 @@ class Pipeline:
             standalone = condense(config, question, conversation.validate(history)) or standalone
         query, notes = self.query(standalone)
         passages = self.retriever.search(query, config)
+        if turn.unresolved:  # "Where does he work?" with no one named before: any answer would be a guess
+            note = f"“{turn.unresolved}” names no one earlier in this chat; ask again with the name"
+            yield Answer(
+                text=ABSTAIN_TEXT,
+                abstained=True,
+                passages=passages,
+                answerer=config.answerer,
+                question=question,
+                standalone_question=standalone,
+                notes=[*notes, note],
+            )
+            return
         answerer = get_answerer(config, self.data, self.retriever)
         if hasattr(answerer, "stream"):
             items: Iterator[str | Answer] = answerer.stream(query, passages, turn.exclude)

@@ -110,3 +110,27 @@ def test_instructions_planted_in_an_answer_do_not_steer_the_rewriting() -> None:
     assert rewrite("Where does she work?", history).standalone == "Where does Dr Jane Okoro work?"
     elliptic = rewrite("And why?", history).standalone
     assert "password" not in elliptic.lower() and "Evil" not in elliptic and "memo" in elliptic
+
+
+@pytest.mark.parametrize(
+    ("question", "history", "unresolved"),
+    [
+        ("Where does he work as a GP?", [], "he"),
+        ("What is her role in London?", [], "her"),
+        ("Where does he work?", [("What is a polysystem?", "A polysystem is a group of practices. [1]")], "he"),
+        ("Where does he work?", [("Who chairs the NHS Alliance?", "Dr Michael Dixon chairs it. [1]")], None),
+        ("Who announced she would step down as leader?", [], None),  # "she" is whom the question asks for
+        ("What did the chairman say about his practice?", [], None),  # "his" is the chairman's
+    ],
+)
+def test_a_pronoun_that_names_no_one_is_reported(question: str, history, unresolved: str | None) -> None:
+    assert rewrite(question, history).unresolved == unresolved
+
+
+def test_a_question_about_no_one_is_not_answered(pipeline) -> None:
+    """With nobody named before, "he" could be anyone in the documents; a guess would be a wrong answer."""
+    answer = pipeline.ask("Where does he work as a GP?")
+    assert answer.abstained and not answer.citations and answer.passages
+    assert any("“he” names no one" in n for n in answer.notes)
+    followed = pipeline.ask("Where does he work as a GP?", [("Who chairs the NHS Alliance?", "Dr Michael Dixon.")])
+    assert not followed.abstained and "Cullompton" in followed.text
