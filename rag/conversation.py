@@ -140,7 +140,7 @@ class Rewrite:
     standalone: str
     used_history: bool
     exclude: tuple[str, ...] = ()
-    unresolved: str | None = None  # the pronoun that names no one, when the chat has no person for it
+    unresolved: str | None = None  # the pronoun that names no one: the chat has no earlier turn
 
 
 def validate(history: object) -> list[tuple[str, str]]:
@@ -229,8 +229,8 @@ def _replace_person(question: str, name: str) -> str:
 
 def rewrite_one(question: str, previous: Sequence[tuple[str, str]]) -> Rewrite:
     """Rewrite ``question`` given earlier turns whose questions are already standalone."""
-    pronoun = m.group(1) if (m := UNRESOLVED_RE.search(question)) else None
-    if not previous:
+    if not previous:  # only an empty chat surely names no one: "Drage" alone is not found as a person
+        pronoun = m.group(1) if (m := UNRESOLVED_RE.search(question)) else None
         return Rewrite(question, question, False, unresolved=pronoun)
     last_q, last_a = previous[-1]
     words = set(_words(question))
@@ -238,7 +238,7 @@ def rewrite_one(question: str, previous: Sequence[tuple[str, str]]) -> Rewrite:
     if words & set(PERSON_PRONOUNS):
         who = people(last_q) or people(last_a) or [p for q, a in reversed(previous) for p in people(q) + people(a)]
         if who:
-            standalone, used, pronoun = _replace_person(question, who[0]), True, None
+            standalone, used = _replace_person(question, who[0]), True
     needs_context = (
         bool(words & CONTEXT_PRONOUNS)
         or bool(TRAILING_THAT_RE.search(question))
@@ -251,7 +251,7 @@ def rewrite_one(question: str, previous: Sequence[tuple[str, str]]) -> Rewrite:
         if missing:
             standalone, used = f"{standalone.rstrip()} ({' '.join(missing)})", True
     exclude = tuple(a for _, a in previous[-1:]) if FOLLOW_ON_RE.search(question) else ()
-    return Rewrite(question, standalone, used, exclude, pronoun)
+    return Rewrite(question, standalone, used, exclude)
 
 
 def rewrite(question: str, history: object) -> Rewrite:

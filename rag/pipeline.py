@@ -71,7 +71,7 @@ class Pipeline:
         query, notes = self.query(standalone)
         passages = self.retriever.search(query, config)
         if turn.unresolved:  # "Where does he work?" with no one named before: any answer would be a guess
-            note = f"“{turn.unresolved}” names no one earlier in this chat; ask again with the name"
+            note = f"“{turn.unresolved}” names no one: this chat has no earlier question; ask again with the name"
             yield Answer(
                 text=ABSTAIN_TEXT,
                 abstained=True,

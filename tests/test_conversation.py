@@ -117,7 +117,8 @@ def test_instructions_planted_in_an_answer_do_not_steer_the_rewriting() -> None:
     [
         ("Where does he work as a GP?", [], "he"),
         ("What is her role in London?", [], "her"),
-        ("Where does he work?", [("What is a polysystem?", "A polysystem is a group of practices. [1]")], "he"),
+        # a chat that names someone the rules do not find as a person ("Drage" alone) may still mean them
+        ("What did she say about fake models?", [("What did Drage say?", "She said models are fake. [1]")], None),
         ("Where does he work?", [("Who chairs the NHS Alliance?", "Dr Michael Dixon chairs it. [1]")], None),
         ("Who announced she would step down as leader?", [], None),  # "she" is whom the question asks for
         ("What did the chairman say about his practice?", [], None),  # "his" is the chairman's
