@@ -157,6 +157,13 @@ def test_abstention_looks_different_and_shows_closest_passages(page, shots: Path
     page.screenshot(path=str(shots / "05-abstention.png"))
 
 
+def test_a_first_question_about_he_says_why_it_is_not_answered(page, shots: Path) -> None:
+    answer = ask(page, "Where does he work as a GP?")
+    assert "abstained" in answer.get_attribute("class")
+    assert "“he” names no one" in answer.locator(".notes").inner_text()
+    page.screenshot(path=str(shots / "05b-pronoun-in-an-empty-chat.png"))
+
+
 def test_upload_then_answer_from_it(page, shots: Path, tmp_path: Path) -> None:
     doc = tmp_path / "harbour-report.txt"
     doc.write_text(

@@ -129,7 +129,8 @@ def render_answer(answer: Answer, turn: int, documents: dict[str, dict[str, Any]
             else ""
         )
         badge = "<div class='abstain-badge'>No answer in the documents</div>"
-        return f"<div class='answer abstained'>{badge}<p>{text}</p>{closest}</div>"
+        why = "".join(f"<div class='notes'>{esc(n)}</div>" for n in answer.notes)  # e.g. "“he” names no one…"
+        return f"<div class='answer abstained'>{badge}<p>{text}</p>{why}{closest}</div>"
     sources = []
     for n, c in enumerate(answer.citations, start=1):
         record = documents.get(c.source)
