@@ -424,7 +424,7 @@ def read(
             if (
                 home != (c.start, c.end)
                 and not any(_normalise(text) in q for q in quoted)
-                and (asks_of_article(question) or not is_metadata(text))
+                and (about or not is_metadata(text))
             ):
                 moved = {"start": home[0], "end": home[1], "text": text, "span": (a, b), "support": (c.start, c.end)}
                 out.append(dataclasses.replace(c, features={**c.features, "reader": float(w.margin)}, **moved))

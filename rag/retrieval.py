@@ -28,6 +28,7 @@ from .store import IndexData
 from .types import COMMENT, Passage
 
 MODES = ("hybrid", "dense", "bm25")
+DEFINITION_CHUNKS = 200  # an article defines an abbreviation near its start; a long PDF is not read whole
 LEXICAL_VERSION = 2  # bump when tokenize() changes: BM25 postings must be rebuilt to match
 STOPWORDS = "en"
 ASKS_ABOUT_COMMENTS = re.compile(r"\b(?:comments?|commenters?|commented|readers?)\b", re.IGNORECASE)
@@ -196,7 +197,7 @@ class Retriever:
             if source in looked:
                 continue
             looked.add(source)
-            for j in self.data.chunks_of.get(source, ()):
+            for j in self.data.chunks_of.get(source, ())[:DEFINITION_CHUNKS]:
                 chunk = self.data.chunks[j]
                 if any(expansion(acronym, chunk.text[a - chunk.start : b - chunk.start]) for a, b in chunk.sentences):
                     if j not in out:
