@@ -323,30 +323,29 @@ no apprentice would have to repeat the work already signed off.
 """
 
 
-def test_an_abbreviation_is_spelt_out_from_a_name_the_article_writes_in_full_elsewhere(tmp_path: Path) -> None:
-    """No "(RINA)" anywhere: the article names the institution in full once, in another passage, and
-    abbreviates it later; the answer is the name whose capitalised words spell the abbreviation."""
+@pytest.fixture
+def shipyard(tmp_path: Path):
+    """One news article, not a seed, in short chunks so that its parts land in different passages."""
     from rag.config import load_config
 
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "shipyard.txt").write_text(SHIPYARD, encoding="utf-8")
-    config = load_config(env={}, corpus=str(docs), index_dir=str(tmp_path / "index"), chunk_tokens=64)
-    answer = ask("What does RINA stand for?", config=config)
+    return load_config(env={}, corpus=str(docs), index_dir=str(tmp_path / "index"), chunk_tokens=64)
+
+
+def test_an_abbreviation_is_spelt_out_from_a_name_the_article_writes_in_full_elsewhere(shipyard) -> None:
+    """No "(RINA)" anywhere: the article names the institution in full once, in another passage, and
+    abbreviates it later; the answer is the name whose capitalised words spell the abbreviation."""
+    answer = ask("What does RINA stand for?", config=shipyard)
     assert_contract(answer)
     assert answer.span is not None and answer.span.quote == "Royal Institution of Naval Architects"
 
 
-def test_a_byline_answers_only_who_wrote_the_piece(tmp_path: Path) -> None:
+def test_a_byline_answers_only_who_wrote_the_piece(shipyard) -> None:
     """The reporter's name sits beside the lead ("A union leader has warned…"); it is not who warned."""
-    from rag.config import load_config
-
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "shipyard.txt").write_text(SHIPYARD, encoding="utf-8")
-    config = load_config(env={}, corpus=str(docs), index_dir=str(tmp_path / "index"), chunk_tokens=64)
-    warned = ask("Who warned that half of the apprentices will not qualify?", config=config)
+    warned = ask("Who warned that half of the apprentices will not qualify?", config=shipyard)
     assert_contract(warned)
     assert "Wierzbicki" not in warned.text
-    wrote = ask("Who wrote the piece about the apprentices?", config=config)
+    wrote = ask("Who wrote the piece about the apprentices?", config=shipyard)
     assert wrote.span is not None and wrote.span.quote == "Tomasz Wierzbicki"
