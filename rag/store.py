@@ -56,16 +56,6 @@ class IndexData:
         self.row_of[self.sentence_ids] = np.arange(len(self.sentence_ids))
 
     @functools.cached_property
-    def head_of(self) -> dict[str, int]:
-        """Each source's first chunk, where its byline and dateline sit: built on the first question about
-        a piece itself ("who wrote…"), not at every load."""
-        heads: dict[str, int] = {}
-        for i, c in enumerate(self.chunks):
-            if c.source not in heads or c.start < self.chunks[heads[c.source]].start:
-                heads[c.source] = i
-        return heads
-
-    @functools.cached_property
     def chunks_of(self) -> dict[str, list[int]]:
         """Each source's chunks in reading order: built on the first question that needs a whole article."""
         out: dict[str, list[int]] = {}
@@ -74,6 +64,12 @@ class IndexData:
         for ids in out.values():
             ids.sort(key=lambda i: self.chunks[i].start)
         return out
+
+    @functools.cached_property
+    def head_of(self) -> dict[str, int]:
+        """Each source's first chunk, where its byline and dateline sit: built on the first question about
+        a piece itself ("who wrote…"), not at every load."""
+        return {source: ids[0] for source, ids in self.chunks_of.items()}
 
 
 def _fsync_dir(path: Path) -> None:
