@@ -227,6 +227,23 @@ def _replace_person(question: str, name: str) -> str:
     return re.sub(r"\b(?:" + "|".join(PERSON_PRONOUNS) + r")\b", sub, question, flags=re.I)
 
 
+_MALE, _FEMALE = {"he", "him", "his", "himself"}, {"she", "her", "hers", "herself"}
+
+
+def _agreeing(words: set[str], names: Sequence[str]) -> str | None:
+    """The first person whose given name agrees with the pronoun ("she" after "Dr Michael Dixon introduced
+    Dr Michelle Drage" is Dr Drage); ``None`` when the pronoun or the names tell no gender."""
+    male, female = bool(words & _MALE), bool(words & _FEMALE)
+    wanted = "male" if male and not female else "female" if female and not male else None
+    if wanted is None:
+        return None
+    for name in names:
+        given = re.sub(rf"^(?:{HONORIFICS}\.?\s+)+", "", name).split()[0]
+        if _given_names().get_gender(given).removeprefix("mostly_") == wanted:
+            return name
+    return None
+
+
 def rewrite_one(question: str, previous: Sequence[tuple[str, str]]) -> Rewrite:
     """Rewrite ``question`` given earlier turns whose questions are already standalone."""
     if not previous:  # only an empty chat surely names no one: "Drage" alone is not found as a person
@@ -236,9 +253,10 @@ def rewrite_one(question: str, previous: Sequence[tuple[str, str]]) -> Rewrite:
     words = set(_words(question))
     standalone, used = question, False
     if words & set(PERSON_PRONOUNS):
-        who = people(last_q) or people(last_a) or [p for q, a in reversed(previous) for p in people(q) + people(a)]
+        earlier = [p for q, a in reversed(previous) for p in people(q) + people(a)]
+        who = people(last_q) or people(last_a) or earlier
         if who:
-            standalone, used = _replace_person(question, who[0]), True
+            standalone, used = _replace_person(question, _agreeing(words, [*who, *earlier]) or who[0]), True
     needs_context = (
         bool(words & CONTEXT_PRONOUNS)
         or bool(TRAILING_THAT_RE.search(question))

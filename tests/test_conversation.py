@@ -29,6 +29,17 @@ def test_no_history_leaves_the_question_alone() -> None:
             "Why did she say that?",
             "Why did Dr Jones say that?",
         ),
+        # the pronoun's gender picks between two people named in the last turn
+        (
+            [("Who spoke first?", "Dr Michael Dixon introduced Dr Michelle Drage, who spoke first.")],
+            "Where does she work?",
+            "Where does Dr Michelle Drage work?",
+        ),
+        (
+            [("Who spoke first?", "Dr Michelle Drage spoke after Dr Michael Dixon introduced her.")],
+            "Where does he work?",
+            "Where does Dr Michael Dixon work?",
+        ),
     ],
 )
 def test_personal_pronouns_become_the_person(history, question: str, expected: str) -> None:
