@@ -13,7 +13,7 @@ import math
 import re
 import threading
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import bm25s
@@ -171,37 +171,39 @@ class Retriever:
 
     def _with_heads(self, best: list[int], fused: dict[int, float]) -> list[int]:
         """For "who wrote…" or "when was… published", each article's first chunk, where its byline and
-        dateline sit, right after the article's best passage: the question names what the piece is about,
-        which a later passage matches ("Who wrote the piece about the lifeboat station?"). A head found
-        no other way takes its article's score."""
-        out: list[int] = []
-        for i in best:
-            if i not in out:
-                out.append(i)
-            head = self.data.head_of.get(self.data.chunks[i].source)
-            if head is not None and head not in out:
-                fused.setdefault(head, fused[i])
-                out.append(head)
-        return out
+        dateline sit: the question names what the piece is about, which a later passage matches ("Who
+        wrote the piece about the lifeboat station?")."""
+        return self._with_article_chunk(best, fused, self.data.head_of.get)
 
     def _with_definitions(self, best: list[int], fused: dict[int, float], acronym: str) -> list[int]:
-        """For "what does LMC stand for?", the passage of each retrieved article that spells the acronym out,
-        right after the article's best passage: the definition shares no word with the question, and an
-        article defines its abbreviations once, often far from where the question's words match."""
+        """For "what does LMC stand for?", the passage of each retrieved article that spells the acronym out:
+        the definition shares no word with the question, and an article defines its abbreviations once,
+        often far from where the question's words match."""
+
+        def defining(source: str) -> int | None:
+            for j in self.data.chunks_of.get(source, ())[:DEFINITION_CHUNKS]:
+                chunk = self.data.chunks[j]
+                if any(expansion(acronym, chunk.text[a - chunk.start : b - chunk.start]) for a, b in chunk.sentences):
+                    return j
+            return None
+
+        return self._with_article_chunk(best, fused, defining)
+
+    def _with_article_chunk(
+        self, best: list[int], fused: dict[int, float], pick: Callable[[str], int | None]
+    ) -> list[int]:
+        """``best`` with the chunk ``pick`` names for each retrieved article right after that article's best
+        passage; a chunk found no other way takes its article's score."""
         out: list[int] = []
-        looked: set[str] = set()
+        picked: dict[str, int | None] = {}
         for i in best:
             if i not in out:
                 out.append(i)
             source = self.data.chunks[i].source
-            if source in looked:
-                continue
-            looked.add(source)
-            for j in self.data.chunks_of.get(source, ())[:DEFINITION_CHUNKS]:
-                chunk = self.data.chunks[j]
-                if any(expansion(acronym, chunk.text[a - chunk.start : b - chunk.start]) for a, b in chunk.sentences):
-                    if j not in out:
-                        fused.setdefault(j, fused[i])
-                        out.append(j)
-                    break
+            if source not in picked:
+                picked[source] = pick(source)
+            extra = picked[source]
+            if extra is not None and extra not in out:
+                fused.setdefault(extra, fused[i])
+                out.append(extra)
         return out
