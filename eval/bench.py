@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from rag import chunking, documents, evaluation, indexing  # noqa: E402
 from rag import vectors as vectors_  # noqa: E402
 from rag.config import load_config  # noqa: E402
-from rag.embedding import get_embedder  # noqa: E402
+from rag.embedding import get_embedder, numeric_path  # noqa: E402
 from rag.pipeline import get_pipeline  # noqa: E402
 from rag.retrieval import build_bm25  # noqa: E402
 
@@ -83,11 +83,14 @@ def build_stages(corpus: Path, repeat: int) -> list[tuple[str, float]]:
 def latency_table(corpus: Path, gold: Path, repeat: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         base = load_config(env={}, corpus=str(corpus), index_dir=tmp)
-        pipeline = get_pipeline(base)
         items = evaluation.load_gold(gold)
         rows = {}
-        for mode in ("dense", "bm25", "hybrid"):
-            config = base.replace(retrieval=mode)
+        runs = [(mode, base.replace(retrieval=mode)) for mode in ("dense", "bm25", "hybrid")]
+        path = numeric_path(base).precision
+        if path != "int8":  # the portable path beside the one this CPU picks, side by side
+            runs.append(("hybrid, precision=int8", base.replace(precision="int8")))
+        for name, config in runs:
+            pipeline = get_pipeline(config)
             for item in items:  # warm-up pass, untimed
                 pipeline.ask(item.question, list(item.history), config)
             times: list[float] = []
@@ -103,11 +106,13 @@ def latency_table(corpus: Path, gold: Path, repeat: int) -> None:
             figures = evaluation.score(results)
             figures["p50_ms"] = float(np.percentile(times, 50))
             figures["p95_ms"] = float(np.percentile(times, 95))
-            rows[mode] = figures
-    print(f"\nask() over {len(items)} gold questions x {repeat} (warm, one process, same index):")
+            rows[name] = figures
+    print(f"\nask() over {len(items)} gold questions x {repeat} (warm, one process, same index; auto = {path}):")
     print(evaluation.format_table(rows, ["p50_ms", "p95_ms", "accuracy", "containment", "recall_at_5", "mrr"]))
     ratio = rows["hybrid"]["p50_ms"] / rows["dense"]["p50_ms"]
     print(f"hybrid p50 / dense p50 = {ratio:.2f}")
+    if "hybrid, precision=int8" in rows:
+        print(f"hybrid p50, {path} / int8 = {rows['hybrid']['p50_ms'] / rows['hybrid, precision=int8']['p50_ms']:.2f}")
 
 
 def main() -> None:

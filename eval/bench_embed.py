@@ -1,6 +1,6 @@
 """Embedding speed of each numeric path on this CPU, and the retrieval quality each keeps, side by side.
 
-Paths: plain fp32 sentence-transformers (the baseline), bf16 autocast in PyTorch, int8 on
+Paths: plain fp32 sentence-transformers (the baseline), bf16 in PyTorch, int8 on
 onnxruntime (per-channel 7-bit weights), fp32 on onnxruntime, and which of them `auto` picks here.
 Speed is the median of rounds that interleave the paths, on real text: sentences of the
 squad_v2_dev25 articles (what the index embeds; a 160-token passage holds about four) and
@@ -38,7 +38,7 @@ from rag.pipeline import Pipeline, forget  # noqa: E402
 DATASET = ROOT.parent / "shared" / "data" / "squad_v2_dev25"
 PATHS = {
     "fp32 (sentence-transformers)": {"precision": "fp32"},
-    "bf16 (torch autocast)": {"precision": "bf16"},
+    "bf16 (torch, bf16 weights)": {"precision": "bf16"},
     "int8 (onnxruntime)": {"precision": "int8"},
     "fp32 (onnxruntime)": {"embedder": "onnx"},
 }

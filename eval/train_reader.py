@@ -533,7 +533,7 @@ def load_init(path: str, model: SpanReader) -> dict:
     Such a start has no data position of its own; it skips as many rows as every stage before it saw."""
     if not (Path(path) / "reader.onnx").is_file():
         return torch.load(path, map_location="cpu", weights_only=False)
-    from onnx_base import reader_state_dict
+    from rag.reader import reader_state_dict
 
     state = model.state_dict()
     weights = reader_state_dict(Path(path) / "reader.onnx")

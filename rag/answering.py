@@ -27,7 +27,7 @@ from . import calibration
 from .config import Config
 from .direct import asks_expansion, asks_of_article, direct_form, is_metadata
 from .errors import UnknownNameError
-from .reader import READER_DIR, Reader, get_reader
+from .reader import READER_DIR, Reader, get_reader, reader_precision
 from .retrieval import Query, Retriever, tokenize
 from .store import IndexData
 from .types import COMMENT, Answer, Citation, Passage
@@ -321,7 +321,7 @@ class ExtractiveAnswerer:
         cands.sort(key=lambda c: (-c.features["select_logit"], c.passage.rank, c.start))
         leaders = cands[: self.reader_candidates]
         if leaders:
-            reader = get_reader(self.config.reader_dir or str(READER_DIR))
+            reader = get_reader(self.config.reader_dir or str(READER_DIR), reader_precision(self.config))
             leaders = read(reader, query.text, leaders, self.models.reader_spill, excluded)
             leaders = sorted(
                 (dataclasses.replace(c, score=self.models.rerank.logit(c.features)) for c in leaders),

@@ -110,11 +110,13 @@ def packaged_model_path(name: str) -> str:
 
 
 class SentenceTransformerEmbedder:
-    """PyTorch, in fp32 or under bf16 autocast (weights stay fp32; matrix products run in bf16)."""
+    """PyTorch, in fp32 or bf16. bf16 casts the weights once: autocast would cast them again on every call,
+    which made a one-question query slower than fp32 (eval/bench_embed.py)."""
 
     def __init__(
         self, model: str = DEFAULT_MODEL, device: str = "cpu", batch_size: int = 64, precision: str = "fp32"
     ) -> None:
+        import torch
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
 
@@ -130,6 +132,8 @@ class SentenceTransformerEmbedder:
             ) from None
         if precision not in ("fp32", "bf16"):
             raise ConfigError(f"the PyTorch embedder runs fp32 or bf16, not {precision!r}; int8 runs on onnxruntime")
+        if precision == "bf16":
+            self._model.to(torch.bfloat16)
         self.name = model
         self.precision = precision
         self.dimension = int(self._model.get_embedding_dimension())
@@ -140,11 +144,8 @@ class SentenceTransformerEmbedder:
     def embed(self, texts: Sequence[str], kind: Kind) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        import torch
-
         encode = self._model.encode_query if kind == "query" else self._model.encode_document
-        bf16 = self.precision == "bf16"
-        with self._lock, torch.autocast(self._model.device.type, dtype=torch.bfloat16, enabled=bf16):
+        with self._lock:
             vectors = encode(
                 list(texts),
                 batch_size=self.batch_size,

@@ -18,13 +18,15 @@ import dataclasses
 import functools
 import json
 import logging
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .embedding import session_options
+from .config import Config
+from .embedding import choose_precision, session_options
 from .errors import ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -43,8 +45,14 @@ class Read:
     wide: Read | None = None  # the best span anywhere the reader saw (not across the sentence's edge), when asked
 
 
+Scorer = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
 class Reader:
-    def __init__(self, folder: Path = READER_DIR) -> None:
+    """``precision`` "int8" runs the shipped graph on onnxruntime; "bf16" or "fp32" run its weights,
+    dequantised, in PyTorch: on a CPU with AMX a bf16 pass is faster than the int8 one (eval/bench.py)."""
+
+    def __init__(self, folder: Path = READER_DIR, precision: str = "int8") -> None:
         if not (folder / "reader.onnx").is_file():
             raise ModelLoadError(
                 f"no span reader in {folder}; train one with eval/train_reader.py and export it with "
@@ -60,13 +68,20 @@ class Reader:
             self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
             self.tokenizer.no_padding()
             self.tokenizer.no_truncation()
-            self.session = onnxruntime.InferenceSession(
-                str(folder / "reader.onnx"), session_options(), providers=["CPUExecutionProvider"]
-            )
+            if precision == "int8":
+                session = onnxruntime.InferenceSession(
+                    str(folder / "reader.onnx"), session_options(), providers=["CPUExecutionProvider"]
+                )
+                self.scores: Scorer = lambda i, m, t: tuple(
+                    session.run(None, {"input_ids": i, "attention_mask": m, "token_type_ids": t})
+                )
+            else:
+                self.scores = _torch_scorer(folder / "reader.onnx", precision)
         except (OSError, ValueError, KeyError, RuntimeError, ImportError) as e:
             raise ModelLoadError(f"the span reader in {folder} could not be loaded ({e}); reinstall rag") from None
+        self.precision = precision
         self.cls, self.sep = self.tokenizer.token_to_id("[CLS]"), self.tokenizer.token_to_id("[SEP]")
-        log.info("loaded the span reader from %s", folder)
+        log.info("loaded the span reader from %s (%s)", folder, precision)
 
     def read(self, question: str, texts: Sequence[tuple[str, int, int]], wide: bool = False) -> list[Read]:
         """For each ``(text, lo, hi)``, the best answer span lying inside ``text[lo:hi]`` (the text around it
@@ -97,7 +112,7 @@ class Reader:
             ids[i, : len(seq)] = seq
             mask[i, : len(seq)] = 1
             types[i, base : len(seq)] = 1
-        starts, ends = self.session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})
+        starts, ends = self.scores(ids, mask, types)
         out = []
         for i, ((_, first, seen, allowed), enc, (_, lo, hi)) in enumerate(zip(windows, encodings, texts, strict=True)):
             null = float(starts[i, 0] + ends[i, 0])
@@ -129,5 +144,109 @@ def _best(
 
 
 @functools.cache
-def get_reader(folder: str = str(READER_DIR)) -> Reader:
-    return Reader(Path(folder))
+def get_reader(folder: str = str(READER_DIR), precision: str = "int8") -> Reader:
+    return Reader(Path(folder), precision)
+
+
+def reader_precision(config: Config) -> str:
+    """The reader's numeric path: the embedder's choice (``choose_precision``), since what makes one model
+    fast on this CPU makes the other fast too; int8 is the shipped graph itself."""
+    return choose_precision(config.precision).precision
+
+
+def _torch_scorer(onnx_path: Path, precision: str) -> Scorer:
+    import torch
+    from transformers import BertConfig, BertModel
+
+    weights = {k: torch.tensor(v) for k, v in reader_state_dict(onnx_path).items()}
+    embeddings = weights["encoder.embeddings.word_embeddings.weight"]
+    config = BertConfig(
+        vocab_size=embeddings.shape[0],
+        hidden_size=embeddings.shape[1],
+        num_hidden_layers=1 + max(int(k.split(".")[3]) for k in weights if k.startswith("encoder.encoder.layer.")),
+        num_attention_heads=embeddings.shape[1] // 32,
+        intermediate_size=weights["encoder.encoder.layer.0.intermediate.dense.weight"].shape[0],
+        max_position_embeddings=weights["encoder.embeddings.position_embeddings.weight"].shape[0],
+        type_vocab_size=weights["encoder.embeddings.token_type_embeddings.weight"].shape[0],
+    )
+    encoder = BertModel(config, add_pooling_layer=False)
+    missing, unexpected = encoder.load_state_dict(
+        {k.removeprefix("encoder."): v for k, v in weights.items() if k.startswith("encoder.")}, strict=False
+    )
+    if unexpected or [k for k in missing if "position_ids" not in k]:
+        raise ValueError(f"{onnx_path}: missing {missing}, unexpected {unexpected}")
+    qa = torch.nn.Linear(config.hidden_size, 2)
+    qa.load_state_dict({"weight": weights["qa.weight"], "bias": weights["qa.bias"]})
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    encoder, qa = encoder.eval().to(dtype), qa.eval().to(dtype)
+
+    def scores(ids: np.ndarray, mask: np.ndarray, types: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        with torch.inference_mode():
+            inputs = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+            hidden = encoder(**{k: torch.from_numpy(v) for k, v in inputs.items()}).last_hidden_state
+            logits = qa(hidden).float().numpy()
+        return logits[..., 0], logits[..., 1]
+
+    return scores
+
+
+# The exported graph keeps each matrix int8 with its scale and zero point, so its float weights are
+# ``(q - zero_point) * scale``: what PyTorch runs, and what training goes on from when a checkpoint is gone.
+PARTS = (
+    "attention/self/query",
+    "attention/self/key",
+    "attention/self/value",
+    "attention/output/dense",
+    "intermediate/dense",
+    "output/dense",
+)
+_READER_LINEAR = re.compile(
+    rf"^/encoder/encoder/layer\.(\d+)/({'|'.join(PARTS)})/MatMul_output_0_output_quantized$"
+    r"|^/(qa)/MatMul_output_0_output_quantized$"
+)
+
+
+def dequantised(inits: dict[str, np.ndarray], stem: str) -> np.ndarray:
+    q = inits[f"{stem}_quantized"].astype(np.float32)
+    return (q - inits[f"{stem}_zero_point"].astype(np.float32)) * inits[f"{stem}_scale"]
+
+
+Arrays = dict[str, np.ndarray]
+
+
+def load_graph(onnx_path: Path, embeddings: str, what: str) -> tuple[object, Arrays, Arrays]:
+    """The graph, its initialisers, and the float parameters: those stored so, and the dequantised
+    embeddings under ``embeddings`` ("bert.embeddings", "encoder.embeddings")."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(onnx_path)).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    if f"{embeddings}.word_embeddings.weight_quantized" not in inits:
+        raise ValueError(f"{onnx_path} is not {what}")
+    out = {k: v for k, v in inits.items() if not k.endswith(("_quantized", "_scale", "_zero_point"))}
+    for part in ("word", "position", "token_type"):
+        name = f"{embeddings}.{part}_embeddings.weight"
+        out[name] = dequantised(inits, name)
+    return graph, inits, out
+
+
+def quantised_linears(graph, pattern: re.Pattern[str]):
+    """Each quantised matrix product whose output ``pattern`` names: the match and its weight's stem."""
+    for node in graph.node:
+        m = pattern.match(node.output[0]) if node.op_type == "MatMulInteger" else None
+        if m:
+            yield m, node.input[1].removesuffix("_quantized")
+
+
+def reader_state_dict(onnx_path: Path) -> dict[str, np.ndarray]:
+    """``SpanReader`` parameter names (eval/train_reader.py) to float arrays. The pooler is not in the
+    graph (the reader never uses it)."""
+    what = "a span reader exported by eval/train_reader.py"
+    graph, inits, out = load_graph(onnx_path, "encoder.embeddings", what)
+    for m, stem in quantised_linears(graph, _READER_LINEAR):
+        name = "qa.weight" if m[3] else f"encoder.encoder.layer.{m[1]}.{m[2].replace('/', '.')}.weight"
+        out[name] = dequantised(inits, stem).T
+    if "qa.weight" not in out:
+        raise ValueError(f"{onnx_path} is not {what}")
+    return out
