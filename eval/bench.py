@@ -87,8 +87,8 @@ def latency_table(corpus: Path, gold: Path, repeat: int) -> None:
         rows = {}
         runs = [(mode, base.replace(retrieval=mode)) for mode in ("dense", "bm25", "hybrid")]
         path = numeric_path(base).precision
-        if path != "int8":  # the portable path beside the one this CPU picks, side by side
-            runs.append(("hybrid, precision=int8", base.replace(precision="int8")))
+        if path != "int8":  # the portable path (precision=int8) beside the one this CPU picks, side by side
+            runs.append(("hybrid-int8", base.replace(precision="int8")))
         for name, config in runs:
             pipeline = get_pipeline(config)
             for item in items:  # warm-up pass, untimed
@@ -111,8 +111,8 @@ def latency_table(corpus: Path, gold: Path, repeat: int) -> None:
     print(evaluation.format_table(rows, ["p50_ms", "p95_ms", "accuracy", "containment", "recall_at_5", "mrr"]))
     ratio = rows["hybrid"]["p50_ms"] / rows["dense"]["p50_ms"]
     print(f"hybrid p50 / dense p50 = {ratio:.2f}")
-    if "hybrid, precision=int8" in rows:
-        print(f"hybrid p50, {path} / int8 = {rows['hybrid']['p50_ms'] / rows['hybrid, precision=int8']['p50_ms']:.2f}")
+    if "hybrid-int8" in rows:
+        print(f"hybrid p50, {path} / int8 = {rows['hybrid']['p50_ms'] / rows['hybrid-int8']['p50_ms']:.2f}")
 
 
 def main() -> None:

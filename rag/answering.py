@@ -116,6 +116,7 @@ class Candidate:
     score: float = 0.0
     span: tuple[int, int] | None = None  # the reader's short answer inside the sentence (document offsets)
     support: tuple[int, int] | None = None  # the sentence the question matched, when the answer is its neighbour
+    head: tuple[str, str, int] = ("", "", -1)  # its article's title and opening sentence, where that sentence ends
 
 
 @dataclass(frozen=True)
@@ -239,6 +240,7 @@ def candidates(
     qtype = question_type(question)
     best_dense, best_lex = float(dense.max()), max(lex)
     scale = max(1.0, math.log(1 + len(data.chunks)))
+    heads = {p.source: article_head(data, p) for p, _, _, _ in spans}  # one per article
     out = []
     for i, ((p, a, b, _), text) in enumerate(zip(spans, texts, strict=True)):
         match, missing = type_features(qtype, question, text)
@@ -260,8 +262,28 @@ def candidates(
             "short": 1.0 if len(text.split()) < 6 else 0.0,
             "direct": 1.0 if form else 0.0,
         }
-        out.append(Candidate(p, a, b, text, features, span=(a + form.start, a + form.end) if form else None))
+        span = (a + form.start, a + form.end) if form else None
+        out.append(Candidate(p, a, b, text, features, span=span, head=heads[p.source]))
     return out
+
+
+def article_head(data: IndexData, passage: Passage) -> tuple[str, str, int]:
+    """The title and opening sentence of the passage's article, and where that sentence ends. ``read``
+    gives the reader the title always (a clipping is read with its headline) and the opening sentence
+    when it holds a word of the question's that the reader's window lacks: a news piece often names whom
+    it is by or about only there ("…, warns Dr Michelle Drage"), and the reader takes such a missing word
+    as a sign that the window does not answer. Only then: an opening that restates the question draws
+    the reader's attention to text it may not point at."""
+    ids = data.chunks_of.get(passage.source)
+    title = (passage.title or "").strip()
+    if not ids:
+        return title, "", -1
+    first = data.chunks[ids[0]]
+    for a, b in first.sentences:
+        sentence = first.text[a - first.start : b - first.start].strip()
+        if sentence and sentence != title and len(sentence.split()) >= 4 and not is_metadata(sentence):
+            return title, sentence, b
+    return title, "", -1
 
 
 def answerable_features(ranked: Sequence[Candidate], passages: Sequence[Passage]) -> dict[str, float]:
@@ -406,7 +428,14 @@ def read(
             text = f"{text[: c.span[1] - lo]} ({acronym}){text[c.span[1] - lo :]}"
             end += len(acronym) + 3
         windows.append((text, c.start - lo, end, lo))
-    reads = reader.read(question, [(t, a, b) for t, a, b, _ in windows], wide=spill is not None)
+    asked = set(tokenize([question])[0])
+    heads = []
+    for c, (text, _, _, lo) in zip(leaders, windows, strict=True):
+        title, opening, end = c.head
+        lacking = asked - set(tokenize([text])[0])
+        wanted = end < lo and lacking & set(tokenize([opening])[0])
+        heads.append("\n".join(t for t in (title if title not in text else "", opening if wanted else "") if t))
+    reads = reader.read(question, [(t, a, b) for t, a, b, _ in windows], wide=spill is not None, heads=heads)
     out = []
     for c, r, (_, _, _, lo) in zip(leaders, reads, windows, strict=True):
         c.features["reader"] = float(r.margin)

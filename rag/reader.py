@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 READER_DIR = Path(__file__).parent / "models" / "reader"
 MAX_ANSWER_TOKENS = 30
+MAX_HEAD_TOKENS = 48
 
 
 @dataclass(frozen=True)
@@ -83,27 +84,35 @@ class Reader:
         self.cls, self.sep = self.tokenizer.token_to_id("[CLS]"), self.tokenizer.token_to_id("[SEP]")
         log.info("loaded the span reader from %s (%s)", folder, precision)
 
-    def read(self, question: str, texts: Sequence[tuple[str, int, int]], wide: bool = False) -> list[Read]:
+    def read(
+        self,
+        question: str,
+        texts: Sequence[tuple[str, int, int]],
+        wide: bool = False,
+        heads: Sequence[str] | None = None,
+    ) -> list[Read]:
         """For each ``(text, lo, hi)``, the best answer span lying inside ``text[lo:hi]`` (the text around it
         is context), with its margin over "no answer". With ``wide``, each read also carries the best span
         anywhere in what the reader saw that does not cross the edge of ``text[lo:hi]``: the answer is often
         named a sentence away from the words the question shares with the text ("The forecast came from
-        Dr Drage …" after "… predicted …")."""
+        Dr Drage …" after "… predicted …"). ``heads`` (one per text) are read before each text as context
+        only (an article's title and opening sentence), never pointed at."""
         if not texts:
             return []
         q = self.tokenizer.encode(question, add_special_tokens=False).ids[: self.max_question]
-        room = self.max_length - len(q) - 3
-        base = len(q) + 2  # where the text's first token sits in the sequence
-        windows = []  # (token ids of the sequence, first text token, text tokens in the window, those inside)
+        windows = []  # (sequence, where the text's first token sits in it, text tokens seen, those allowed)
         encodings = self.tokenizer.encode_batch([t for t, _, _ in texts], add_special_tokens=False)
-        for (_, lo, hi), enc in zip(texts, encodings, strict=True):
+        heads = list(heads) if heads else [""] * len(texts)
+        head_ids = [e.ids[:MAX_HEAD_TOKENS] for e in self.tokenizer.encode_batch(heads, add_special_tokens=False)]
+        for (_, lo, hi), enc, head in zip(texts, encodings, head_ids, strict=True):
+            room = self.max_length - len(q) - len(head) - 3
             inside = [i for i, (a, b) in enumerate(enc.offsets) if a >= lo and b <= hi and b > a]
             spare = room - (inside[-1] - inside[0] + 1) if inside else 0
             first = max(0, min(inside[0] - max(0, spare) // 2, len(enc.ids) - room)) if inside else 0
             last = min(len(enc.ids), first + room)
             seen = [i for i in range(first, last) if enc.offsets[i][1] > enc.offsets[i][0]] if wide and inside else []
-            seq = [self.cls, *q, self.sep, *enc.ids[first:last], self.sep]
-            windows.append((seq, first, seen, [i for i in inside if first <= i < last]))
+            seq = [self.cls, *q, self.sep, *head, *enc.ids[first:last], self.sep]
+            windows.append((seq, len(q) + 2 + len(head) - first, seen, [i for i in inside if first <= i < last]))
         width = max(len(w[0]) for w in windows)
         ids = np.zeros((len(windows), width), dtype=np.int64)
         mask = np.zeros_like(ids)
@@ -111,17 +120,17 @@ class Reader:
         for i, (seq, *_) in enumerate(windows):
             ids[i, : len(seq)] = seq
             mask[i, : len(seq)] = 1
-            types[i, base : len(seq)] = 1
+            types[i, len(q) + 2 : len(seq)] = 1
         starts, ends = self.scores(ids, mask, types)
         out = []
-        for i, ((_, first, seen, allowed), enc, (_, lo, hi)) in enumerate(zip(windows, encodings, texts, strict=True)):
+        for i, ((_, shift, seen, allowed), enc, (_, lo, hi)) in enumerate(zip(windows, encodings, texts, strict=True)):
             null = float(starts[i, 0] + ends[i, 0])
-            read = _best(starts[i], ends[i], null, allowed, base - first, enc.offsets)
+            read = _best(starts[i], ends[i], null, allowed, shift, enc.offsets)
             if wide and allowed:
                 # before, inside or after the sentence, never across its edge: a span straddling a title and
                 # the sentence below it is no answer and cannot be quoted from one sentence
                 sides = ([t for t in seen if enc.offsets[t][1] <= lo], [t for t in seen if enc.offsets[t][0] >= hi])
-                reads = [read, *(_best(starts[i], ends[i], null, s, base - first, enc.offsets) for s in sides)]
+                reads = [read, *(_best(starts[i], ends[i], null, s, shift, enc.offsets) for s in sides)]
                 read = dataclasses.replace(read, wide=max(reads, key=lambda r: r.margin))
             out.append(read)
         return out

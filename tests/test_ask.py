@@ -254,6 +254,27 @@ def test_every_numeric_path_of_the_reader_reads_what_the_shipped_graph_reads(pre
         assert abs(b.margin - a.margin) < 1.0, (precision, question, a.margin, b.margin)
 
 
+def test_the_reader_reads_a_passage_with_its_articles_head_as_context_only() -> None:
+    """An opinion piece names its author once, at the top; a question naming her is answered from a
+    paragraph that does not, and the reader must not take her absence there for "no answer"."""
+    from rag.reader import get_reader
+
+    head = "Schools should teach sleep\nTeenagers need later starts, argues Dr Amara Osei"
+    text = (
+        "Most schools start too early. "
+        "Let schools do what schools do best - teach reading and maths - and let families set bedtimes."
+    )
+    lo, hi = text.index("Let"), len(text)
+    question = "What does Osei think schools are best at?"
+    reader = get_reader()
+    bare = reader.read(question, [(text, lo, hi)])[0]
+    read = reader.read(question, [(text, lo, hi)], heads=[head])[0]
+    assert text[read.start : read.end] == "teach reading and maths"
+    assert read.margin > bare.margin
+    wide = reader.read(question, [(text, lo, hi)], wide=True, heads=[head])[0].wide
+    assert wide is not None and 0 <= wide.start < wide.end <= len(text)  # offsets in the text, never the head
+
+
 def test_the_reader_takes_the_numeric_path_the_embedder_takes() -> None:
     from rag.config import load_config
     from rag.embedding import choose_precision
@@ -313,6 +334,24 @@ open in the autumn of next year. Fishermen said they would keep their boats in t
 A second session looked at dredging. Dredging the channel at Saltmarsh Bay would cost about two million
 pounds, the harbour master said, and would have to be repeated every few years as the sand returned.
 """
+
+
+def test_an_articles_head_is_its_title_and_opening_sentence_never_its_byline(tmp_path: Path) -> None:
+    from rag.answering import article_head
+    from rag.config import load_config
+    from rag.pipeline import get_pipeline
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "harbour.txt").write_text(HARBOUR, encoding="utf-8")
+    config = load_config(env={}, corpus=str(docs), index_dir=str(tmp_path / "index"))
+    pipeline = get_pipeline(config)
+    query, _ = pipeline.query("How far will the lifeboat station move inland?")
+    passage = pipeline.retriever.search(query, config)[0]
+    title, opening, end = article_head(pipeline.data, passage)
+    assert title == "Harbour towns weigh the cost of rising seas"
+    assert opening.startswith("Councils along the east coast") and "Kowalczyk" not in opening
+    assert pipeline.source_text(passage.source)[:end].endswith(opening)
 
 
 def test_who_wrote_a_piece_is_answered_by_its_byline_when_only_a_later_passage_matches(tmp_path: Path) -> None:

@@ -23,7 +23,11 @@ def test_bench_prints_build_stages_and_ask_latency() -> None:
     out = _bench("eval/bench.py", "--repeat", "1")
     assert "faiss index (dense)" in out.stdout and "whole build, written to disk" in out.stdout
     header = next(line for line in out.stdout.splitlines() if line.startswith("figure"))
-    assert header.split() == ["figure", "dense", "bm25", "hybrid"]
+    from rag.config import load_config
+    from rag.embedding import numeric_path
+
+    portable = [] if numeric_path(load_config(env={})).precision == "int8" else ["hybrid-int8"]
+    assert header.split() == ["figure", "dense", "bm25", "hybrid", *portable]
     p50 = next(line for line in out.stdout.splitlines() if line.startswith("p50_ms")).split()[1:]
     assert all(float(v) > 0 for v in p50)
 
