@@ -140,7 +140,8 @@ class Rewrite:
     standalone: str
     used_history: bool
     exclude: tuple[str, ...] = ()
-    unresolved: str | None = None  # the pronoun that names no one: the chat has no earlier turn
+    unresolved: str | None = None  # the pronoun that names no one: the chat has no earlier turn, or ...
+    named: tuple[str, ...] = ()  # ... the people it names are all of the other gender
 
 
 def validate(history: object) -> list[tuple[str, str]]:
@@ -244,6 +245,18 @@ def _agreeing(words: set[str], names: Sequence[str]) -> str | None:
     return None
 
 
+def _disagreeing(words: set[str], names: Sequence[str]) -> bool:
+    """Whether the pronoun tells a gender and every name's given name surely tells the other: "he" after
+    a chat that named only Dr Michelle Drage is no one in it."""
+    male, female = bool(words & _MALE), bool(words & _FEMALE)
+    if male == female or not names:
+        return False
+    other = "female" if male else "male"
+    bare = [re.sub(rf"^(?:{HONORIFICS}\.?\s+)+", "", n).split() for n in names]
+    # "Dr Jones" has no given name to tell by
+    return all(len(b) > 1 and _given_names().get_gender(b[0]) == other for b in bare)
+
+
 def rewrite_one(question: str, previous: Sequence[tuple[str, str]]) -> Rewrite:
     """Rewrite ``question`` given earlier turns whose questions are already standalone."""
     if not previous:  # only an empty chat surely names no one: "Drage" alone is not found as a person
@@ -255,8 +268,12 @@ def rewrite_one(question: str, previous: Sequence[tuple[str, str]]) -> Rewrite:
     if words & set(PERSON_PRONOUNS):
         earlier = [p for q, a in reversed(previous) for p in people(q) + people(a)]
         who = people(last_q) or people(last_a) or earlier
+        named = list(dict.fromkeys([*who, *earlier]))
+        subject = UNRESOLVED_RE.search(question)
+        if subject and _disagreeing(words, named):
+            return Rewrite(question, question, False, unresolved=subject.group(1), named=tuple(named))
         if who:
-            standalone, used = _replace_person(question, _agreeing(words, [*who, *earlier]) or who[0]), True
+            standalone, used = _replace_person(question, _agreeing(words, named) or who[0]), True
     needs_context = (
         bool(words & CONTEXT_PRONOUNS)
         or bool(TRAILING_THAT_RE.search(question))

@@ -70,8 +70,9 @@ class Pipeline:
             standalone = condense(config, question, conversation.validate(history)) or standalone
         query, notes = self.query(standalone)
         passages = self.retriever.search(query, config)
-        if turn.unresolved:  # "Where does he work?" with no one named before: any answer would be a guess
-            note = f"“{turn.unresolved}” names no one: this chat has no earlier question; ask again with the name"
+        if turn.unresolved:  # "Where does he work?" with no one (no man) named before: any answer is a guess
+            why = f"this chat names only {', '.join(turn.named)}" if turn.named else "this chat has no earlier question"
+            note = f"“{turn.unresolved}” names no one: {why}; ask again with the name"
             yield Answer(
                 text=ABSTAIN_TEXT,
                 abstained=True,

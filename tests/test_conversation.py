@@ -133,6 +133,11 @@ def test_instructions_planted_in_an_answer_do_not_steer_the_rewriting() -> None:
         ("Where does he work?", [("Who chairs the NHS Alliance?", "Dr Michael Dixon chairs it. [1]")], None),
         ("Who announced she would step down as leader?", [], None),  # "she" is whom the question asks for
         ("What did the chairman say about his practice?", [], None),  # "his" is the chairman's
+        # "he" after a chat that named only a woman is no one in it; a name that tells no gender may be him
+        ("Where does he work as a GP?", [("What does LMC stand for?", "Michelle Drage runs the LMC. [1]")], "he"),
+        ("Where does he work?", [("Who spoke?", "Dr Kim Lee spoke first. [1]")], None),
+        ("Why did he say that?", [("What did Dr Jones say?", "She said the ward was full. [1]")], None),
+        ("Where does she work?", [("Who spoke?", "Dr Michael Dixon and Dr Amara Osei spoke. [1]")], None),
     ],
 )
 def test_a_pronoun_that_names_no_one_is_reported(question: str, history, unresolved: str | None) -> None:
@@ -146,3 +151,8 @@ def test_a_question_about_no_one_is_not_answered(pipeline) -> None:
     assert any("“he” names no one" in n for n in answer.notes)
     followed = pipeline.ask("Where does he work as a GP?", [("Who chairs the NHS Alliance?", "Dr Michael Dixon.")])
     assert not followed.abstained and "Cullompton" in followed.text
+    about_her = [("Who is chief executive of Londonwide LMCs?", "Dr Michelle Drage is chief executive. [1]")]
+    answer = pipeline.ask("Where does he work as a GP?", about_her)
+    assert answer.abstained and any(
+        "“he” names no one: this chat names only Dr Michelle Drage" in n for n in answer.notes
+    )
