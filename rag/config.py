@@ -15,7 +15,7 @@ from .errors import ConfigError
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 ENV_PREFIX = "RAG_"
-PRECISIONS = ("auto", "fp32", "bf16", "int8")  # the embedder's numeric path; auto picks by CPU at run time
+PRECISIONS = ("auto", "fp32", "bf16", "int8")  # the embedder's and reader's numeric path; auto picks by CPU
 
 
 def _default_path(name: str) -> str:
