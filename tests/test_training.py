@@ -313,3 +313,33 @@ def test_a_rebuilt_base_is_pinned_by_the_digest_of_its_graph() -> None:
     assert digest is not None and len(digest) == 64
     assert digest == hashlib.sha256(graph.read_bytes()).hexdigest()
     assert train_reader.base_sha256("minilm") is None
+
+
+def test_with_headlines_a_training_window_is_read_under_its_title_as_the_product_reads_it() -> None:
+    from tokenizers import Tokenizer
+
+    from rag.reader import READER_DIR
+
+    tokenizer = Tokenizer.from_file(str(READER_DIR / "tokenizer.json"))
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    context = "It was founded in 1636 by the colonial legislature. Its library is the largest academic library."
+    row = {
+        "question": "When was Harvard founded by the legislature?",
+        "context": context,
+        "start": context.index("1636"),
+        "answer": "1636",
+        "title": "Harvard University",
+        "opening": "Harvard University is a private research university in Cambridge, Massachusetts.",
+    }
+    assert train_reader.headline(row) == f"{row['title']}\n{row['opening']}"  # "harvard" is not in the window
+    asked_here = {**row, "question": "When was it founded by the colonial legislature?"}
+    assert train_reader.headline(asked_here) == "Harvard University"  # nothing lacking: the title alone
+    plain = train_reader.encode(tokenizer, row, random.Random(0))
+    headed = train_reader.encode(tokenizer, row, random.Random(0), headlines=True)
+    assert plain is not None and headed is not None
+    for seq, start, end in (plain, headed):
+        assert tokenizer.decode(seq[start : end + 1]) == "1636"
+    sep = tokenizer.token_to_id("[SEP]")
+    head = headed[0][headed[0].index(sep) + 1 : headed[1]]
+    assert tokenizer.decode(head).startswith("harvard university harvard university is a private")
