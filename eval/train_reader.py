@@ -364,12 +364,12 @@ def encode(tokenizer, row: dict, rng: random.Random, headlines: bool = False) ->
 
 
 def headline(row: dict) -> str:
+    from rag.answering import headline as read_under
     from rag.retrieval import tokenize
 
-    title, first, context = row.get("title", ""), row.get("opening", ""), row["context"]
-    lacking = set(tokenize([row["question"]])[0]) - set(tokenize([context])[0])
-    wanted = first and first not in context and lacking & set(tokenize([first])[0])
-    return "\n".join(t for t in (title if title not in context else "", first if wanted else "") if t)
+    opening, context = row.get("opening", ""), row["context"]
+    asked = set(tokenize([row["question"]])[0])
+    return read_under(asked, context, row.get("title", ""), opening, opening_seen=opening in context)
 
 
 class SpanReader(torch.nn.Module):

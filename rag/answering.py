@@ -286,6 +286,16 @@ def article_head(data: IndexData, passage: Passage) -> tuple[str, str, int]:
     return title, "", -1
 
 
+def headline(asked: set[str], window: str, title: str, opening: str, opening_seen: bool) -> str:
+    """What the reader reads before ``window`` (``article_head`` says why): the title unless the window
+    holds it, and the opening sentence when the window does not reach it and it holds a term of the
+    question's (``asked``) that the window lacks. Training reads its windows the same way
+    (eval/train_reader.py --headlines)."""
+    lacking = asked - set(tokenize([window])[0])
+    wanted = opening and not opening_seen and lacking & set(tokenize([opening])[0])
+    return "\n".join(t for t in (title if title not in window else "", opening if wanted else "") if t)
+
+
 def answerable_features(ranked: Sequence[Candidate], passages: Sequence[Passage]) -> dict[str, float]:
     """Evidence for answering at all, read off the best candidate and how far it leads the rest."""
     top = ranked[0]
@@ -429,12 +439,10 @@ def read(
             end += len(acronym) + 3
         windows.append((text, c.start - lo, end, lo))
     asked = set(tokenize([question])[0])
-    heads = []
-    for c, (text, _, _, lo) in zip(leaders, windows, strict=True):
-        title, opening, end = c.head
-        lacking = asked - set(tokenize([text])[0])
-        wanted = end < lo and lacking & set(tokenize([opening])[0])
-        heads.append("\n".join(t for t in (title if title not in text else "", opening if wanted else "") if t))
+    heads = [
+        headline(asked, text, c.head[0], c.head[1], opening_seen=c.head[2] >= lo)
+        for c, (text, _, _, lo) in zip(leaders, windows, strict=True)
+    ]
     reads = reader.read(question, [(t, a, b) for t, a, b, _ in windows], wide=spill is not None, heads=heads)
     out = []
     for c, r, (_, _, _, lo) in zip(leaders, reads, windows, strict=True):
