@@ -231,16 +231,23 @@ def _replace_person(question: str, name: str) -> str:
 _MALE, _FEMALE = {"he", "him", "his", "himself"}, {"she", "her", "hers", "herself"}
 
 
+def _gender_asked(words: set[str]) -> str | None:
+    male, female = bool(words & _MALE), bool(words & _FEMALE)
+    return "male" if male and not female else "female" if female and not male else None
+
+
+def _name_words(name: str) -> list[str]:
+    return re.sub(rf"^(?:{HONORIFICS}\.?\s+)+", "", name).split()
+
+
 def _agreeing(words: set[str], names: Sequence[str]) -> str | None:
     """The first person whose given name agrees with the pronoun ("she" after "Dr Michael Dixon introduced
     Dr Michelle Drage" is Dr Drage); ``None`` when the pronoun or the names tell no gender."""
-    male, female = bool(words & _MALE), bool(words & _FEMALE)
-    wanted = "male" if male and not female else "female" if female and not male else None
+    wanted = _gender_asked(words)
     if wanted is None:
         return None
     for name in names:
-        given = re.sub(rf"^(?:{HONORIFICS}\.?\s+)+", "", name).split()[0]
-        if _given_names().get_gender(given).removeprefix("mostly_") == wanted:
+        if _given_names().get_gender(_name_words(name)[0]).removeprefix("mostly_") == wanted:
             return name
     return None
 
@@ -248,11 +255,11 @@ def _agreeing(words: set[str], names: Sequence[str]) -> str | None:
 def _disagreeing(words: set[str], names: Sequence[str]) -> bool:
     """Whether the pronoun tells a gender and every name's given name surely tells the other: "he" after
     a chat that named only Dr Michelle Drage is no one in it."""
-    male, female = bool(words & _MALE), bool(words & _FEMALE)
-    if male == female or not names:
+    wanted = _gender_asked(words)
+    if wanted is None or not names:
         return False
-    other = "female" if male else "male"
-    bare = [re.sub(rf"^(?:{HONORIFICS}\.?\s+)+", "", n).split() for n in names]
+    other = "female" if wanted == "male" else "male"
+    bare = [_name_words(n) for n in names]
     # "Dr Jones" has no given name to tell by
     return all(len(b) > 1 and _given_names().get_gender(b[0]) == other for b in bare)
 
