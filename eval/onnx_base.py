@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.reader import PARTS, dequantised, load_graph, quantised_linears
+from rag.reader import PARTS, bert_config, dequantised, load_graph, load_weights, quantised_linears
 
 _LINEAR = re.compile(rf"^/bert/encoder/layer\.(\d+)/({'|'.join(PARTS)})/MatMul_output_0_output_quantized$")
 
@@ -50,26 +50,17 @@ def state_dict(onnx_path: Path) -> tuple[dict[str, np.ndarray], int]:
 def convert(source: Path, target: Path) -> Path:
     """A transformers folder (config, safetensors, tokenizer.json) rebuilt from ``source/model.onnx``."""
     import torch
-    from transformers import BertConfig, BertForSequenceClassification
+    from transformers import BertForSequenceClassification
 
     if (target / "config.json").is_file():
         return target
     weights, layers = state_dict(source / "model.onnx")
-    hidden = weights["bert.embeddings.word_embeddings.weight"].shape[1]
-    config = BertConfig(
-        vocab_size=weights["bert.embeddings.word_embeddings.weight"].shape[0],
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=hidden // 32,
-        intermediate_size=weights["bert.encoder.layer.0.intermediate.dense.weight"].shape[0],
-        max_position_embeddings=weights["bert.embeddings.position_embeddings.weight"].shape[0],
-        num_labels=weights["classifier.weight"].shape[0],
-    )
+    config = bert_config(weights, "bert.", layers, num_labels=weights["classifier.weight"].shape[0])
     model = BertForSequenceClassification(config)
-    tensors = {k: torch.tensor(v) for k, v in weights.items()}
-    missing, unexpected = model.load_state_dict(tensors, strict=False)
-    if unexpected or [k for k in missing if "position_ids" not in k]:
-        raise ValueError(f"{source}: missing {missing}, unexpected {unexpected}")
+    try:
+        load_weights(model, {k: torch.tensor(v) for k, v in weights.items()})
+    except ValueError as e:
+        raise ValueError(f"{source}: {e}") from None
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)

@@ -165,25 +165,13 @@ def reader_precision(config: Config) -> str:
 
 def _torch_scorer(onnx_path: Path, precision: str) -> Scorer:
     import torch
-    from transformers import BertConfig, BertModel
+    from transformers import BertModel
 
     weights = {k: torch.tensor(v) for k, v in reader_state_dict(onnx_path).items()}
-    embeddings = weights["encoder.embeddings.word_embeddings.weight"]
-    config = BertConfig(
-        vocab_size=embeddings.shape[0],
-        hidden_size=embeddings.shape[1],
-        num_hidden_layers=1 + max(int(k.split(".")[3]) for k in weights if k.startswith("encoder.encoder.layer.")),
-        num_attention_heads=embeddings.shape[1] // 32,
-        intermediate_size=weights["encoder.encoder.layer.0.intermediate.dense.weight"].shape[0],
-        max_position_embeddings=weights["encoder.embeddings.position_embeddings.weight"].shape[0],
-        type_vocab_size=weights["encoder.embeddings.token_type_embeddings.weight"].shape[0],
-    )
+    layers = 1 + max(int(k.split(".")[3]) for k in weights if k.startswith("encoder.encoder.layer."))
+    config = bert_config(weights, "encoder.", layers)
     encoder = BertModel(config, add_pooling_layer=False)
-    missing, unexpected = encoder.load_state_dict(
-        {k.removeprefix("encoder."): v for k, v in weights.items() if k.startswith("encoder.")}, strict=False
-    )
-    if unexpected or [k for k in missing if "position_ids" not in k]:
-        raise ValueError(f"{onnx_path}: missing {missing}, unexpected {unexpected}")
+    load_weights(encoder, {k.removeprefix("encoder."): v for k, v in weights.items() if k.startswith("encoder.")})
     qa = torch.nn.Linear(config.hidden_size, 2)
     qa.load_state_dict({"weight": weights["qa.weight"], "bias": weights["qa.bias"]})
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
@@ -197,6 +185,30 @@ def _torch_scorer(onnx_path: Path, precision: str) -> Scorer:
         return logits[..., 0], logits[..., 1]
 
     return scores
+
+
+def bert_config(weights: dict, prefix: str, layers: int, **extra: object):
+    """A transformers ``BertConfig`` read off rebuilt weights' shapes (``prefix``: "encoder.", "bert.")."""
+    from transformers import BertConfig
+
+    words = weights[f"{prefix}embeddings.word_embeddings.weight"]
+    return BertConfig(
+        vocab_size=words.shape[0],
+        hidden_size=words.shape[1],
+        num_hidden_layers=layers,
+        num_attention_heads=words.shape[1] // 32,
+        intermediate_size=weights[f"{prefix}encoder.layer.0.intermediate.dense.weight"].shape[0],
+        max_position_embeddings=weights[f"{prefix}embeddings.position_embeddings.weight"].shape[0],
+        type_vocab_size=weights[f"{prefix}embeddings.token_type_embeddings.weight"].shape[0],
+        **extra,
+    )
+
+
+def load_weights(model, tensors: dict) -> None:
+    """Every parameter from ``tensors`` (only the position ids buffer may be missing), or a ValueError."""
+    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    if unexpected or [k for k in missing if "position_ids" not in k]:
+        raise ValueError(f"missing {missing}, unexpected {unexpected}")
 
 
 # The exported graph keeps each matrix int8 with its scale and zero point, so its float weights are
