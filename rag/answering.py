@@ -418,34 +418,52 @@ def read(
     already gave one (``rag.direct``). When its best span in a neighbour beats its best in the sentence by
     ``spill`` or more, the candidate becomes that neighbour, keeping the matched sentence as ``support``,
     and the margin of that span is its "reader" feature; never a neighbour ``quoted`` (normalised) before
-    in this chat, which "what else…" asks not to repeat."""
-    windows = []
+    in this chat, which "what else…" asks not to repeat. Leaders whose neighbourhoods overlap in one
+    passage are read together, in one window: the reader then sees each with the other's context too, and
+    reads the words once (eval/bench.py)."""
     about = asks_of_article(question)
+    ranges = []  # per leader: its sentence with the neighbours read around it, as sentence numbers in its chunk
     for c in leaders:
         chunk = c.passage.chunk
         spans = chunk.sentences
         at = next((i for i, (a, _) in enumerate(spans) if a == c.start), 0)
-        before, after = spans[max(0, at - 1)], spans[min(len(spans) - 1, at + 1)]
-        if not about and is_metadata(chunk.text[before[0] - chunk.start : before[1] - chunk.start]):
-            before = spans[at]  # the reporter's name beside the lead is not who the lead is about
-        if not about and is_metadata(chunk.text[after[0] - chunk.start : after[1] - chunk.start]):
-            after = spans[at]
-        lo, hi = before[0], after[1]
+        first, last = max(0, at - 1), min(len(spans) - 1, at + 1)
+        if not about and is_metadata(chunk.text[spans[first][0] - chunk.start : spans[first][1] - chunk.start]):
+            first = at  # the reporter's name beside the lead is not who the lead is about
+        if not about and is_metadata(chunk.text[spans[last][0] - chunk.start : spans[last][1] - chunk.start]):
+            last = at
+        ranges.append((first, last))
+    acronym = asks_expansion(question) if not about else None
+    alone = [bool(c.span and acronym) for c in leaders]  # a definition may be read with "(LMC)" added
+    windows = []
+    for i, c in enumerate(leaders):
+        chunk = c.passage.chunk
+        first, last = ranges[i]
+        grown = not alone[i]
+        while grown:
+            grown = False
+            for j, (lo_j, hi_j) in enumerate(ranges):
+                same = leaders[j].passage.chunk is chunk and not alone[j]
+                if same and lo_j <= last and first <= hi_j and (lo_j < first or hi_j > last):
+                    first, last, grown = min(first, lo_j), max(last, hi_j), True
+        lo, hi = chunk.sentences[first][0], chunk.sentences[last][1]
         text = chunk.text[lo - chunk.start : hi - chunk.start]
         end = c.end - lo
-        if c.span and not about and (acronym := asks_expansion(question)) and "(" not in text[c.span[1] - lo :][:3]:
+        if c.span and acronym and alone[i] and "(" not in text[c.span[1] - lo :][:3]:
             # a name spelt out with no "(LMC)" beside it: read as the usual definition, which the reader knows
             text = f"{text[: c.span[1] - lo]} ({acronym}){text[c.span[1] - lo :]}"
             end += len(acronym) + 3
-        windows.append((text, c.start - lo, end, lo))
+        own = (chunk.sentences[ranges[i][0]][0] - lo, chunk.sentences[ranges[i][1]][1] - lo)
+        windows.append((text, c.start - lo, end, lo, own if not alone[i] else (0, len(text))))
     asked = set(tokenize([question])[0])
     heads = [
         headline(asked, text, c.head[0], c.head[1], opening_seen=c.head[2] >= lo)
-        for c, (text, _, _, lo) in zip(leaders, windows, strict=True)
+        for c, (text, _, _, lo, _) in zip(leaders, windows, strict=True)
     ]
-    reads = reader.read(question, [(t, a, b) for t, a, b, _ in windows], wide=spill is not None, heads=heads)
+    texts, reach = [(t, a, b) for t, a, b, _, _ in windows], [w[4] for w in windows]
+    reads = reader.read(question, texts, wide=spill is not None, heads=heads, reach=reach)
     out = []
-    for c, r, (_, _, _, lo) in zip(leaders, reads, windows, strict=True):
+    for c, r, (_, _, _, lo, _) in zip(leaders, reads, windows, strict=True):
         c.features["reader"] = float(r.margin)
         if c.span or r.start < 0:  # a byline's name outranks the reader's guess
             out.append(c)

@@ -90,50 +90,81 @@ class Reader:
         texts: Sequence[tuple[str, int, int]],
         wide: bool = False,
         heads: Sequence[str] | None = None,
+        reach: Sequence[tuple[int, int]] | None = None,
     ) -> list[Read]:
         """For each ``(text, lo, hi)``, the best answer span lying inside ``text[lo:hi]`` (the text around it
         is context), with its margin over "no answer". With ``wide``, each read also carries the best span
         anywhere in what the reader saw that does not cross the edge of ``text[lo:hi]``: the answer is often
         named a sentence away from the words the question shares with the text ("The forecast came from
         Dr Drage …" after "… predicted …"). ``heads`` (one per text) are read before each text as context
-        only (an article's title and opening sentence), never pointed at."""
+        only (an article's title and opening sentence), never pointed at. Entries with one text and head
+        are read in one pass when their ranges fit in one window together; ``reach`` (one character range
+        per text) then keeps each wide read to its own part of it."""
         if not texts:
             return []
         q = self.tokenizer.encode(question, add_special_tokens=False).ids[: self.max_question]
-        windows = []  # (sequence, where the text's first token sits in it, text tokens seen, those allowed)
-        encodings = self.tokenizer.encode_batch([t for t, _, _ in texts], add_special_tokens=False)
         heads = list(heads) if heads else [""] * len(texts)
-        head_ids = [e.ids[:MAX_HEAD_TOKENS] for e in self.tokenizer.encode_batch(heads, add_special_tokens=False)]
-        for (_, lo, hi), enc, head in zip(texts, encodings, head_ids, strict=True):
+        # texts read under one head share one pass when their sentences fit in it together: the answerer
+        # asks about neighbouring sentences of one passage as often as not
+        groups: dict[tuple[str, str], list[int]] = {}
+        for i, ((text, _, _), head) in enumerate(zip(texts, heads, strict=True)):
+            groups.setdefault((text, head), []).append(i)
+        keys = list(groups)
+        encodings = self.tokenizer.encode_batch([t for t, _ in keys], add_special_tokens=False)
+        heads_read = self.tokenizer.encode_batch([h for _, h in keys], add_special_tokens=False)
+        head_ids = [e.ids[:MAX_HEAD_TOKENS] for e in heads_read]
+        windows = []  # (sequence, where the text's first token sits in it, its encoding, the entries read in it)
+        for key, enc, head in zip(keys, encodings, head_ids, strict=True):
             room = self.max_length - len(q) - len(head) - 3
-            inside = [i for i, (a, b) in enumerate(enc.offsets) if a >= lo and b <= hi and b > a]
-            spare = room - (inside[-1] - inside[0] + 1) if inside else 0
-            first = max(0, min(inside[0] - max(0, spare) // 2, len(enc.ids) - room)) if inside else 0
-            last = min(len(enc.ids), first + room)
-            seen = [i for i in range(first, last) if enc.offsets[i][1] > enc.offsets[i][0]] if wide and inside else []
-            seq = [self.cls, *q, self.sep, *head, *enc.ids[first:last], self.sep]
-            windows.append((seq, len(q) + 2 + len(head) - first, seen, [i for i in inside if first <= i < last]))
+            inside = {
+                i: [t for t, (a, b) in enumerate(enc.offsets) if a >= texts[i][1] and b <= texts[i][2] and b > a]
+                for i in groups[key]
+            }
+            together = sorted(set().union(*inside.values()))
+            parts = [groups[key]] if not together or together[-1] - together[0] < room else [[i] for i in groups[key]]
+            for part in parts:
+                union = sorted(set().union(*(inside[i] for i in part)))
+                spare = room - (union[-1] - union[0] + 1) if union else 0
+                first = max(0, min(union[0] - max(0, spare) // 2, len(enc.ids) - room)) if union else 0
+                last = min(len(enc.ids), first + room)
+                seen = [t for t in range(first, last) if enc.offsets[t][1] > enc.offsets[t][0]] if wide else []
+                members = [
+                    (
+                        i,
+                        _within(seen, enc.offsets, reach[i] if reach else None) if inside[i] else [],
+                        [t for t in inside[i] if first <= t < last],
+                    )
+                    for i in part
+                ]
+                seq = [self.cls, *q, self.sep, *head, *enc.ids[first:last], self.sep]
+                windows.append((seq, len(q) + 2 + len(head) - first, enc, members))
         width = max(len(w[0]) for w in windows)
         ids = np.zeros((len(windows), width), dtype=np.int64)
         mask = np.zeros_like(ids)
         types = np.zeros_like(ids)
-        for i, (seq, *_) in enumerate(windows):
-            ids[i, : len(seq)] = seq
-            mask[i, : len(seq)] = 1
-            types[i, len(q) + 2 : len(seq)] = 1
+        for w, (seq, *_) in enumerate(windows):
+            ids[w, : len(seq)] = seq
+            mask[w, : len(seq)] = 1
+            types[w, len(q) + 2 : len(seq)] = 1
         starts, ends = self.scores(ids, mask, types)
-        out = []
-        for i, ((_, shift, seen, allowed), enc, (_, lo, hi)) in enumerate(zip(windows, encodings, texts, strict=True)):
-            null = float(starts[i, 0] + ends[i, 0])
-            read = _best(starts[i], ends[i], null, allowed, shift, enc.offsets)
-            if wide and allowed:
-                # before, inside or after the sentence, never across its edge: a span straddling a title and
-                # the sentence below it is no answer and cannot be quoted from one sentence
-                sides = ([t for t in seen if enc.offsets[t][1] <= lo], [t for t in seen if enc.offsets[t][0] >= hi])
-                reads = [read, *(_best(starts[i], ends[i], null, s, shift, enc.offsets) for s in sides)]
-                read = dataclasses.replace(read, wide=max(reads, key=lambda r: r.margin))
-            out.append(read)
-        return out
+        out: dict[int, Read] = {}
+        for w, (_, shift, enc, members) in enumerate(windows):
+            null = float(starts[w, 0] + ends[w, 0])
+            for i, seen, allowed in members:
+                _, lo, hi = texts[i]
+                read = _best(starts[w], ends[w], null, allowed, shift, enc.offsets)
+                if wide and allowed:
+                    # before, inside or after the sentence, never across its edge: a span straddling a title
+                    # and the sentence below it is no answer and cannot be quoted from one sentence
+                    sides = ([t for t in seen if enc.offsets[t][1] <= lo], [t for t in seen if enc.offsets[t][0] >= hi])
+                    reads = [read, *(_best(starts[w], ends[w], null, s, shift, enc.offsets) for s in sides)]
+                    read = dataclasses.replace(read, wide=max(reads, key=lambda r: r.margin))
+                out[i] = read
+        return [out[i] for i in range(len(texts))]
+
+
+def _within(tokens: list[int], offsets: list[tuple[int, int]], span: tuple[int, int] | None) -> list[int]:
+    return tokens if span is None else [t for t in tokens if offsets[t][0] >= span[0] and offsets[t][1] <= span[1]]
 
 
 def _best(

@@ -213,7 +213,8 @@ The conference drew four hundred delegates from thirty countries.
 def test_the_reader_reports_its_best_span_beyond_the_sentence_beside_its_best_inside() -> None:
     from rag.reader import get_reader
 
-    text = FUSION.split("\n\n")[1]
+    # the sentence the question matches names no one ("a well-known chemist" would be an answer in it)
+    text = FUSION.split("\n\n")[1].replace("a well-known chemist predicted", "it was predicted")
     first = text.index(". ") + 1
     question = "Who predicted that fusion power would reach the grid by 2050?"
     narrow = get_reader().read(question, [(text, 0, first)])[0]
@@ -271,6 +272,59 @@ def test_the_reader_reads_a_passage_with_its_articles_head_as_context_only() -> 
     assert text[read.start : read.end] == "teach reading and maths" and read.margin > 0
     wide = reader.read(question, [(text, lo, hi)], wide=True, heads=[head])[0].wide
     assert wide is not None and 0 <= wide.start < wide.end <= len(text)  # offsets in the text, never the head
+
+
+def test_neighbouring_sentences_of_one_text_are_read_in_one_pass_each_for_its_own_span() -> None:
+    """The answerer asks about neighbouring sentences of one passage as often as not: they share a window,
+    and each read still points only inside its own sentence (and, read wide, inside its own reach)."""
+    from rag.reader import Reader
+
+    reader = Reader()
+    text = FUSION.split("\n\n")[1]
+    first = text.index(". ") + 1
+    second = text.index(". The") + 2
+    rows: list[int] = []
+    scores = reader.scores
+    reader.scores = lambda i, m, t: (rows.append(len(i)), scores(i, m, t))[1]
+    question = "Who predicted that fusion power would reach the grid by 2050?"
+    entries = [(text, 0, first), (text, second, len(text))]
+    reads = reader.read(question, entries, wide=True, reach=[(0, first), (0, len(text))])
+    assert rows == [1]
+    assert reads[0].end <= first and reads[1].start >= second
+    assert "Ingrid Holm" in text[reads[1].start : reads[1].end]
+    assert reads[0].wide is not None and reads[0].wide.end <= first  # its reach ends with its sentence
+    alone = [reader.read(question, [entry])[0] for entry in entries]
+    assert [(r.start, r.end) for r in alone] == [(r.start, r.end) for r in reads]
+    heads = ["Fusion forecast stirs debate", "Another head"]
+    rows.clear()
+    reader.read(question, entries, heads=heads)
+    assert rows == [2]  # read under different heads: two windows
+
+
+def test_the_answerer_reads_leaders_with_overlapping_neighbourhoods_in_one_window(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rag.config import load_config
+    from rag.reader import Reader
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "fusion.txt").write_text(FUSION, encoding="utf-8")
+    config = load_config(env={}, corpus=str(docs), index_dir=str(tmp_path / "index"))
+    calls: list[tuple[list, list]] = []
+    original = Reader.read
+
+    def spy(self: Reader, question: str, texts: list, wide: bool = False, heads: list | None = None, reach=None):
+        calls.append((list(texts), list(reach or [])))
+        return original(self, question, texts, wide=wide, heads=heads, reach=reach)
+
+    monkeypatch.setattr(Reader, "read", spy)
+    answer = ask("Who predicted that fusion power would reach the grid by 2050?", config=config)
+    assert answer.span is not None and "Ingrid Holm" in answer.span.quote
+    (texts, reach), *_ = calls
+    assert len(texts) == 3 and len({t for t, _, _ in texts}) < 3  # one passage: its leaders are neighbours
+    for (text, lo, hi), (a, b) in zip(texts, reach, strict=True):
+        assert 0 <= a <= lo < hi <= b <= len(text)
 
 
 def test_the_reader_takes_the_numeric_path_the_embedder_takes() -> None:
