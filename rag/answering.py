@@ -380,6 +380,8 @@ class ExtractiveAnswerer:
         if best.support and self.config.max_answer_sentences > 1:
             citations.append(citation(best.passage, *best.support))
         span = citation(best.passage, *best.span) if best.span and best.span != (best.start, best.end) else None
+        if span is not None and echoes(query.text, span.quote):
+            span = None
         return Answer(
             text=compose(citations, span),
             abstained=False,
@@ -491,6 +493,13 @@ def read(
                 same = [o.features["reader"] for o in out if o.passage.source == c.passage.source]
                 c.features["reader"] = max(same)
     return out
+
+
+def echoes(question: str, short: str) -> bool:
+    """Whether a short answer only repeats the question's own words ("Which trusts…?" → "trusts"): it
+    answers nothing, so the sentence is shown alone."""
+    words = set(tokenize([short])[0])
+    return bool(words) and words <= set(tokenize([question])[0])
 
 
 def citation(passage: Passage, start: int, end: int) -> Citation:

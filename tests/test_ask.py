@@ -198,6 +198,32 @@ def test_a_short_answer_that_is_most_of_its_sentence_does_not_echo_it() -> None:
     assert compose([sentence]) == "The ferry leaves Kirkwall at dawn every day. [1]"
 
 
+@pytest.mark.parametrize(
+    ("question", "short", "echo"),
+    [
+        ("Which trusts are planning cuts?", "trusts", True),
+        ("Which trusts are planning cuts?", "the Trusts", True),
+        ("Which trusts are planning cuts?", "NHS Bury", False),
+        ("Who chairs the alliance?", "Dr Michael Dixon, chair of the alliance", False),
+        ("What is it?", "it", False),
+    ],
+)
+def test_a_short_answer_of_the_questions_own_words_is_no_answer(question: str, short: str, echo: bool) -> None:
+    from rag.answering import echoes
+
+    assert echoes(question, short) is echo
+
+
+def test_no_short_answer_repeats_only_the_question(seed_config: Config) -> None:
+    from rag.answering import echoes
+
+    questions = [*QUESTIONS, "Which trusts are planning to cut hospital activity?", "Which PCTs plan to shift work?"]
+    answers = {q: ask(q, config=seed_config) for q in questions}
+    assert any(a.span is not None for a in answers.values())
+    for question, answer in answers.items():
+        assert answer.span is None or not echoes(question, answer.span.quote), (question, answer.span)
+
+
 FUSION = """Fusion forecast stirs debate
 
 Last week a well-known chemist predicted that fusion power would reach the grid by 2050. The forecast came \
