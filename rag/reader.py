@@ -73,9 +73,7 @@ class Reader:
                 session = onnxruntime.InferenceSession(
                     str(folder / "reader.onnx"), session_options(), providers=["CPUExecutionProvider"]
                 )
-                self.scores: Scorer = lambda i, m, t: tuple(
-                    session.run(None, {"input_ids": i, "attention_mask": m, "token_type_ids": t})
-                )
+                self.scores: Scorer = functools.partial(_unpadded, session)
             else:
                 self.scores = _torch_scorer(folder / "reader.onnx", precision)
         except (OSError, ValueError, KeyError, RuntimeError, ImportError) as e:
@@ -192,6 +190,19 @@ def reader_precision(config: Config) -> str:
     """The reader's numeric path: the embedder's choice (``choose_precision``), since what makes one model
     fast on this CPU makes the other fast too; int8 is the shipped graph itself."""
     return choose_precision(config.precision).precision
+
+
+def _unpadded(session, ids: np.ndarray, mask: np.ndarray, types: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each window on its own, at its own length: onnxruntime's int8 path spends as long on padding as on
+    words, and a batch of two or three windows gains it less than the padding costs (eval/bench.py; bf16
+    in PyTorch is the other way round, so it keeps the batch)."""
+    starts, ends = np.full(ids.shape, -1e4, dtype=np.float32), np.full(ids.shape, -1e4, dtype=np.float32)
+    for row in range(len(ids)):
+        n = int(mask[row].sum())
+        feed = {"input_ids": ids[row : row + 1, :n], "attention_mask": mask[row : row + 1, :n]}
+        s, e = session.run(None, {**feed, "token_type_ids": types[row : row + 1, :n]})
+        starts[row, :n], ends[row, :n] = s[0], e[0]
+    return starts, ends
 
 
 def _torch_scorer(onnx_path: Path, precision: str) -> Scorer:

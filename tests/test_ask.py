@@ -281,6 +281,22 @@ def test_every_numeric_path_of_the_reader_reads_what_the_shipped_graph_reads(pre
         assert abs(b.margin - a.margin) < 1.0, (precision, question, a.margin, b.margin)
 
 
+def test_an_int8_window_reads_the_same_alone_as_beside_a_longer_one() -> None:
+    """The int8 graph rounds activations by a scale taken over the whole batch, padding included, so it
+    reads each window at its own length: what it answers must not depend on what else is read with it."""
+    from rag.reader import Reader
+
+    reader = Reader(precision="int8")
+    short = FUSION.split("\n\n")[2]
+    entries = [(short, 0, len(short)), (FUSION, 0, len(FUSION))]
+    question = "What did critics say about the date?"
+    alone = reader.read(question, entries[:1])[0]
+    beside = reader.read(question, entries, heads=["", "Fusion forecast stirs debate"])[0]
+    assert short[alone.start : alone.end] == "too hopeful"
+    assert (beside.start, beside.end) == (alone.start, alone.end)
+    assert abs(beside.margin - alone.margin) < 1e-3 * max(1.0, abs(alone.margin)), (alone.margin, beside.margin)
+
+
 def test_the_reader_reads_a_passage_with_its_articles_head_as_context_only() -> None:
     """An opinion piece names its author once, at the top; a question naming her is answered from a
     paragraph that does not, and the reader must not take her absence there for "no answer"."""
