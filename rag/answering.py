@@ -495,11 +495,14 @@ def read(
     return out
 
 
+TITLES = "Dr Mr Mrs Ms Mx Prof Rev Cllr Sir Dame"  # a title alone names no one
+
+
 def echoes(question: str, short: str) -> bool:
-    """Whether a short answer only repeats the question's own words ("Which trusts…?" → "trusts"): it
-    answers nothing, so the sentence is shown alone."""
+    """Whether a short answer only repeats the question's own words ("Which trusts…?" → "trusts"), or is
+    only a title ("Who is Tom Coffey?" → "Dr"): it answers nothing, so the sentence is shown alone."""
     words = set(tokenize([short])[0])
-    return bool(words) and words <= set(tokenize([question])[0])
+    return bool(words) and words <= set(tokenize([question])[0]) | set(tokenize([TITLES])[0])
 
 
 def citation(passage: Passage, start: int, end: int) -> Citation:

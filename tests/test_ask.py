@@ -206,6 +206,9 @@ def test_a_short_answer_that_is_most_of_its_sentence_does_not_echo_it() -> None:
         ("Which trusts are planning cuts?", "NHS Bury", False),
         ("Who chairs the alliance?", "Dr Michael Dixon, chair of the alliance", False),
         ("What is it?", "it", False),
+        ("Who is Tom Coffey?", "Dr", True),
+        ("Who is Tom Coffey?", "Dr Tom Coffey", True),
+        ("Who leads the clinic?", "Dr Tom Coffey", False),
     ],
 )
 def test_a_short_answer_of_the_questions_own_words_is_no_answer(question: str, short: str, echo: bool) -> None:
@@ -217,7 +220,12 @@ def test_a_short_answer_of_the_questions_own_words_is_no_answer(question: str, s
 def test_no_short_answer_repeats_only_the_question(seed_config: Config) -> None:
     from rag.answering import echoes
 
-    questions = [*QUESTIONS, "Which trusts are planning to cut hospital activity?", "Which PCTs plan to shift work?"]
+    questions = [
+        *QUESTIONS,
+        "Which trusts are planning to cut hospital activity?",
+        "Which PCTs plan to shift work?",
+        "Who is Tom Coffey?",
+    ]
     answers = {q: ask(q, config=seed_config) for q in questions}
     assert any(a.span is not None for a in answers.values())
     for question, answer in answers.items():
