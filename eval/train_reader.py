@@ -559,9 +559,14 @@ def before(checkpoint: str) -> dict | None:
 def load_init(path: str, model: SpanReader) -> dict:
     """A checkpoint, or an exported reader folder (``rag/models/reader``): its int8 weights dequantised,
     so that training goes on from what ships when the checkpoint is gone (each session's ``.cache`` is).
-    Such a start has no data position of its own; it skips as many rows as every stage before it saw."""
+    Such a start has no data position of its own; it skips as many rows as every stage before it saw. So
+    does a finished run's checkpoint: its own position counts from where that run began, not from row 0."""
     if not (Path(path) / "reader.onnx").is_file():
-        return torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        stage = before(path)
+        if stage and "examples_seen" in stage:
+            state["position"] = seen_by(stage)
+        return state
     from rag.reader import reader_state_dict
 
     state = model.state_dict()
@@ -570,11 +575,17 @@ def load_init(path: str, model: SpanReader) -> dict:
     if unknown or any(not k.startswith("encoder.pooler.") and k not in weights for k in state):
         raise SystemExit(f"{path}: its reader does not match --base/--layers (unknown weights: {unknown[:3]})")
     state.update({k: torch.tensor(v) for k, v in weights.items()})
-    seen, stage = 0, before(path)
+    seen = seen_by(before(path))
+    return {"model": state, "step": 0, "seen": seen, "position": seen}
+
+
+def seen_by(stage: dict | None) -> int:
+    """Rows of the mix read by a training record's stage and every stage it started from."""
+    seen = 0
     while stage:
         seen += stage.get("examples_seen", 0)
         stage = (stage.get("init") or {}).get("training")
-    return {"model": state, "step": 0, "seen": seen, "position": seen}
+    return seen
 
 
 def save_checkpoint(path: Path, model, optimiser, schedule, step: int, position: int, seen: int, rng) -> None:

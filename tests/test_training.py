@@ -343,3 +343,22 @@ def test_with_headlines_a_training_window_is_read_under_its_title_as_the_product
     sep = tokenizer.token_to_id("[SEP]")
     head = headed[0][headed[0].index(sep) + 1 : headed[1]]
     assert tokenizer.decode(head).startswith("harvard university harvard university is a private")
+
+
+def test_a_stage_started_from_a_finished_runs_checkpoint_reads_the_rows_no_stage_has_read(tmp_path: Path) -> None:
+    """A run's own position counts from where it began (after every stage before it), so a next stage
+    started from its checkpoint must skip what all of them read, as one started from its export does."""
+    import torch
+
+    folder = tmp_path / "stage6"
+    folder.mkdir()
+    torch.save({"model": {"w": torch.ones(2)}, "step": 900, "position": 28800, "seen": 28800}, folder / "checkpoint.pt")
+    record = {
+        "examples_seen": 28800,
+        "init": {"training": {"examples_seen": 96000, "init": {"training": {"examples_seen": 32000}}}},
+    }
+    (folder / "training.json").write_text(json.dumps(record), encoding="utf-8")
+    state = train_reader.load_init(str(folder / "checkpoint.pt"), None)
+    assert state["position"] == 156800
+    (folder / "training.json").unlink()  # a run cut short has no record: its own position is all there is
+    assert train_reader.load_init(str(folder / "checkpoint.pt"), None)["position"] == 28800
