@@ -502,7 +502,12 @@ def echoes(question: str, short: str) -> bool:
     """Whether a short answer only repeats the question's own words ("Which trusts…?" → "trusts"), or is
     only a title ("Who is Tom Coffey?" → "Dr"): it answers nothing, so the sentence is shown alone."""
     words = set(tokenize([short])[0])
-    return bool(words) and words <= set(tokenize([question])[0]) | set(tokenize([TITLES])[0])
+    return bool(words) and words <= set(tokenize([question])[0]) | _title_terms()
+
+
+@functools.cache
+def _title_terms() -> frozenset[str]:
+    return frozenset(tokenize([TITLES])[0])
 
 
 def citation(passage: Passage, start: int, end: int) -> Citation:
