@@ -50,6 +50,7 @@ class NumericPath:
     reason: str
 
 
+@functools.cache
 def cpu_flags() -> frozenset[str]:
     """The instruction-set flags of this CPU as the kernel reports them (Linux), else what torch dispatches to."""
     try:

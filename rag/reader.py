@@ -111,11 +111,12 @@ class Reader:
         encodings = self.tokenizer.encode_batch([t for t, _ in keys], add_special_tokens=False)
         heads_read = self.tokenizer.encode_batch([h for _, h in keys], add_special_tokens=False)
         head_ids = [e.ids[:MAX_HEAD_TOKENS] for e in heads_read]
-        windows = []  # (sequence, where the text's first token sits in it, its encoding, the entries read in it)
+        windows = []  # (sequence, where the text's first token sits in it, its token offsets, the entries read in it)
         for key, enc, head in zip(keys, encodings, head_ids, strict=True):
+            offsets, token_ids = enc.offsets, enc.ids  # each access builds a new list
             room = self.max_length - len(q) - len(head) - 3
             inside = {
-                i: [t for t, (a, b) in enumerate(enc.offsets) if a >= texts[i][1] and b <= texts[i][2] and b > a]
+                i: [t for t, (a, b) in enumerate(offsets) if a >= texts[i][1] and b <= texts[i][2] and b > a]
                 for i in groups[key]
             }
             together = sorted(set().union(*inside.values()))
@@ -123,19 +124,19 @@ class Reader:
             for part in parts:
                 union = sorted(set().union(*(inside[i] for i in part)))
                 spare = room - (union[-1] - union[0] + 1) if union else 0
-                first = max(0, min(union[0] - max(0, spare) // 2, len(enc.ids) - room)) if union else 0
-                last = min(len(enc.ids), first + room)
-                seen = [t for t in range(first, last) if enc.offsets[t][1] > enc.offsets[t][0]] if wide else []
+                first = max(0, min(union[0] - max(0, spare) // 2, len(token_ids) - room)) if union else 0
+                last = min(len(token_ids), first + room)
+                seen = [t for t in range(first, last) if offsets[t][1] > offsets[t][0]] if wide else []
                 members = [
                     (
                         i,
-                        _within(seen, enc.offsets, reach[i] if reach else None) if inside[i] else [],
+                        _within(seen, offsets, reach[i] if reach else None) if inside[i] else [],
                         [t for t in inside[i] if first <= t < last],
                     )
                     for i in part
                 ]
-                seq = [self.cls, *q, self.sep, *head, *enc.ids[first:last], self.sep]
-                windows.append((seq, len(q) + 2 + len(head) - first, enc, members))
+                seq = [self.cls, *q, self.sep, *head, *token_ids[first:last], self.sep]
+                windows.append((seq, len(q) + 2 + len(head) - first, offsets, members))
         width = max(len(w[0]) for w in windows)
         ids = np.zeros((len(windows), width), dtype=np.int64)
         mask = np.zeros_like(ids)
@@ -146,16 +147,16 @@ class Reader:
             types[w, len(q) + 2 : len(seq)] = 1
         starts, ends = self.scores(ids, mask, types)
         out: dict[int, Read] = {}
-        for w, (_, shift, enc, members) in enumerate(windows):
+        for w, (_, shift, offsets, members) in enumerate(windows):
             null = float(starts[w, 0] + ends[w, 0])
             for i, seen, allowed in members:
                 _, lo, hi = texts[i]
-                read = _best(starts[w], ends[w], null, allowed, shift, enc.offsets)
+                read = _best(starts[w], ends[w], null, allowed, shift, offsets)
                 if wide and allowed:
                     # before, inside or after the sentence, never across its edge: a span straddling a title
                     # and the sentence below it is no answer and cannot be quoted from one sentence
-                    sides = ([t for t in seen if enc.offsets[t][1] <= lo], [t for t in seen if enc.offsets[t][0] >= hi])
-                    reads = [read, *(_best(starts[w], ends[w], null, s, shift, enc.offsets) for s in sides)]
+                    sides = ([t for t in seen if offsets[t][1] <= lo], [t for t in seen if offsets[t][0] >= hi])
+                    reads = [read, *(_best(starts[w], ends[w], null, s, shift, offsets) for s in sides)]
                     read = dataclasses.replace(read, wide=max(reads, key=lambda r: r.margin))
                 out[i] = read
         return [out[i] for i in range(len(texts))]
@@ -171,14 +172,16 @@ def _best(
     """The best span over ``tokens`` (the text's token ``t`` sits at ``t + shift`` in the sequence)."""
     if not tokens:
         return Read(-1e4, -1, -1)
-    positions = [t + shift for t in tokens]
+    positions = np.asarray(tokens) + shift
     s, e = starts[positions], ends[positions]
-    top, span = -1e9, (0, 0)
-    for a in np.argsort(-s)[:20]:
-        for b in np.argsort(-e)[:20]:
-            if a <= b < a + MAX_ANSWER_TOKENS and s[a] + e[b] > top:
-                top, span = float(s[a] + e[b]), (int(a), int(b))
-    return Read(top - null, offsets[tokens[span[0]]][0], offsets[tokens[span[1]]][1])
+    a, b = np.argsort(-s)[:20], np.argsort(-e)[:20]
+    total = s[a][:, None] + e[b][None, :]
+    valid = (b[None, :] >= a[:, None]) & (b[None, :] < a[:, None] + MAX_ANSWER_TOKENS)
+    if not valid.any():
+        return Read(-1e9 - null, offsets[tokens[0]][0], offsets[tokens[0]][1])
+    best = int(np.argmax(np.where(valid, total, -np.inf)))  # the first of equals, in the order of a, then b
+    i, j = int(a[best // len(b)]), int(b[best % len(b)])
+    return Read(float(total.flat[best]) - null, offsets[tokens[i]][0], offsets[tokens[j]][1])
 
 
 @functools.cache

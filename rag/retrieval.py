@@ -45,11 +45,26 @@ def fold(text: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
+_TERMS: dict[str, tuple[str, ...]] = {}
+_TERMS_LIMIT = 100_000
+
+
 def tokenize(texts: Sequence[str]) -> list[list[str]]:
-    """Lower-cased, accent-folded, stemmed terms without stopwords: the lexical view of BM25 and the answerer."""
-    return bm25s.tokenize(
-        [fold(t) for t in texts], stopwords=STOPWORDS, stemmer=_stemmer(), return_ids=False, show_progress=False
-    )
+    """Lower-cased, accent-folded, stemmed terms without stopwords: the lexical view of BM25 and the answerer.
+    Each text's terms are kept (up to ``_TERMS_LIMIT`` texts): every question re-reads the same candidate
+    sentences, and folding and stemming them again was a tenth of ``ask()`` outside the models."""
+    known = {t: _TERMS.get(t) for t in texts}
+    missing = [t for t, terms in known.items() if terms is None]
+    if missing:
+        made = bm25s.tokenize(
+            [fold(t) for t in missing], stopwords=STOPWORDS, stemmer=_stemmer(), return_ids=False, show_progress=False
+        )
+        known.update((t, tuple(terms)) for t, terms in zip(missing, made, strict=True))
+        if len(missing) <= _TERMS_LIMIT:  # a whole corpus tokenised at once is not kept
+            if len(_TERMS) + len(missing) > _TERMS_LIMIT:
+                _TERMS.clear()
+            _TERMS.update((t, known[t]) for t in missing)
+    return [list(known[t]) for t in texts]
 
 
 def build_bm25(texts: Sequence[str]) -> bm25s.BM25:
@@ -75,6 +90,7 @@ class Retriever:
         self._df = np.diff(np.asarray(scores["indptr"]))
         self._n_docs = int(scores["num_docs"])
         self._vocab = data.bm25.vocab_dict
+        self._idf: dict[str, float] = {}
         pairs = sorted((c.first_sentence + j, c.id) for c in data.chunks for j in range(len(c.sentences)))
         self._sentence_chunk = np.asarray([cid for _, cid in pairs], dtype=np.int64)
         self._sentence_ptr = np.searchsorted(
@@ -83,9 +99,12 @@ class Retriever:
 
     def idf(self, term: str) -> float:
         """Smoothed inverse document frequency over chunks; unseen terms count as rare."""
-        i = self._vocab.get(term)
-        df = int(self._df[i]) if i is not None and i < len(self._df) else 0
-        return math.log(1 + (self._n_docs - df + 0.5) / (df + 0.5))
+        known = self._idf.get(term)
+        if known is None:
+            i = self._vocab.get(term)
+            df = int(self._df[i]) if i is not None and i < len(self._df) else 0
+            known = self._idf[term] = math.log(1 + (self._n_docs - df + 0.5) / (df + 0.5))
+        return known
 
     def bm25_scores(self, terms: Sequence[str]) -> np.ndarray:
         if not terms or not any(t in self._vocab for t in terms):

@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rag import Answer, Citation, ask
@@ -525,3 +526,45 @@ def test_a_byline_answers_only_who_wrote_the_piece(shipyard) -> None:
     assert "Wierzbicki" not in warned.text
     wrote = ask("Who wrote the piece about the apprentices?", config=shipyard)
     assert wrote.span is not None and wrote.span.quote == "Tomasz Wierzbicki"
+
+
+def _best_by_loop(s, e, null: float, tokens: list[int], shift: int, offsets) -> tuple[float, int, int]:
+    """The span search as first written, pair by pair: the reference the vectorised one must match."""
+    s, e = s[[t + shift for t in tokens]], e[[t + shift for t in tokens]]
+    top, span = -1e9, (0, 0)
+    for a in np.argsort(-s)[:20]:
+        for b in np.argsort(-e)[:20]:
+            if a <= b < a + 30 and s[a] + e[b] > top:
+                top, span = float(s[a] + e[b]), (int(a), int(b))
+    return top - null, offsets[tokens[span[0]]][0], offsets[tokens[span[1]]][1]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_best_span_is_the_best_pair_of_ends_within_thirty_tokens(seed: int) -> None:
+    from rag.reader import MAX_ANSWER_TOKENS, _best
+
+    assert MAX_ANSWER_TOKENS == 30
+    rng = np.random.default_rng(seed)
+    n, shift = int(rng.integers(1, 120)), int(rng.integers(0, 40))
+    starts = rng.normal(size=n + shift + 1).astype(np.float32)
+    ends = rng.normal(size=n + shift + 1).astype(np.float32)
+    if seed % 4 == 0:  # ends that come before every good start: few or no valid pairs among the leaders
+        starts[shift : shift + n] = np.linspace(-3, 3, n, dtype=np.float32)
+        ends[shift : shift + n] = np.linspace(3, -3, n, dtype=np.float32)
+    tokens = sorted(rng.choice(n, size=int(rng.integers(1, n + 1)), replace=False).tolist())
+    offsets = [(5 * t, 5 * t + 4) for t in range(n)]
+    read = _best(starts, ends, 0.25, tokens, shift, offsets)
+    margin, start, end = _best_by_loop(starts, ends, 0.25, tokens, shift, offsets)
+    assert (read.start, read.end) == (start, end)
+    assert read.margin == pytest.approx(margin, abs=1e-5)
+
+
+def test_lexical_terms_are_the_same_cached_and_a_caller_cannot_change_them() -> None:
+    from rag.retrieval import tokenize
+
+    text = "Besançon's surgeries were merging into larger practices"
+    first = tokenize([text, "an unseen sentence about clinics"])
+    first[0].append("tampered")
+    again = tokenize([text])
+    assert "tampered" not in again[0]
+    assert again[0] == first[0][:-1] == ["besancon", "surgeri", "were", "merg", "larger", "practic"]
