@@ -35,6 +35,16 @@ UNRESOLVED_RE = re.compile(
     r"(?:does|did|do|is|was|are|were|has|had|can|could|will|would|should)\s+)?(he|she|his|her|him)\b",
     re.I,
 )
+# a question that asks for a thing by its kind ("Which organisation represents GPs?"), not about one
+# ("What is a polysystem?"): its answer is the thing a following "it" means
+THING_ASKED_RE = re.compile(
+    r"^\W*(?:(?:which|what)\s+(?!(?:is|are|was|were|does|did|do|has|had|have|can|could|will|would|should|"
+    r"might|may|must|happens|happened|about)\b)[a-z]|who\b)",
+    re.I,
+)
+THING_PRONOUNS = {"it", "its", "itself", "they", "them", "their", "theirs", "themselves"}
+# an extractive answer leads with its short answer: "Londonwide Local Medical Committees — A document by …"
+SHORT_ANSWER_RE = re.compile(r"^([^\n—]{1,80}?) — ")
 ELLIPTIC_RE = re.compile(r"^\s*(?:and|but|what about|how about|and what about|what else|why|how come|so)\b", re.I)
 FOLLOW_ON_RE = re.compile(r"\b(?:next|else|more|another|other|also|then|after that|again)\b", re.I)
 _WORD_RE = re.compile(r"[\w'’\-]+")
@@ -264,6 +274,20 @@ def _disagreeing(words: set[str], names: Sequence[str]) -> bool:
     return all(len(b) > 1 and _given_names().get_gender(b[0]) == other for b in bare)
 
 
+def answered_thing(question: str, answer: str) -> str | None:
+    """The named thing an answer gave, when its question asked for one: after "Which organisation
+    represents GPs?" answered "Londonwide Local Medical Committees — …", "who leads it?" asks about the
+    committees, not about representing GPs. A person, a number or a phrase in lower case is no such thing
+    ("it" after "Who wrote the piece?" is still the piece)."""
+    lead = SHORT_ANSWER_RE.match(answer)
+    if not THING_ASKED_RE.match(question) or lead is None:
+        return None
+    thing = lead.group(1).strip()
+    if not thing[:1].isupper() or len(thing.split()) > 8 or thing in people(thing):
+        return None
+    return thing
+
+
 def rewrite_one(question: str, previous: Sequence[tuple[str, str]]) -> Rewrite:
     """Rewrite ``question`` given earlier turns whose questions are already standalone."""
     if not previous:  # only an empty chat surely names no one: "Drage" alone is not found as a person
@@ -288,7 +312,11 @@ def rewrite_one(question: str, previous: Sequence[tuple[str, str]]) -> Rewrite:
         or bool(ELLIPTIC_RE.match(question))
         or len(words) <= 3
     )
-    if needs_context:
+    thing = answered_thing(last_q, last_a) if words & THING_PRONOUNS else None
+    if needs_context and thing:
+        if thing.lower() not in standalone.lower():
+            standalone, used = f"{standalone.rstrip()} ({thing})", True
+    elif needs_context:
         missing = [t for t in key_terms(last_q) if t.lower() not in {w.lower() for w in _WORD_RE.findall(standalone)}]
         if missing:
             standalone, used = f"{standalone.rstrip()} ({' '.join(missing)})", True

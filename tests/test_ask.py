@@ -75,6 +75,17 @@ def test_follow_up_uses_history(seed_config: Config) -> None:
     assert_contract(follow)
 
 
+def test_a_follow_up_about_it_asks_about_the_thing_the_answer_named(seed_config: Config) -> None:
+    """The chat's own answer names the organisation; "it" in the next question is that organisation."""
+    question = "Which organisation represents GPs?"
+    first = ask(question, config=seed_config)
+    assert first.span is not None and first.span.quote == "Londonwide Local Medical Committees"
+    follow = ask("Who leads it?", history=[(question, first.text)], config=seed_config)
+    assert "Londonwide Local Medical Committees" in follow.standalone_question
+    assert follow.span is not None and follow.span.quote == "Michelle Drage"
+    assert_contract(follow)
+
+
 def test_answer_from_a_comment_says_so(seed_config: Config) -> None:
     answer = ask("What did the commenter Vinci Ho say about MCPs and PACS?", config=seed_config, abstain_threshold=0.0)
     cited = answer.citations[0]

@@ -156,3 +156,51 @@ def test_a_question_about_no_one_is_not_answered(pipeline) -> None:
     assert answer.abstained and any(
         "“he” names no one: this chat names only Dr Michelle Drage" in n for n in answer.notes
     )
+
+
+@pytest.mark.parametrize(
+    ("history", "question", "expected"),
+    [
+        # "it" is the thing the last answer named, when the last question asked for a thing by its kind
+        (
+            [("Which agency inspected the dam?", "Northern Rivers Authority — The Northern Rivers Authority did. [1]")],
+            "Who runs it?",
+            "Who runs it? (Northern Rivers Authority)",
+        ),
+        (
+            [("What charity ran the shelter?", "Harbour Light Trust — Harbour Light Trust ran it. [1]")],
+            "How many staff does it employ?",
+            "How many staff does it employ? (Harbour Light Trust)",
+        ),
+        # a capitalised first word that is also a given name does not make a body a person
+        (
+            [("Which body sent the inspectors?", "Royal Institution of Naval Architects — Inspectors from … [1]")],
+            "When did it visit?",
+            "When did it visit? (Royal Institution of Naval Architects)",
+        ),
+        # a person, a number, a description, an answer without a short answer: "it" is still the topic
+        (
+            [("Who wrote the report?", "Ann Carter — The report was written by Ann Carter. [1]")],
+            "When was it published?",
+            "When was it published? (wrote report)",
+        ),
+        (
+            [("Which year did the dam open?", "1962 — The dam opened in 1962. [1]")],
+            "Who built it?",
+            "Who built it? (year dam open)",
+        ),
+        (
+            [("What is the Harbour Light Trust?", "A charity — The Harbour Light Trust is a charity. [1]")],
+            "Who founded it?",
+            "Who founded it? (Harbour Light Trust)",
+        ),
+        (
+            [("Which agency inspected the dam?", "The Northern Rivers Authority inspected the dam in May.")],
+            "Who runs it?",
+            "Who runs it? (agency inspected dam)",
+        ),
+    ],
+)
+def test_it_is_the_thing_the_last_answer_named(history, question: str, expected: str) -> None:
+    turn = rewrite(question, history)
+    assert turn.standalone == expected and turn.used_history
