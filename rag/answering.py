@@ -25,6 +25,7 @@ import numpy as np
 
 from . import calibration
 from .config import Config
+from .conversation import people
 from .direct import asks_expansion, asks_of_article, direct_form, is_metadata
 from .errors import UnknownNameError
 from .reader import READER_DIR, Reader, get_reader, reader_precision
@@ -98,6 +99,12 @@ QUESTION_TYPES = [
     ),
     ("name", re.compile(r"\bwho(?:m|se)?\b|\bwhere\b|\bwhich (?:person|company|organi[sz]ation|country|city)\b", re.I)),
 ]
+
+
+WHO_RE = re.compile(r"^\W*who\b", re.I)
+# how much less sure the reader may be of a person's name beside the sentence than of a span in it that
+# names no one ("GP leader"), for the name to answer "who…?" (gold dev; eval/bench.py's held-out view)
+WHO_SLACK = 3.0
 
 
 class Answerer(Protocol):
@@ -420,7 +427,9 @@ def read(
     already gave one (``rag.direct``). When its best span in a neighbour beats its best in the sentence by
     ``spill`` or more, the candidate becomes that neighbour, keeping the matched sentence as ``support``,
     and the margin of that span is its "reader" feature; never a neighbour ``quoted`` (normalised) before
-    in this chat, which "what else…" asks not to repeat. Leaders whose neighbourhoods overlap in one
+    in this chat, which "what else…" asks not to repeat. A "who…?" whose span in the sentence names no
+    one ("A GP leader has predicted…") takes a person's name beside it ("The forecast from Dr Michelle
+    Drage…") unless the reader is ``WHO_SLACK`` less sure of the name. Leaders whose neighbourhoods overlap in one
     passage are read together, in one window: the reader then sees each with the other's context too, and
     reads the words once (eval/bench.py)."""
     about = asks_of_article(question)
@@ -464,14 +473,19 @@ def read(
     ]
     texts, reach = [(t, a, b) for t, a, b, _, _ in windows], [w[4] for w in windows]
     reads = reader.read(question, texts, wide=spill is not None, heads=heads, reach=reach)
+    wants_person = bool(WHO_RE.search(question))
     out = []
-    for c, r, (_, _, _, lo, _) in zip(leaders, reads, windows, strict=True):
+    for c, r, (text, _, _, lo, _) in zip(leaders, reads, windows, strict=True):
         c.features["reader"] = float(r.margin)
         if c.span or r.start < 0:  # a byline's name outranks the reader's guess
             out.append(c)
             continue
-        w = r.wide
-        if spill is not None and w is not None and w.start >= 0 and w.margin - r.margin >= spill:
+        w, beside = r.wide, r.beside
+        if spill is not None and wants_person and beside is not None and beside.start >= 0:
+            said, near = text[r.start : r.end], text[beside.start : beside.end]
+            if not re.search(r"[A-Z][a-z]", said) and people(near) and beside.margin >= r.margin - WHO_SLACK:
+                w = beside  # "who…?" asks for a name, not for "a GP leader"
+        if spill is not None and w is not None and w.start >= 0 and (w is beside or w.margin - r.margin >= spill):
             a, b = lo + w.start, lo + w.end
             chunk = c.passage.chunk
             home = next(((x, y) for x, y in chunk.sentences if x <= a and b <= y), (c.start, c.end))

@@ -44,6 +44,7 @@ class Read:
     start: int  # character offsets in the text; -1 when the text has no token to point at
     end: int
     wide: Read | None = None  # the best span anywhere the reader saw (not across the sentence's edge), when asked
+    beside: Read | None = None  # the best span outside the sentence, when asked
 
 
 Scorer = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -156,8 +157,12 @@ class Reader:
                     # before, inside or after the sentence, never across its edge: a span straddling a title
                     # and the sentence below it is no answer and cannot be quoted from one sentence
                     sides = ([t for t in seen if offsets[t][1] <= lo], [t for t in seen if offsets[t][0] >= hi])
-                    reads = [read, *(_best(starts[w], ends[w], null, s, shift, offsets) for s in sides)]
-                    read = dataclasses.replace(read, wide=max(reads, key=lambda r: r.margin))
+                    outside = [_best(starts[w], ends[w], null, s, shift, offsets) for s in sides]
+                    read = dataclasses.replace(
+                        read,
+                        wide=max([read, *outside], key=lambda r: r.margin),
+                        beside=max(outside, key=lambda r: r.margin),
+                    )
                 out[i] = read
         return [out[i] for i in range(len(texts))]
 

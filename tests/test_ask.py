@@ -579,3 +579,22 @@ def test_lexical_terms_are_the_same_cached_and_a_caller_cannot_change_them() -> 
     again = tokenize([text])
     assert "tampered" not in again[0]
     assert again[0] == first[0][:-1] == ["besancon", "surgeri", "were", "merg", "larger", "practic"]
+
+
+def test_who_is_answered_with_the_name_beside_a_sentence_that_names_no_one(tmp_path: Path) -> None:
+    """ "A union leader has warned…" matches the question; the next sentence names her. A user asking
+    "who…?" wants the name, not "union leader"."""
+    from rag.config import load_config
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "shipyard.txt").write_text(SHIPYARD, encoding="utf-8")
+    config = load_config(env={}, corpus=str(docs), index_dir=str(tmp_path / "index"))
+    answer = ask("Who warned that half of the apprentices will not qualify?", config=config)
+    assert_contract(answer)
+    assert answer.span is not None and answer.span.quote == "Fiona MacLeod"
+    named, matched = answer.citations
+    assert named.start <= answer.span.start < answer.span.end <= named.end
+    assert "warned" in matched.quote and "Wierzbicki" not in answer.text
+    where = ask("Where are the yards whose apprentices will not qualify?", config=config)
+    assert where.span is not None and "Clydeside" in where.span.quote
