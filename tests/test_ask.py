@@ -244,6 +244,16 @@ def test_no_short_answer_repeats_only_the_question(seed_config: Config) -> None:
         assert answer.span is None or not echoes(question, answer.span.quote), (question, answer.span)
 
 
+def one_article(tmp_path: Path, name: str, text: str, **settings: object) -> Config:
+    """A corpus of one article that is not a seed, indexed under ``tmp_path``."""
+    from rag.config import load_config
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / name).write_text(text, encoding="utf-8")
+    return load_config(env={}, corpus=str(docs), index_dir=str(tmp_path / "index"), **settings)
+
+
 FUSION = """Fusion forecast stirs debate
 
 Last week a well-known chemist predicted that fusion power would reach the grid by 2050. The forecast came \
@@ -366,13 +376,9 @@ def test_neighbouring_sentences_of_one_text_are_read_in_one_pass_each_for_its_ow
 def test_the_answerer_reads_leaders_with_overlapping_neighbourhoods_in_one_window(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from rag.config import load_config
     from rag.reader import Reader
 
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "fusion.txt").write_text(FUSION, encoding="utf-8")
-    config = load_config(env={}, corpus=str(docs), index_dir=str(tmp_path / "index"))
+    config = one_article(tmp_path, "fusion.txt", FUSION)
     calls: list[tuple[list, list]] = []
     original = Reader.read
 
@@ -402,12 +408,7 @@ def test_the_reader_takes_the_numeric_path_the_embedder_takes() -> None:
 def test_an_answer_named_a_sentence_away_is_cited_with_the_sentence_the_question_matched(tmp_path: Path) -> None:
     """The question's words are in one sentence, the name it asks for in the next: the answer quotes the
     name's sentence first (the short answer lies inside it) and the matched sentence as its support."""
-    from rag.config import load_config
-
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "fusion.txt").write_text(FUSION, encoding="utf-8")
-    config = load_config(env={}, corpus=str(docs), index_dir=str(tmp_path / "index"))
+    config = one_article(tmp_path, "fusion.txt", FUSION)
     answer = ask("Who predicted that fusion power would reach the grid by 2050?", config=config)
     assert_contract(answer)
     assert answer.span is not None and "Ingrid Holm" in answer.span.quote
@@ -452,13 +453,9 @@ pounds, the harbour master said, and would have to be repeated every few years a
 
 def test_an_articles_head_is_its_title_and_opening_sentence_never_its_byline(tmp_path: Path) -> None:
     from rag.answering import article_head
-    from rag.config import load_config
     from rag.pipeline import get_pipeline
 
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "harbour.txt").write_text(HARBOUR, encoding="utf-8")
-    config = load_config(env={}, corpus=str(docs), index_dir=str(tmp_path / "index"))
+    config = one_article(tmp_path, "harbour.txt", HARBOUR)
     pipeline = get_pipeline(config)
     query, _ = pipeline.query("How far will the lifeboat station move inland?")
     passage = pipeline.retriever.search(query, config)[0]
@@ -470,12 +467,7 @@ def test_an_articles_head_is_its_title_and_opening_sentence_never_its_byline(tmp
 
 def test_who_wrote_a_piece_is_answered_by_its_byline_when_only_a_later_passage_matches(tmp_path: Path) -> None:
     """The byline sits at the top of the article; the question names what a later passage is about."""
-    from rag.config import load_config
-
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "harbour.txt").write_text(HARBOUR, encoding="utf-8")
-    config = load_config(env={}, corpus=str(docs), index_dir=str(tmp_path / "index"), chunk_tokens=64)
+    config = one_article(tmp_path, "harbour.txt", HARBOUR, chunk_tokens=64)
     question = "Who wrote the piece about moving the lifeboat station in Saltmarsh Bay?"
     answer = ask(question, config=config)
     assert_contract(answer)
@@ -514,12 +506,7 @@ no apprentice would have to repeat the work already signed off.
 @pytest.fixture
 def shipyard(tmp_path: Path):
     """One news article, not a seed, in short chunks so that its parts land in different passages."""
-    from rag.config import load_config
-
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "shipyard.txt").write_text(SHIPYARD, encoding="utf-8")
-    return load_config(env={}, corpus=str(docs), index_dir=str(tmp_path / "index"), chunk_tokens=64)
+    return one_article(tmp_path, "shipyard.txt", SHIPYARD, chunk_tokens=64)
 
 
 def test_an_abbreviation_is_spelt_out_from_a_name_the_article_writes_in_full_elsewhere(shipyard) -> None:
@@ -584,12 +571,7 @@ def test_lexical_terms_are_the_same_cached_and_a_caller_cannot_change_them() -> 
 def test_who_is_answered_with_the_name_beside_a_sentence_that_names_no_one(tmp_path: Path) -> None:
     """ "A union leader has warned…" matches the question; the next sentence names her. A user asking
     "who…?" wants the name, not "union leader"."""
-    from rag.config import load_config
-
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "shipyard.txt").write_text(SHIPYARD, encoding="utf-8")
-    config = load_config(env={}, corpus=str(docs), index_dir=str(tmp_path / "index"))
+    config = one_article(tmp_path, "shipyard.txt", SHIPYARD)
     answer = ask("Who warned that half of the apprentices will not qualify?", config=config)
     assert_contract(answer)
     assert answer.span is not None and answer.span.quote == "Fiona MacLeod"
