@@ -31,7 +31,7 @@ from .errors import UnknownNameError
 from .reader import READER_DIR, Reader, get_reader, reader_precision
 from .retrieval import Query, Retriever, tokenize
 from .store import IndexData
-from .types import COMMENT, Answer, Citation, Passage
+from .types import COMMENT, LEAD_SEP, Answer, Citation, Passage
 
 log = logging.getLogger(__name__)
 
@@ -551,14 +551,15 @@ def compose(citations: Sequence[Citation], span: Citation | None = None) -> str:
     a short answer, when there is one, leads, unless it is most of its sentence: then it would only
     echo the quote that follows (``Answer.span`` still carries it)."""
     lead = span is not None and (not citations or len(span.quote) < ECHO * len(citations[0].quote))
-    parts = [f"{unmark(span.quote).strip(' ,;:')} —"] if lead and span is not None else []
+    parts = []
     for n, c in enumerate(citations, start=1):
         if c.kind == COMMENT:
             who = (c.label or "a reader's comment").replace("Reader's comment", "a reader's comment")
             parts.append(f"According to {who}: “{unmark(c.quote)}” [{n}]")
         else:
             parts.append(f"{unmark(c.quote)} [{n}]")
-    return " ".join(parts)
+    text = " ".join(parts)
+    return f"{unmark(span.quote).strip(' ,;:')}{LEAD_SEP}{text}" if lead and span is not None else text
 
 
 def _generator_answerer(config: Config, data: IndexData, retriever: Retriever) -> Answerer:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import HistoryError
+from .types import LEAD_SEP
 
 History = Sequence[tuple[str, str]]
 
@@ -44,7 +45,7 @@ THING_ASKED_RE = re.compile(
 )
 THING_PRONOUNS = {"it", "its", "itself", "they", "them", "their", "theirs", "themselves"}
 # an extractive answer leads with its short answer: "Londonwide Local Medical Committees — A document by …"
-SHORT_ANSWER_RE = re.compile(r"^([^\n—]{1,80}?) — ")
+SHORT_ANSWER_RE = re.compile(rf"^(.{{1,80}}?){re.escape(LEAD_SEP)}")
 ELLIPTIC_RE = re.compile(r"^\s*(?:and|but|what about|how about|and what about|what else|why|how come|so)\b", re.I)
 FOLLOW_ON_RE = re.compile(r"\b(?:next|else|more|another|other|also|then|after that|again)\b", re.I)
 _WORD_RE = re.compile(r"[\w'’\-]+")

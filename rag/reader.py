@@ -43,8 +43,12 @@ class Read:
     margin: float
     start: int  # character offsets in the text; -1 when the text has no token to point at
     end: int
-    wide: Read | None = None  # the best span anywhere the reader saw (not across the sentence's edge), when asked
-    beside: Read | None = None  # the best span outside the sentence, when asked
+    beside: Read | None = None  # the best span outside the sentence (not across its edge), when asked
+
+    @property
+    def wide(self) -> Read | None:
+        """The best span anywhere the reader saw, when asked: this one unless one beside it scores higher."""
+        return None if self.beside is None else max(self, self.beside, key=lambda r: r.margin)
 
 
 Scorer = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -158,11 +162,7 @@ class Reader:
                     # and the sentence below it is no answer and cannot be quoted from one sentence
                     sides = ([t for t in seen if offsets[t][1] <= lo], [t for t in seen if offsets[t][0] >= hi])
                     outside = [_best(starts[w], ends[w], null, s, shift, offsets) for s in sides]
-                    read = dataclasses.replace(
-                        read,
-                        wide=max([read, *outside], key=lambda r: r.margin),
-                        beside=max(outside, key=lambda r: r.margin),
-                    )
+                    read = dataclasses.replace(read, beside=max(outside, key=lambda r: r.margin))
                 out[i] = read
         return [out[i] for i in range(len(texts))]
 

@@ -90,7 +90,9 @@ class Retriever:
         self._df = np.diff(np.asarray(scores["indptr"]))
         self._n_docs = int(scores["num_docs"])
         self._vocab = data.bm25.vocab_dict
-        self._idf: dict[str, float] = {}
+        df = self._df.astype(np.float64)
+        self._idf = np.log1p((self._n_docs - df + 0.5) / (df + 0.5)).tolist()  # per term id; a list reads fastest
+        self._idf_unseen = math.log1p((self._n_docs + 0.5) / 0.5)
         pairs = sorted((c.first_sentence + j, c.id) for c in data.chunks for j in range(len(c.sentences)))
         self._sentence_chunk = np.asarray([cid for _, cid in pairs], dtype=np.int64)
         self._sentence_ptr = np.searchsorted(
@@ -99,12 +101,8 @@ class Retriever:
 
     def idf(self, term: str) -> float:
         """Smoothed inverse document frequency over chunks; unseen terms count as rare."""
-        known = self._idf.get(term)
-        if known is None:
-            i = self._vocab.get(term)
-            df = int(self._df[i]) if i is not None and i < len(self._df) else 0
-            known = self._idf[term] = math.log(1 + (self._n_docs - df + 0.5) / (df + 0.5))
-        return known
+        i = self._vocab.get(term)
+        return self._idf[i] if i is not None and i < len(self._idf) else self._idf_unseen
 
     def bm25_scores(self, terms: Sequence[str]) -> np.ndarray:
         if not terms or not any(t in self._vocab for t in terms):

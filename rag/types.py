@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 BODY = "body"
 COMMENT = "comment"
+# between a short answer and the quotes in an answer's text: "Londonwide LMCs — A document by … [1]"
+LEAD_SEP = " — "
 
 
 @dataclass(frozen=True)

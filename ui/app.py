@@ -27,6 +27,7 @@ from rag.answering import ANSWERERS, unmark
 from rag.conversation import people
 from rag.errors import RagError
 from rag.pipeline import check_names, forget, get_pipeline
+from rag.types import LEAD_SEP
 from rag.uploads import ACCEPTED, add_files
 
 log = logging.getLogger(__name__)
@@ -114,9 +115,9 @@ def render_answer(answer: Answer, turn: int, documents: dict[str, dict[str, Any]
     text = re.sub(
         r"\[(\d+)\]", lambda m: f"<a class='cite' href='#cite-{turn}-{m.group(1)}'>[{m.group(1)}]</a>", esc(answer.text)
     )
-    lead = esc(unmark(answer.span.quote).strip(" ,;:")) + " — " if answer.span is not None else None
+    lead = esc(unmark(answer.span.quote).strip(" ,;:")) + LEAD_SEP if answer.span is not None else None
     if lead and text.startswith(lead):  # a short answer that leads (one that would echo its sentence does not)
-        text = f"<b class='short-answer'>{lead[:-3]}</b> — {text[len(lead) :]}"
+        text = f"<b class='short-answer'>{lead[: -len(LEAD_SEP)]}</b>{LEAD_SEP}{text[len(lead) :]}"
     if answer.abstained:
         items = "".join(
             f"<li><a class='cite passage' href='#passage-{turn}-{i}'>{esc(p.title)}</a>"
