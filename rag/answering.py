@@ -25,7 +25,7 @@ import numpy as np
 
 from . import calibration
 from .config import Config
-from .conversation import people
+from .conversation import names_in_full, people, shifted, spliced, unshifted
 from .direct import asks_expansion, asks_of_article, direct_form, is_metadata
 from .errors import UnknownNameError
 from .reader import READER_DIR, Reader, get_reader, reader_precision
@@ -446,7 +446,7 @@ def read(
         ranges.append((first, last))
     acronym = asks_expansion(question) if not about else None
     alone = [bool(c.span and acronym) for c in leaders]  # a definition may be read with "(LMC)" added
-    windows = []
+    windows, inserted = [], []
     for i, c in enumerate(leaders):
         chunk = c.passage.chunk
         first, last = ranges[i]
@@ -465,7 +465,14 @@ def read(
             text = f"{text[: c.span[1] - lo]} ({acronym}){text[c.span[1] - lo :]}"
             end += len(acronym) + 3
         own = (chunk.sentences[ranges[i][0]][0] - lo, chunk.sentences[ranges[i][1]][1] - lo)
-        windows.append((text, c.start - lo, end, lo, own if not alone[i] else (0, len(text))))
+        start = c.start - lo
+        added = [] if alone[i] else names_in_full(question, text, chunk.text)
+        if added:  # "Dr Gerada" read as "Dr Clare Gerada" when the question says "Clare Gerada"
+            text = spliced(text, added)
+            start, end = shifted(added, start), shifted(added, end)
+            own = (shifted(added, own[0]), shifted(added, own[1]))
+        inserted.append(added)
+        windows.append((text, start, end, lo, own if not alone[i] else (0, len(text))))
     asked = set(tokenize([question])[0])
     heads = [
         headline(asked, text, c.head[0], c.head[1], opening_seen=c.head[2] >= lo)
@@ -475,7 +482,7 @@ def read(
     reads = reader.read(question, texts, wide=spill is not None, heads=heads, reach=reach)
     wants_person = bool(WHO_RE.search(question))
     out = []
-    for c, r, (text, _, _, lo, _) in zip(leaders, reads, windows, strict=True):
+    for c, r, (text, _, _, lo, _), added in zip(leaders, reads, windows, inserted, strict=True):
         c.features["reader"] = float(r.margin)
         if c.span or r.start < 0:  # a byline's name outranks the reader's guess
             out.append(c)
@@ -486,7 +493,7 @@ def read(
             if not re.search(r"[A-Z][a-z]", said) and people(near) and beside.margin >= r.margin - WHO_SLACK:
                 w = beside  # "who…?" asks for a name, not for "a GP leader"
         if spill is not None and w is not None and w.start >= 0 and (w is beside or w.margin - r.margin >= spill):
-            a, b = lo + w.start, lo + w.end
+            a, b = lo + unshifted(added, w.start), lo + unshifted(added, w.end, end=True)
             chunk = c.passage.chunk
             home = next(((x, y) for x, y in chunk.sentences if x <= a and b <= y), (c.start, c.end))
             text = chunk.text[home[0] - chunk.start : home[1] - chunk.start]
@@ -500,7 +507,8 @@ def read(
                 moved = {"start": home[0], "end": home[1], "text": text, "span": (a, b), "support": (c.start, c.end)}
                 out.append(dataclasses.replace(c, features={**c.features, "reader": float(w.margin)}, **moved))
                 continue
-        out.append(dataclasses.replace(c, span=(lo + r.start, lo + r.end)))
+        span = (lo + unshifted(added, r.start), lo + unshifted(added, r.end, end=True))
+        out.append(dataclasses.replace(c, span=span))
     if about:  # a byline speaks for its article: the reader's best there is its evidence
         for c in out:
             if c.features["direct"]:

@@ -214,6 +214,71 @@ def people(text: str) -> list[str]:
     return titled + [p for p in plain if not any(p in t for t in titled)]
 
 
+@dataclass(frozen=True)
+class Insertion:
+    """Given names put before a surname in the text a model reads: ``at`` and ``word_end`` (the surname's
+    end) are offsets into the text as written."""
+
+    at: int
+    text: str
+    word_end: int
+
+
+def names_in_full(question: str, window: str, context: str) -> list[Insertion]:
+    """Where ``window`` calls a person the question names in full by surname only ("Dr Gerada has
+    indicated she favours…" for "What does Clare Gerada favour?"), the given names to put before the
+    surname, so that the reader sees the person it was asked about: news names a person in full once,
+    then by title and surname. Only when ``context`` (the passage) names that person in full and no one
+    else by that surname, and never inside another name ("Mary Gerada")."""
+    out = []
+    for name in people(question):
+        words = re.sub(r"['’]s$", "", name).split()
+        if re.fullmatch(HONORIFICS + r"\.?", words[0]):
+            words = words[1:]
+        if len(words) < 2:
+            continue
+        given, surname = " ".join(words[:-1]), words[-1]
+        if not re.search(rf"\b{re.escape(given)}\s+{re.escape(surname)}\b", context):
+            continue
+        before_surname = {m.group(1) for m in re.finditer(rf"\b({_CAP})\.?\s+{re.escape(surname)}\b", context)}
+        if any(w != words[-2] and w not in _NOT_NAMES and not re.fullmatch(HONORIFICS, w) for w in before_surname):
+            continue  # someone else is called by this surname too
+        for m in re.finditer(rf"\b{re.escape(surname)}\b", window):
+            prev = re.search(r"(\S+)\s+$", window[max(0, m.start() - 40) : m.start()])
+            word = prev.group(1) if prev else ""
+            if re.fullmatch(_CAP + r"\.?", word) and not re.fullmatch(HONORIFICS + r"\.?", word):
+                continue  # already a full name, or another one
+            out.append(Insertion(m.start(), f"{given} ", m.end()))
+    return sorted(out, key=lambda i: i.at)
+
+
+def spliced(text: str, insertions: Sequence[Insertion]) -> str:
+    parts, last = [], 0
+    for i in insertions:
+        parts += [text[last : i.at], i.text]
+        last = i.at
+    return "".join([*parts, text[last:]])
+
+
+def shifted(insertions: Sequence[Insertion], x: int) -> int:
+    """An offset into the text as written, in the spliced text (an insertion at ``x`` lies after it)."""
+    return x + sum(len(i.text) for i in insertions if i.at < x)
+
+
+def unshifted(insertions: Sequence[Insertion], x: int, end: bool = False) -> int:
+    """An offset into the spliced text, in the text as written; one inside inserted names moves to the
+    surname they stand before: its start, or its end for a span's ``end``."""
+    added = 0
+    for i in insertions:
+        at = i.at + added
+        if x <= at:
+            break
+        if x < at + len(i.text):
+            return i.word_end if end else i.at
+        added += len(i.text)
+    return x - added
+
+
 def key_terms(question: str) -> list[str]:
     return [w for w in _WORD_RE.findall(question) if w.lower() not in _STOP and len(w) > 1]
 

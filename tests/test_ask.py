@@ -580,3 +580,35 @@ def test_who_is_answered_with_the_name_beside_a_sentence_that_names_no_one(tmp_p
     assert "warned" in matched.quote and "Wierzbicki" not in answer.text
     where = ask("Where are the yards whose apprentices will not qualify?", config=config)
     assert where.span is not None and "Clydeside" in where.span.quote
+
+
+FERRY = """Island ferry timetable under review
+
+By Morag Sinclair
+
+The council has hired Dr Eilidh Rennie, who ran the mainland bus franchise until last year, to review the \
+winter ferry timetable for the northern isles.
+
+Residents have complained for years that the last sailing leaves the mainland before most shifts end. The \
+operator is believed to want the present timetable kept, while Dr Rennie has indicated she favours crews \
+working split shifts.
+
+Councillors will vote on the review in March, and the operator says any change would need a new crew rota.
+"""
+
+
+def test_a_person_asked_about_in_full_is_found_under_title_and_surname(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """News names a person in full once, then "Dr Rennie": the reader reads that as "Dr Eilidh Rennie"
+    when the question does, and is surer of the answer than when it must guess the two are one."""
+    config = one_article(tmp_path, "ferry.txt", FERRY)
+    answer = ask("What does Eilidh Rennie favour?", config=config)
+    assert_contract(answer)
+    assert answer.span is not None and answer.span.quote == "crews working split shifts"
+    assert "Dr Rennie has indicated" in answer.citations[0].quote
+    import rag.answering
+
+    monkeypatch.setattr(rag.answering, "names_in_full", lambda *_: [])
+    unaided = ask("What does Eilidh Rennie favour?", config=config)
+    assert answer.confidence > unaided.confidence + 0.05

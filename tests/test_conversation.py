@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.conversation import people, rewrite
+from rag.conversation import names_in_full, people, rewrite, shifted, spliced, unshifted
 from rag.errors import HistoryError
 
 
@@ -204,3 +204,63 @@ def test_a_question_about_no_one_is_not_answered(pipeline) -> None:
 def test_it_is_the_thing_the_last_answer_named(history, question: str, expected: str) -> None:
     turn = rewrite(question, history)
     assert turn.standalone == expected and turn.used_history
+
+
+FERRY_CONTEXT = (
+    "The council has hired Dr Eilidh Rennie to review the ferry timetable. The operator wants it kept, "
+    "while Dr Rennie favours split shifts. Rennie's report is due in May."
+)
+
+
+@pytest.mark.parametrize(
+    ("question", "context", "window", "expected"),
+    [
+        (
+            "What does Eilidh Rennie favour?",
+            FERRY_CONTEXT,
+            "The operator wants it kept, while Dr Rennie favours split shifts. Rennie's report is due in May.",
+            "The operator wants it kept, while Dr Eilidh Rennie favours split shifts. "
+            "Eilidh Rennie's report is due in May.",
+        ),
+        # the question's possessive and title are not part of the name it inserts
+        (
+            "When is Dr Eilidh Rennie's report due?",
+            FERRY_CONTEXT,
+            "Rennie's report is due in May.",
+            "Eilidh Rennie's report is due in May.",
+        ),
+        # the passage never names her in full: nothing says that this Rennie is the one asked about
+        ("What does Eilidh Rennie favour?", "Dr Rennie favours split shifts.", "Dr Rennie favours split shifts.", None),
+        # someone else is called Rennie too
+        (
+            "What does Eilidh Rennie favour?",
+            FERRY_CONTEXT + " Her brother Callum Rennie disagrees.",
+            "Dr Rennie favours split shifts.",
+            None,
+        ),
+        # already in full, or inside another name
+        ("What does Eilidh Rennie favour?", FERRY_CONTEXT, "Dr Eilidh Rennie favours split shifts.", None),
+        # not a person: no given name
+        ("What did the Harbour Board decide?", "The Harbour Board met. The Board decided.", "The Board decided.", None),
+    ],
+)
+def test_a_surname_is_read_as_the_full_name_the_question_asks_about(
+    question: str, context: str, window: str, expected: str | None
+) -> None:
+    added = names_in_full(question, window, context)
+    assert (spliced(window, added) if added else None) == expected
+
+
+def test_offsets_move_across_inserted_names_and_back() -> None:
+    window = "Later Dr Rennie said no. Rennie left."
+    added = names_in_full("What did Eilidh Rennie say?", window, "Dr Eilidh Rennie spoke. " + window)
+    read = spliced(window, added)
+    assert read == "Later Dr Eilidh Rennie said no. Eilidh Rennie left."
+    for x in range(len(window) + 1):
+        assert unshifted(added, shifted(added, x)) == x
+    # a span the reader draws over an inserted name covers the surname it stands before
+    start, end = read.index("Eilidh"), read.index("Eilidh") + len("Eilidh")
+    assert window[unshifted(added, start) : unshifted(added, end, end=True)] == "Rennie"
+    start = read.index("Dr")
+    assert window[unshifted(added, start) : unshifted(added, read.index(" said"), end=True)] == "Dr Rennie"
+    assert window[unshifted(added, read.rindex("Eilidh")) : unshifted(added, len(read), end=True)] == "Rennie left."
