@@ -25,7 +25,7 @@ import numpy as np
 
 from . import calibration
 from .config import Config
-from .conversation import names_in_full, people, shifted, spliced, unshifted
+from .conversation import carried, names_in_full, people, shifted, spliced, unshifted
 from .direct import asks_expansion, asks_of_article, direct_form, is_metadata
 from .errors import UnknownNameError
 from .reader import READER_DIR, Reader, get_reader, reader_precision
@@ -522,9 +522,16 @@ TITLES = "Dr Mr Mrs Ms Mx Prof Rev Cllr Sir Dame"  # a title alone names no one
 
 def echoes(question: str, short: str) -> bool:
     """Whether a short answer only repeats the question's own words ("Which trusts…?" → "trusts"), or is
-    only a title ("Who is Tom Coffey?" → "Dr"): it answers nothing, so the sentence is shown alone."""
+    only a title ("Who is Tom Coffey?" → "Dr"): it answers nothing, so the sentence is shown alone. Words
+    a follow-up carries from the turn before count too, except in a name: "Who is hosting it?" about
+    "the Londonwide LMCs conference" is answered by "Londonwide LMCs"."""
     words = set(tokenize([short])[0])
-    return bool(words) and words <= set(tokenize([question])[0]) | _title_terms()
+    own, context = carried(question)
+    asked = set(tokenize([own])[0]) | _title_terms()
+    if not words or words <= asked:
+        return bool(words)
+    names = any(w[0].isupper() and set(tokenize([w])[0]) - _title_terms() for w in short.split())
+    return not names and words <= asked | set(tokenize([context])[0])
 
 
 @functools.cache

@@ -381,13 +381,27 @@ def rewrite_one(question: str, previous: Sequence[tuple[str, str]]) -> Rewrite:
     thing = answered_thing(last_q, last_a) if words & THING_PRONOUNS else None
     if needs_context and thing:
         if thing.lower() not in standalone.lower():
-            standalone, used = f"{standalone.rstrip()} ({thing})", True
+            standalone, used = carrying(standalone, thing), True
     elif needs_context:
         missing = [t for t in key_terms(last_q) if t.lower() not in {w.lower() for w in _WORD_RE.findall(standalone)}]
         if missing:
-            standalone, used = f"{standalone.rstrip()} ({' '.join(missing)})", True
+            standalone, used = carrying(standalone, " ".join(missing)), True
     exclude = tuple(a for _, a in previous[-1:]) if FOLLOW_ON_RE.search(question) else ()
     return Rewrite(question, standalone, used, exclude)
+
+
+def carrying(question: str, context: str) -> str:
+    """The question with what an earlier turn was about: "Who is hosting it? (Londonwide LMCs conference)"."""
+    return f"{question.rstrip()} ({context})"
+
+
+_CARRIED_RE = re.compile(r"(?<=\?) \(([^()]*)\)$")
+
+
+def carried(standalone: str) -> tuple[str, str]:
+    """A rewritten question split into the user's own words and the context ``carrying`` added ("" if none)."""
+    m = _CARRIED_RE.search(standalone)
+    return (standalone[: m.start()], m.group(1)) if m else (standalone, "")
 
 
 def rewrite(question: str, history: object) -> Rewrite:

@@ -221,6 +221,10 @@ def test_a_short_answer_that_is_most_of_its_sentence_does_not_echo_it() -> None:
         ("Who is Tom Coffey?", "Dr", True),
         ("Who is Tom Coffey?", "Dr Tom Coffey", True),
         ("Who leads the clinic?", "Dr Tom Coffey", False),
+        # a follow-up's words carried from the turn before: a name among them may answer it
+        ("Who is hosting it? (Ferry Users Group conference)", "Ferry Users Group", False),
+        ("Who is hosting it? (Ferry Users Group conference)", "the conference", True),
+        ("How many are there? (trusts planning cuts)", "trusts", True),
     ],
 )
 def test_a_short_answer_of_the_questions_own_words_is_no_answer(question: str, short: str, echo: bool) -> None:
@@ -612,3 +616,14 @@ def test_a_person_asked_about_in_full_is_found_under_title_and_surname(
     monkeypatch.setattr(rag.answering, "names_in_full", lambda *_: [])
     unaided = ask("What does Eilidh Rennie favour?", config=config)
     assert answer.confidence > unaided.confidence + 0.05
+
+
+def test_a_follow_up_is_answered_by_a_name_its_context_carries(seed_config: Config) -> None:
+    """ "Who is hosting it?" after a question about the Londonwide LMCs conference: the rewrite carries
+    "Londonwide LMCs conference", and the name among those words is the answer, not an echo."""
+    first = "When is the Londonwide LMCs conference?"
+    before = ask(first, config=seed_config)
+    answer = ask("Who is hosting it?", history=[(first, before.text)], config=seed_config)
+    assert_contract(answer)
+    assert answer.span is not None and answer.span.quote == "Londonwide LMCs"
+    assert answer.text.startswith("Londonwide LMCs — ")
