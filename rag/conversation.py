@@ -395,7 +395,7 @@ def carrying(question: str, context: str) -> str:
     return f"{question.rstrip()} ({context})"
 
 
-_CARRIED_RE = re.compile(r"(?<=\?) \(([^()]*)\)$")
+_CARRIED_RE = re.compile(r" \(([^()]*)\)$")
 
 
 def carried(standalone: str) -> tuple[str, str]:
