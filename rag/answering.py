@@ -25,7 +25,7 @@ import numpy as np
 
 from . import calibration
 from .config import Config
-from .conversation import carried, names_in_full, people, shifted, spliced, unshifted
+from .conversation import carried, full_names, names_in_full, people, shifted, spliced, unshifted
 from .direct import asks_expansion, asks_of_article, direct_form, is_metadata
 from .errors import UnknownNameError
 from .reader import READER_DIR, Reader, get_reader, reader_precision
@@ -446,6 +446,7 @@ def read(
         ranges.append((first, last))
     acronym = asks_expansion(question) if not about else None
     alone = [bool(c.span and acronym) for c in leaders]  # a definition may be read with "(LMC)" added
+    named = full_names(question)  # read as such where a passage calls them by surname
     windows, inserted = [], []
     for i, c in enumerate(leaders):
         chunk = c.passage.chunk
@@ -466,7 +467,7 @@ def read(
             end += len(acronym) + 3
         own = (chunk.sentences[ranges[i][0]][0] - lo, chunk.sentences[ranges[i][1]][1] - lo)
         start = c.start - lo
-        added = [] if alone[i] else names_in_full(question, text, chunk.text)
+        added = names_in_full(named, text, chunk.text) if named and not alone[i] else []
         if added:  # "Dr Gerada" read as "Dr Clare Gerada" when the question says "Clare Gerada"
             text = spliced(text, added)
             start, end = shifted(added, start), shifted(added, end)

@@ -224,19 +224,26 @@ class Insertion:
     word_end: int
 
 
-def names_in_full(question: str, window: str, context: str) -> list[Insertion]:
-    """Where ``window`` calls a person the question names in full by surname only ("Dr Gerada has
-    indicated she favours…" for "What does Clare Gerada favour?"), the given names to put before the
-    surname, so that the reader sees the person it was asked about: news names a person in full once,
-    then by title and surname. Only when ``context`` (the passage) names that person in full and no one
-    else by that surname, and never inside another name ("Mary Gerada")."""
+def full_names(question: str) -> list[tuple[str, ...]]:
+    """The people a question names in full, as words without title or possessive: ("Clare", "Gerada")."""
     out = []
     for name in people(question):
         words = re.sub(r"['’]s$", "", name).split()
         if re.fullmatch(HONORIFICS + r"\.?", words[0]):
             words = words[1:]
-        if len(words) < 2:
-            continue
+        if len(words) >= 2:
+            out.append(tuple(words))
+    return out
+
+
+def names_in_full(names: Sequence[tuple[str, ...]], window: str, context: str) -> list[Insertion]:
+    """Where ``window`` calls a person the question names in full (``full_names``) by surname only ("Dr
+    Gerada has indicated she favours…" for "What does Clare Gerada favour?"), the given names to put
+    before the surname, so that the reader sees the person it was asked about: news names a person in
+    full once, then by title and surname. Only when ``context`` (the passage) names that person in full
+    and no one else by that surname, and never inside another name ("Mary Gerada")."""
+    out = []
+    for words in names:
         given, surname = " ".join(words[:-1]), words[-1]
         if not re.search(rf"\b{re.escape(given)}\s+{re.escape(surname)}\b", context):
             continue

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.conversation import names_in_full, people, rewrite, shifted, spliced, unshifted
+from rag.conversation import full_names, names_in_full, people, rewrite, shifted, spliced, unshifted
 from rag.errors import HistoryError
 
 
@@ -247,13 +247,13 @@ FERRY_CONTEXT = (
 def test_a_surname_is_read_as_the_full_name_the_question_asks_about(
     question: str, context: str, window: str, expected: str | None
 ) -> None:
-    added = names_in_full(question, window, context)
+    added = names_in_full(full_names(question), window, context)
     assert (spliced(window, added) if added else None) == expected
 
 
 def test_offsets_move_across_inserted_names_and_back() -> None:
     window = "Later Dr Rennie said no. Rennie left."
-    added = names_in_full("What did Eilidh Rennie say?", window, "Dr Eilidh Rennie spoke. " + window)
+    added = names_in_full(full_names("What did Eilidh Rennie say?"), window, "Dr Eilidh Rennie spoke. " + window)
     read = spliced(window, added)
     assert read == "Later Dr Eilidh Rennie said no. Eilidh Rennie left."
     for x in range(len(window) + 1):
