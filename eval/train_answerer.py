@@ -227,6 +227,11 @@ def main() -> None:
     ap.add_argument("--out", default=str(answering.MODEL_PATH))
     ap.add_argument("--limit", type=int, help="a random sample of N tune questions (seed 0)")
     ap.add_argument(
+        "--gold-ids-from",
+        help="fit on only the gold dev questions a models file lists under trained_on.gold_ids (to rebuild it "
+        "after questions were added to the gold set)",
+    )
+    ap.add_argument(
         "--gold-share", type=float, default=GOLD_SHARE, help="gold dev's share of the answerability fit (-1: by count)"
     )
     ap.add_argument(
@@ -263,6 +268,14 @@ def main() -> None:
     if args.limit:
         squad = evaluation.select(squad, "tune", args.limit, seed=0)
     gold = [i for i in evaluation.load_gold(Path(args.gold)) if i.split == "dev"]
+    if args.gold_ids_from:
+        listed = json.loads(Path(args.gold_ids_from).read_text(encoding="utf-8"))["trained_on"].get("gold_ids")
+        if not listed:
+            ap.error(f"{args.gold_ids_from} lists no trained_on.gold_ids; it predates the record, so refit without it")
+        missing = sorted(set(listed) - {i.id for i in gold})
+        if missing:
+            ap.error(f"{args.gold_ids_from} was fitted on gold dev questions {args.gold} lacks: {', '.join(missing)}")
+        gold = [i for i in gold if i.id in set(listed)]
     print(f"{len(squad)} squad tune questions, {len(gold)} gold dev questions", flush=True)
     squad_records = collect(squad, dataset_config(directory), lambda i: i.article or "none")
     gold_records = collect(gold, load_config(), lambda i: f"gold:{Path(i.source).name if i.source else 'none'}")
@@ -315,6 +328,7 @@ def main() -> None:
             "select": "squad_v2_dev25 tune articles the reader did not learn from, gold dev",
             "rerank_answerable_threshold": "squad_v2_dev25 tune articles the reader did not learn from, gold dev",
             "squad_articles": sorted({i.article for i in squad if i.article}),
+            "gold_ids": [i.id for i in gold],
             "reader": args.reader,
             "script": "eval/train_answerer.py",
         },
