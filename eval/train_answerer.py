@@ -18,7 +18,8 @@ never read here.
    Wikipedia alike), among thresholds that keep gold abstention recall at its floor. Read
    in-sample instead, the gold set looks surer than it is and the threshold comes out too low.
 
-    python eval/train_answerer.py --reader rag/models/reader --limit 1200   # what ships
+    python eval/train_answerer.py --reader rag/models/reader --limit 1200 --gold-share 0.25 --reader-candidates 3 \
+        --reader-spill 0 --gold-ids-from rag/models/extractive.json   # what ships (README)
     python eval/train_answerer.py --threshold-from in-sample --out rag/models/extractive-noreader.json
 
 Without the reader no threshold keeps held-out gold abstention at its floor short of abstaining on
