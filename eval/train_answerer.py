@@ -273,10 +273,11 @@ def main() -> None:
         listed = json.loads(Path(args.gold_ids_from).read_text(encoding="utf-8"))["trained_on"].get("gold_ids")
         if not listed:
             ap.error(f"{args.gold_ids_from} lists no trained_on.gold_ids; it predates the record, so refit without it")
-        missing = sorted(set(listed) - {i.id for i in gold})
+        keep = set(listed)
+        missing = sorted(keep - {i.id for i in gold})
         if missing:
             ap.error(f"{args.gold_ids_from} was fitted on gold dev questions {args.gold} lacks: {', '.join(missing)}")
-        gold = [i for i in gold if i.id in set(listed)]
+        gold = [i for i in gold if i.id in keep]
     print(f"{len(squad)} squad tune questions, {len(gold)} gold dev questions", flush=True)
     squad_records = collect(squad, dataset_config(directory), lambda i: i.article or "none")
     gold_records = collect(gold, load_config(), lambda i: f"gold:{Path(i.source).name if i.source else 'none'}")
