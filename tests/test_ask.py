@@ -315,6 +315,45 @@ def test_every_numeric_path_of_the_reader_reads_what_the_shipped_graph_reads(pre
         assert abs(b.margin - a.margin) < 1.0, (precision, question, a.margin, b.margin)
 
 
+def test_the_int8_reader_reads_without_its_attention_mask_exactly_what_the_whole_graph_reads() -> None:
+    """Windows are read one at a time at their own length, so the int8 reader runs its graph with the
+    attention mask cut out (rag.reader._maskless): every logit must be the very number the whole graph gives."""
+    import onnxruntime as ort
+
+    from rag.reader import READER_DIR, Reader, _maskless
+
+    graph = _maskless(READER_DIR / "reader.onnx")
+    assert graph is not None, "the shipped reader's mask path was not found"
+    cut = ort.InferenceSession(graph, providers=["CPUExecutionProvider"])
+    whole = ort.InferenceSession(str(READER_DIR / "reader.onnx"), providers=["CPUExecutionProvider"])
+    assert {i.name for i in cut.get_inputs()} == {"input_ids", "token_type_ids"}
+    tokenizer = Reader(precision="int8").tokenizer
+    for question, _ in READS:
+        enc = tokenizer.encode(question, FUSION)
+        ids = np.array([enc.ids], dtype=np.int64)
+        types = np.array([enc.type_ids], dtype=np.int64)
+        want = whole.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": types})
+        got = cut.run(None, {"input_ids": ids, "token_type_ids": types})
+        for a, b in zip(want, got, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_a_graph_without_the_exporters_mask_path_is_read_whole(tmp_path: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    from rag.reader import _maskless
+
+    inputs = [helper.make_tensor_value_info(n, TensorProto.INT64, [1, None]) for n in ("input_ids", "attention_mask")]
+    outputs = [helper.make_tensor_value_info(n, TensorProto.INT64, [1, None]) for n in ("start_logits", "end_logits")]
+    nodes = [
+        helper.make_node("Mul", ["input_ids", "attention_mask"], ["start_logits"], name="/qa/Mul"),
+        helper.make_node("Add", ["input_ids", "attention_mask"], ["end_logits"], name="/qa/Add"),
+    ]
+    onnx.save(helper.make_model(helper.make_graph(nodes, "plain", inputs, outputs)), tmp_path / "reader.onnx")
+    assert _maskless(tmp_path / "reader.onnx") is None
+
+
 def test_an_int8_window_reads_the_same_alone_as_beside_a_longer_one() -> None:
     """The int8 graph rounds activations by a scale taken over the whole batch, padding included, so it
     reads each window at its own length: what it answers must not depend on what else is read with it."""
