@@ -194,10 +194,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
     history = None
     if args.history:
         try:
-            history = [tuple(t) for t in json.loads(Path(args.history).read_text(encoding="utf-8"))]
-        except (OSError, ValueError, TypeError) as e:
+            history = json.loads(Path(args.history).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
             raise RagError(
-                f"--history {args.history}: expected a JSON list of [question, answer] pairs ({e})"
+                f"--history {args.history}: expected a JSON list of [question, answer] pairs or of chat "
+                f'messages ({{"role": "user", "content": "..."}}) ({e})'
             ) from None
     answer = answer_live(" ".join(args.question), history, config_from(args), show=not args.json)
     if args.json:

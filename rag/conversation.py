@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -156,14 +156,18 @@ class Rewrite:
 
 
 def validate(history: object) -> list[tuple[str, str]]:
-    """History is a list of (question, answer) string pairs, oldest first."""
+    """History is a list of (question, answer) string pairs, oldest first, or of chat messages as
+    Gradio and OpenAI-style clients keep them (``{"role": "user", "content": ...}``), which is what a
+    caller holding a chat already has."""
     if history is None:
         return []
     if isinstance(history, (str, bytes)) or not isinstance(history, Sequence):
         raise HistoryError(
-            f"history must be a list of (question, answer) pairs, got {type(history).__name__}; "
+            f"history must be a list of (question, answer) pairs or of chat messages, got {type(history).__name__}; "
             'e.g. history=[("Who chairs it?", "Dr Dixon chairs it.")]'
         )
+    if history and all(isinstance(turn, Mapping) for turn in history):
+        history = _paired(history)
     out = []
     for i, turn in enumerate(history):
         if (
@@ -183,6 +187,38 @@ def validate(history: object) -> list[tuple[str, str]]:
             )
         out.append((turn[0], turn[1]))
     return out[-MAX_TURNS:]
+
+
+def _paired(messages: Sequence[Mapping]) -> list[tuple[str, str]]:
+    """Chat messages as (question, answer) pairs: each assistant message answers the user messages
+    before it (joined); system messages and non-text blocks (images, files) say nothing to resolve a
+    follow-up against, and a last question with no answer yet is not part of the history."""
+    pairs, asked = [], []
+    for i, message in enumerate(messages):
+        role, text = message.get("role"), _text(message.get("content"))
+        if role not in ("user", "assistant", "system") or text is None:
+            raise HistoryError(
+                f"history[{i}] is not a chat message: {dict(message)!r:.80}; each needs a role (user, assistant "
+                'or system) and a content string or list of {"type": "text", "text": ...} blocks'
+            )
+        if role == "user":
+            asked.append(text)
+        elif role == "assistant":
+            if not asked:
+                raise HistoryError(f"history[{i}] is an assistant message that answers no user message before it")
+            pairs.append(("\n".join(asked), text))
+            asked = []
+    return pairs
+
+
+def _text(content: object) -> str | None:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, Sequence) and not isinstance(content, bytes):
+        blocks = [b for b in content if isinstance(b, Mapping)]
+        if len(blocks) == len(content):
+            return "\n".join(b["text"] for b in blocks if b.get("type") == "text" and isinstance(b.get("text"), str))
+    return None
 
 
 def people(text: str) -> list[str]:

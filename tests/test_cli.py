@@ -45,6 +45,19 @@ def test_ask_json(pipeline, seed_config: Config) -> None:
     assert out.stdout and data["text"].startswith(span["quote"])
 
 
+def test_ask_takes_a_chat_saved_as_messages_for_its_history(pipeline, seed_config: Config, tmp_path) -> None:
+    first = rag(["ask", "--json", "Who chairs the NHS Alliance?"], seed_config)
+    turns = [
+        {"role": "user", "content": "Who chairs the NHS Alliance?"},
+        {"role": "assistant", "content": json.loads(first.stdout)["text"]},
+    ]
+    (tmp_path / "chat.json").write_text(json.dumps(turns), encoding="utf-8")
+    out = rag(["ask", "--json", "--history", str(tmp_path / "chat.json"), "Where does he work as a GP?"], seed_config)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert "Michael Dixon" in data["standalone_question"] and "Cullompton" in data["text"]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

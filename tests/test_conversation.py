@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.conversation import full_names, names_in_full, people, rewrite, shifted, spliced, unshifted
+from rag.conversation import full_names, names_in_full, people, rewrite, shifted, spliced, unshifted, validate
 from rag.errors import HistoryError
 
 
@@ -110,6 +110,38 @@ def test_a_follow_up_about_a_person_named_in_an_answer() -> None:
 def test_malformed_history_is_an_error(history: object) -> None:
     with pytest.raises(HistoryError):
         rewrite("Where?", history)
+
+
+def test_chat_messages_are_history_as_their_question_and_answer_pairs() -> None:
+    """A chat kept as Gradio or an OpenAI-style client keeps it: roles, contents as strings or text blocks."""
+    messages = [
+        {"role": "system", "content": "Answer from the documents."},
+        {"role": "user", "content": "Who opposed the plan?"},
+        {"role": "assistant", "content": [{"type": "text", "text": "Priya Shah of Ashford opposed it."}]},
+        {"role": "user", "content": [{"type": "text", "text": "Was she alone?"}, {"type": "image", "url": "x.png"}]},
+        {"role": "user", "content": "Or did others join her?"},
+        {"role": "assistant", "content": "Two councillors joined her."},
+        {"role": "user", "content": "Where does she work?"},
+    ]
+    assert validate(messages) == [
+        ("Who opposed the plan?", "Priya Shah of Ashford opposed it."),
+        ("Was she alone?\nOr did others join her?", "Two councillors joined her."),
+    ]
+    assert rewrite("Where does she work?", messages).standalone == "Where does Priya Shah work?"
+
+
+@pytest.mark.parametrize(
+    ("messages", "message"),
+    [
+        ([{"role": "assistant", "content": "Hello."}], "answers no user message"),
+        ([{"role": "user", "content": 3}], "not a chat message"),
+        ([{"role": "critic", "content": "Who?"}], "not a chat message"),
+        ([{"content": "Who?"}], "not a chat message"),
+    ],
+)
+def test_malformed_chat_messages_are_an_error_that_says_what_a_message_needs(messages: list, message: str) -> None:
+    with pytest.raises(HistoryError, match=message):
+        validate(messages)
 
 
 def test_instructions_planted_in_an_answer_do_not_steer_the_rewriting() -> None:
