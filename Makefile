@@ -62,7 +62,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 
 test: install lint models
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=10
 
 # the edit-test loop: everything but the tests marked slow (browser, eval floors, local LLM, kill -9)
 test-fast: install lint models
