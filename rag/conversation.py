@@ -206,7 +206,7 @@ def _paired(messages: Sequence[Mapping]) -> list[tuple[str, str]]:
         elif role == "assistant":
             if not asked:
                 raise HistoryError(f"history[{i}] is an assistant message that answers no user message before it")
-            pairs.append(("\n".join(asked), text))
+            pairs.append(("\n".join(t for t in asked if t), text))
             asked = []
     return pairs
 
@@ -214,6 +214,8 @@ def _paired(messages: Sequence[Mapping]) -> list[tuple[str, str]]:
 def _text(content: object) -> str | None:
     if isinstance(content, str):
         return content
+    if isinstance(content, Mapping):  # one block on its own (a file, an image, a text)
+        content = [content]
     if isinstance(content, Sequence) and not isinstance(content, bytes):
         blocks = [b for b in content if isinstance(b, Mapping)]
         if len(blocks) == len(content):

@@ -120,6 +120,7 @@ def test_chat_messages_are_history_as_their_question_and_answer_pairs() -> None:
         {"role": "assistant", "content": [{"type": "text", "text": "Priya Shah of Ashford opposed it."}]},
         {"role": "user", "content": [{"type": "text", "text": "Was she alone?"}, {"type": "image", "url": "x.png"}]},
         {"role": "user", "content": "Or did others join her?"},
+        {"role": "user", "content": {"type": "file", "path": "minutes.pdf"}},
         {"role": "assistant", "content": "Two councillors joined her."},
         {"role": "user", "content": "Where does she work?"},
     ]
