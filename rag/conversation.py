@@ -325,7 +325,15 @@ def unshifted(insertions: Sequence[Insertion], x: int, end: bool = False) -> int
 
 
 def key_terms(question: str) -> list[str]:
-    return [w for w in _WORD_RE.findall(question) if w.lower() not in _STOP and len(w) > 1]
+    """The words that say what a question was about. The word after "how" ("how many", "how long") is part
+    of asking, not of the subject: carried into "Who leads it?", "many" only makes the sentence that names
+    the leader look like a worse match."""
+    words = _WORD_RE.findall(question)
+    return [
+        w
+        for i, w in enumerate(words)
+        if w.lower() not in _STOP and len(w) > 1 and not (i and words[i - 1].lower() == "how")
+    ]
 
 
 def _words(question: str) -> list[str]:

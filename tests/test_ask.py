@@ -625,6 +625,15 @@ def test_who_is_answered_with_the_name_beside_a_sentence_that_names_no_one(tmp_p
     assert where.span is not None and "Clydeside" in where.span.quote
 
 
+def test_a_follow_up_about_it_after_how_many_finds_the_leader(seed_config: Config) -> None:
+    question = "How many GPs does Londonwide Local Medical Committees represent?"
+    first = ask(question, config=seed_config)
+    assert first.span is not None and "7000" in first.span.quote
+    leader = ask("Who leads it?", history=[(question, first.text)], config=seed_config)
+    assert_contract(leader)
+    assert leader.span is not None and "Drage" in leader.span.quote, leader.text
+
+
 FERRY = """Island ferry timetable under review
 
 By Morag Sinclair

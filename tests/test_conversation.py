@@ -60,6 +60,13 @@ def test_elliptic_follow_ups_carry_the_topic() -> None:
     assert "council" in turn.standalone and "roads" not in turn.question
 
 
+def test_the_word_after_how_is_not_carried_as_the_topic() -> None:
+    """ "How many" asks; it does not say what the question was about."""
+    history = [("How many staff does the Harbour Trust employ?", "About 400 — It employs about 400. [1]")]
+    standalone = rewrite("Who leads it?", history).standalone
+    assert "Harbour Trust" in standalone and "many" not in standalone
+
+
 @pytest.mark.parametrize(
     ("question", "carries"),
     [
