@@ -4,7 +4,9 @@ Prints two tables: index build time by stage (measured on the corpus, default se
 ``ask()`` latency over every gold question (warm, after one untimed pass) with the quality
 each configuration buys, all measured in one run on this machine.
 
-    python eval/bench.py [--corpus seeds] [--gold eval/gold.jsonl] [--repeat 3]
+    python eval/bench.py [--corpus seeds] [--gold eval/gold.jsonl] [--repeat 3] [--limit N]
+
+``--limit`` takes the first N gold questions only: a quick check that the script runs, not a measurement.
 """
 
 from __future__ import annotations
@@ -80,10 +82,10 @@ def build_stages(corpus: Path, repeat: int) -> list[tuple[str, float]]:
     return out
 
 
-def latency_table(corpus: Path, gold: Path, repeat: int) -> None:
+def latency_table(corpus: Path, gold: Path, repeat: int, limit: int | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         base = load_config(env={}, corpus=str(corpus), index_dir=tmp)
-        items = evaluation.load_gold(gold)
+        items = evaluation.load_gold(gold)[:limit]
         rows = {}
         runs = [(mode, base.replace(retrieval=mode)) for mode in ("dense", "bm25", "hybrid")]
         path = numeric_path(base).precision
@@ -120,9 +122,10 @@ def main() -> None:
     ap.add_argument("--corpus", default=str(ROOT / "seeds"))
     ap.add_argument("--gold", default=str(ROOT / "eval" / "gold.jsonl"))
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--limit", type=int, default=None, help="only the first N gold questions (a smoke run)")
     args = ap.parse_args()
     build_stages(Path(args.corpus).resolve(), args.repeat)
-    latency_table(Path(args.corpus).resolve(), Path(args.gold), args.repeat)
+    latency_table(Path(args.corpus).resolve(), Path(args.gold), args.repeat, args.limit)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ def _bench(*args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
 
 
 def test_bench_prints_build_stages_and_ask_latency() -> None:
-    out = _bench("eval/bench.py", "--repeat", "1")
+    out = _bench("eval/bench.py", "--repeat", "1", "--limit", "24")
     assert "faiss index (dense)" in out.stdout and "whole build, written to disk" in out.stdout
     header = next(line for line in out.stdout.splitlines() if line.startswith("figure"))
     from rag.config import load_config
@@ -30,6 +30,7 @@ def test_bench_prints_build_stages_and_ask_latency() -> None:
     assert header.split() == ["figure", "dense", "bm25", "hybrid", *portable]
     p50 = next(line for line in out.stdout.splitlines() if line.startswith("p50_ms")).split()[1:]
     assert all(float(v) > 0 for v in p50)
+    assert "ask() over 24 gold questions x 1" in out.stdout
 
 
 @pytest.mark.slow
