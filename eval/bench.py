@@ -6,7 +6,8 @@ each configuration buys, all measured in one run on this machine.
 
     python eval/bench.py [--corpus seeds] [--gold eval/gold.jsonl] [--repeat 3] [--limit N]
 
-``--limit`` takes the first N gold questions only: a quick check that the script runs, not a measurement.
+``--limit`` takes a sample of N gold questions (as ``rag eval --limit``): a check that the script runs,
+not a measurement.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def build_stages(corpus: Path, repeat: int) -> list[tuple[str, float]]:
 def latency_table(corpus: Path, gold: Path, repeat: int, limit: int | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         base = load_config(env={}, corpus=str(corpus), index_dir=tmp)
-        items = evaluation.load_gold(gold)[:limit]
+        items = evaluation.select(evaluation.load_gold(gold), limit=limit)
         rows = {}
         runs = [(mode, base.replace(retrieval=mode)) for mode in ("dense", "bm25", "hybrid")]
         path = numeric_path(base).precision
@@ -122,7 +123,7 @@ def main() -> None:
     ap.add_argument("--corpus", default=str(ROOT / "seeds"))
     ap.add_argument("--gold", default=str(ROOT / "eval" / "gold.jsonl"))
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--limit", type=int, default=None, help="only the first N gold questions (a smoke run)")
+    ap.add_argument("--limit", type=int, default=None, help="a sample of N gold questions (a smoke run)")
     args = ap.parse_args()
     build_stages(Path(args.corpus).resolve(), args.repeat)
     latency_table(Path(args.corpus).resolve(), Path(args.gold), args.repeat, args.limit)

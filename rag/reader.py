@@ -77,7 +77,8 @@ class Reader:
             if precision == "int8":
                 graph = _maskless(folder / "reader.onnx") or str(folder / "reader.onnx")
                 session = onnxruntime.InferenceSession(graph, session_options(), providers=["CPUExecutionProvider"])
-                self.scores: Scorer = functools.partial(_unpadded, session)
+                fed = frozenset(i.name for i in session.get_inputs())  # the cut graph takes no mask
+                self.scores: Scorer = functools.partial(_unpadded, session, fed)
             else:
                 self.scores = _torch_scorer(folder / "reader.onnx", precision)
         except (OSError, ValueError, KeyError, RuntimeError, ImportError) as e:
@@ -199,16 +200,17 @@ def reader_precision(config: Config) -> str:
     return choose_precision(config.precision).precision
 
 
-def _unpadded(session, ids: np.ndarray, mask: np.ndarray, types: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _unpadded(
+    session, fed: frozenset[str], ids: np.ndarray, mask: np.ndarray, types: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Each window on its own, at its own length: onnxruntime's int8 path spends as long on padding as on
     words, and a batch of two or three windows gains it less than the padding costs (eval/bench.py; bf16
     in PyTorch is the other way round, so it keeps the batch)."""
     starts, ends = np.full(ids.shape, -1e4, dtype=np.float32), np.full(ids.shape, -1e4, dtype=np.float32)
-    inputs = {i.name for i in session.get_inputs()}
+    feed = {k: v for k, v in (("input_ids", ids), ("attention_mask", mask), ("token_type_ids", types)) if k in fed}
     for row in range(len(ids)):
         n = int(mask[row].sum())
-        feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-        s, e = session.run(None, {k: v[row : row + 1, :n] for k, v in feed.items() if k in inputs})
+        s, e = session.run(None, {k: v[row : row + 1, :n] for k, v in feed.items()})
         starts[row, :n], ends[row, :n] = s[0], e[0]
     return starts, ends
 
@@ -248,7 +250,7 @@ def _maskless(onnx_path: Path) -> bytes | None:
         if live.intersection(node.output):
             alive.append(node)
             live.update(node.input)
-    if "attention_mask" in live or any(n.op_type in ("IsNaN", "Where") and "/attention/" in n.name for n in alive):
+    if "attention_mask" in live:
         log.warning("the span reader's attention mask could not be cut out of %s; reading with it", onnx_path)
         return None
     del model.graph.node[:]
