@@ -26,7 +26,7 @@ import numpy as np
 from . import calibration
 from .config import Config
 from .conversation import carried, full_names, names_in_full, people, shifted, spliced, unshifted
-from .direct import asks_expansion, asks_of_article, direct_form, is_metadata
+from .direct import asks_expansion, asks_of_article, direct_form, is_metadata, trimmed
 from .errors import UnknownNameError
 from .reader import READER_DIR, Reader, get_reader, reader_precision
 from .retrieval import Query, Retriever, tokenize
@@ -386,7 +386,11 @@ class ExtractiveAnswerer:
         best = chosen[0]
         if best.support and self.config.max_answer_sentences > 1:
             citations.append(citation(best.passage, *best.support))
-        span = citation(best.passage, *best.span) if best.span and best.span != (best.start, best.end) else None
+        span = None
+        if best.span and best.span != (best.start, best.end):
+            chunk = best.passage.chunk
+            edges = trimmed(chunk.text, best.span[0] - chunk.start, best.span[1] - chunk.start)
+            span = citation(best.passage, edges[0] + chunk.start, edges[1] + chunk.start) if edges else None
         if span is not None and echoes(query.text, span.quote):
             span = None
         return Answer(

@@ -90,9 +90,9 @@ def direct_form(question: str, sentence: str) -> Form | None:
     lead = len(sentence) - len(sentence.lstrip())
     found = None
     if author and (m := byline(stripped)):
-        found = _trimmed(sentence, lead + m.start("name"), lead + m.end("name"))
+        found = trimmed(sentence, lead + m.start("name"), lead + m.end("name"))
     if found is None and published and (m := dateline(stripped)):
-        found = _trimmed(sentence, lead + m.start("date"), lead + m.end("date"))
+        found = trimmed(sentence, lead + m.start("date"), lead + m.end("date"))
     if found is not None:
         return Form(*found, of_article=True)
     found = expansion(acronym, sentence) if acronym else None
@@ -109,10 +109,10 @@ def expansion(acronym: str, sentence: str) -> tuple[int, int] | None:
         if words:
             start = _long_form_start(short, sentence[words[0].start() : m.start()].rstrip())
             if start is not None:
-                return _trimmed(sentence, words[0].start() + start, m.start())
+                return trimmed(sentence, words[0].start() + start, m.start())
     m = re.search(rf"\b{re.escape(short)}s?\s*\(([^()]{{3,120}})\)", sentence)
     if m and _long_form_start(short, m.group(1)) == 0:
-        return _trimmed(sentence, m.start(1), m.end(1))
+        return trimmed(sentence, m.start(1), m.end(1))
     return _proper_name(short, sentence)
 
 
@@ -169,7 +169,9 @@ def _long_form_start(short: str, text: str) -> int | None:
     return start
 
 
-def _trimmed(text: str, start: int, end: int) -> tuple[int, int] | None:
+def trimmed(text: str, start: int, end: int) -> tuple[int, int] | None:
+    """``text[start:end]`` without the spaces, quote marks and punctuation at its edges: a short answer is
+    the words ("all the noise"), not the quote mark or comma the tokens around them began with."""
     while start < end and text[start] in " \t\u00a0,;:“‘\"'":
         start += 1
     while end > start and text[end - 1] in " \t\u00a0,;:.”’\"'":

@@ -181,6 +181,7 @@ def test_a_reader_folder_brings_its_own_answerer_models(seed_config: Config, tmp
         ("Who chairs the NHS Alliance?", "Michael Dixon"),
         ("How many PCTs did Pulse approach?", "152"),
         ("What does MCP stand for?", "multispecialty community provider"),
+        ("What does Michelle Drage say GPs should avoid being distracted by?", "all the noise"),
     ],
 )
 def test_the_short_answer_leads_and_lies_inside_the_quote(seed_config: Config, question: str, short: str) -> None:
@@ -191,6 +192,7 @@ def test_the_short_answer_leads_and_lies_inside_the_quote(seed_config: Config, q
     path = Path(span.source) if Path(span.source).is_absolute() else ROOT / span.source
     assert path.read_text(encoding="utf-8")[span.start : span.end] == span.quote
     assert answer.text.startswith(span.quote.strip(" ,;:"))
+    assert span.quote == span.quote.strip(" ,;:.“”‘’\"'"), "a short answer is its words, not the marks around them"
     assert_contract(answer)
 
 
