@@ -282,7 +282,7 @@ def article_head(data: IndexData, passage: Passage) -> tuple[str, str, int]:
     as a sign that the window does not answer. Only then: an opening that restates the question draws
     the reader's attention to text it may not point at."""
     ids = data.chunks_of.get(passage.source)
-    title = (passage.title or "").strip()
+    title = data.heading_of.get(passage.source, "")  # a title-less piece's lead words are no headline
     if not ids:
         return title, "", -1
     first = data.chunks[ids[0]]

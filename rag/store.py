@@ -66,6 +66,12 @@ class IndexData:
         return out
 
     @functools.cached_property
+    def heading_of(self) -> dict[str, str]:
+        """Each source's own title (or a file name made of words), "" where it has none: not the display
+        title, which falls back to the opening words or the path."""
+        return {d["source"]: (d.get("heading") or "").strip() for d in self.documents}
+
+    @functools.cached_property
     def head_of(self) -> dict[str, int]:
         """Each source's first chunk, where its byline and dateline sit: built on the first question about
         a piece itself ("who wrote…"), not at every load."""

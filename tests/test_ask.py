@@ -510,6 +510,23 @@ def test_an_articles_head_is_its_title_and_opening_sentence_never_its_byline(tmp
     assert pipeline.source_text(passage.source)[:end].endswith(opening)
 
 
+def test_a_title_less_piece_is_read_under_no_headline_not_under_its_lead_words(tmp_path: Path) -> None:
+    """The display title of a piece with no title (and a file name of no words) is its opening words; read
+    as a headline, they are a text the reader never met in training, and a window that holds the opening
+    reads it twice."""
+    from rag.answering import article_head
+    from rag.pipeline import get_pipeline
+
+    body = HARBOUR.split("\n\n", 2)[2]
+    config = one_article(tmp_path, "0042_9f3a11.txt", body)
+    pipeline = get_pipeline(config)
+    query, _ = pipeline.query("How far will the lifeboat station move inland?")
+    passage = pipeline.retriever.search(query, config)[0]
+    assert passage.title.startswith("Councils along the east coast")  # what the UI shows
+    title, opening, _ = article_head(pipeline.data, passage)
+    assert title == "" and opening.startswith("Councils along the east coast")
+
+
 def test_who_wrote_a_piece_is_answered_by_its_byline_when_only_a_later_passage_matches(tmp_path: Path) -> None:
     """The byline sits at the top of the article; the question names what a later passage is about."""
     config = one_article(tmp_path, "harbour.txt", HARBOUR, chunk_tokens=64)
