@@ -94,6 +94,7 @@ class Reader:
         wide: bool = False,
         heads: Sequence[str] | None = None,
         reach: Sequence[tuple[int, int]] | None = None,
+        refuse: Callable[[str], bool] | None = None,
     ) -> list[Read]:
         """For each ``(text, lo, hi)``, the best answer span lying inside ``text[lo:hi]`` (the text around it
         is context), with its margin over "no answer". With ``wide``, each read also carries the best span
@@ -102,7 +103,9 @@ class Reader:
         Dr Drage …" after "… predicted …"). ``heads`` (one per text) are read before each text as context
         only (an article's title and opening sentence), never pointed at. Entries with one text and head
         are read in one pass when their ranges fit in one window together; ``reach`` (one character range
-        per text) then keeps each wide read to its own part of it."""
+        per text) then keeps each wide read to its own part of it. A span whose words ``refuse`` turns down
+        (one that only repeats the question: "Dr" for "Who is Tom Coffey?") gives way to the best one it
+        does not, keeping its margin: how sure the reader is that the text answers does not change."""
         if not texts:
             return []
         q = self.tokenizer.encode(question, add_special_tokens=False).ids[: self.max_question]
@@ -155,13 +158,14 @@ class Reader:
         for w, (_, shift, offsets, members) in enumerate(windows):
             null = float(starts[w, 0] + ends[w, 0])
             for i, seen, allowed in members:
-                _, lo, hi = texts[i]
-                read = _best(starts[w], ends[w], null, allowed, shift, offsets)
+                text, lo, hi = texts[i]
+                refused = (lambda a, b, t=text: refuse(t[a:b])) if refuse else None
+                read = _best(starts[w], ends[w], null, allowed, shift, offsets, refused)
                 if wide and allowed:
                     # before, inside or after the sentence, never across its edge: a span straddling a title
                     # and the sentence below it is no answer and cannot be quoted from one sentence
                     sides = ([t for t in seen if offsets[t][1] <= lo], [t for t in seen if offsets[t][0] >= hi])
-                    outside = [_best(starts[w], ends[w], null, s, shift, offsets) for s in sides]
+                    outside = [_best(starts[w], ends[w], null, s, shift, offsets, refused) for s in sides]
                     read = dataclasses.replace(read, beside=max(outside, key=lambda r: r.margin))
                 out[i] = read
         return [out[i] for i in range(len(texts))]
@@ -172,9 +176,16 @@ def _within(tokens: list[int], offsets: list[tuple[int, int]], span: tuple[int, 
 
 
 def _best(
-    starts: np.ndarray, ends: np.ndarray, null: float, tokens: list[int], shift: int, offsets: list[tuple[int, int]]
+    starts: np.ndarray,
+    ends: np.ndarray,
+    null: float,
+    tokens: list[int],
+    shift: int,
+    offsets: list[tuple[int, int]],
+    refused: Callable[[int, int], bool] | None = None,
 ) -> Read:
-    """The best span over ``tokens`` (the text's token ``t`` sits at ``t + shift`` in the sequence)."""
+    """The best span over ``tokens`` (the text's token ``t`` sits at ``t + shift`` in the sequence); when
+    ``refused`` (character offsets) turns it down, the best one it does not, with the best one's margin."""
     if not tokens:
         return Read(-1e4, -1, -1)
     positions = np.asarray(tokens) + shift
@@ -184,9 +195,17 @@ def _best(
     valid = (b[None, :] >= a[:, None]) & (b[None, :] < a[:, None] + MAX_ANSWER_TOKENS)
     if not valid.any():
         return Read(-1e9 - null, offsets[tokens[0]][0], offsets[tokens[0]][1])
-    best = int(np.argmax(np.where(valid, total, -np.inf)))  # the first of equals, in the order of a, then b
-    i, j = int(a[best // len(b)]), int(b[best % len(b)])
-    return Read(float(total.flat[best]) - null, offsets[tokens[i]][0], offsets[tokens[j]][1])
+    scored = np.where(valid, total, -np.inf)
+    best = int(np.argmax(scored))  # the first of equals, in the order of a, then b
+    margin = float(total.flat[best]) - null
+
+    def span(k: int) -> tuple[int, int]:
+        return offsets[tokens[int(a[k // len(b)])]][0], offsets[tokens[int(b[k % len(b)])]][1]
+
+    if refused is not None and refused(*span(best)):
+        order = np.argsort(-scored, axis=None, kind="stable")[: int(valid.sum())]
+        best = next((int(k) for k in order if not refused(*span(int(k)))), best)
+    return Read(margin, *span(best))
 
 
 @functools.cache

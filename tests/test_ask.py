@@ -619,6 +619,28 @@ def test_the_best_span_is_the_best_pair_of_ends_within_thirty_tokens(seed: int) 
     assert read.margin == pytest.approx(margin, abs=1e-5)
 
 
+def test_a_span_that_only_repeats_the_question_gives_way_to_the_next_best_keeping_its_margin() -> None:
+    """ "Who is Tom Coffey?" read "Dr" as its best span: the answer then showed no short answer at all."""
+    from rag.reader import _best
+
+    text = "Dr Tom Coffey, the clinical lead for polysystems, said so."
+    words = [(m.start(), m.end()) for m in re.finditer(r"\w+", text)]
+    starts = np.full(len(words), -5.0, dtype=np.float32)
+    ends = np.full(len(words), -5.0, dtype=np.float32)
+    starts[0], ends[0] = 4.0, 4.0  # "Dr"
+    starts[4], ends[7] = 3.0, 3.5  # "clinical lead for polysystems"
+    tokens = list(range(len(words)))
+    plain = _best(starts, ends, 1.0, tokens, 0, words)
+    assert text[plain.start : plain.end] == "Dr" and plain.margin == pytest.approx(7.0)
+    read = _best(starts, ends, 1.0, tokens, 0, words, lambda a, b: text[a:b] in {"Dr", "Tom Coffey", "Dr Tom"})
+    assert text[read.start : read.end] == "Dr Tom Coffey, the clinical lead for polysystems"  # 4 + 3.5
+    strict = _best(starts, ends, 1.0, tokens, 0, words, lambda a, b: text[a:b].startswith(("Dr", "Tom")))
+    assert text[strict.start : strict.end] == "clinical lead for polysystems" and strict.margin == plain.margin
+    assert read.margin == plain.margin
+    everything = _best(starts, ends, 1.0, tokens, 0, words, lambda a, b: True)
+    assert (everything.start, everything.end) == (plain.start, plain.end)
+
+
 def test_lexical_terms_are_the_same_cached_and_a_caller_cannot_change_them() -> None:
     from rag.retrieval import tokenize
 
