@@ -485,7 +485,7 @@ def read(
     ]
     texts, reach = [(t, a, b) for t, a, b, _, _ in windows], [w[4] for w in windows]
     reads = reader.read(
-        question, texts, wide=spill is not None, heads=heads, reach=reach, refuse=lambda s: echoes(question, s)
+        question, texts, wide=spill is not None, heads=heads, reach=reach, refuse=echo_test(question)
     )
     wants_person = bool(WHO_RE.search(question))
     out = []
@@ -532,13 +532,23 @@ def echoes(question: str, short: str) -> bool:
     only a title ("Who is Tom Coffey?" → "Dr"): it answers nothing, so the sentence is shown alone. Words
     a follow-up carries from the turn before count too, except in a name: "Who is hosting it?" about
     "the Londonwide LMCs conference" is answered by "Londonwide LMCs"."""
-    words = set(tokenize([short])[0])
+    return echo_test(question)(short)
+
+
+def echo_test(question: str) -> Callable[[str], bool]:
+    """``echoes`` for one question, its words read once: the reader asks it of every span it picks."""
     own, context = carried(question)
     asked = set(tokenize([own])[0]) | _title_terms()
-    if not words or words <= asked:
-        return bool(words)
-    names = any(w[0].isupper() and set(tokenize([w])[0]) - _title_terms() for w in short.split())
-    return not names and words <= asked | set(tokenize([context])[0])
+    around = asked | set(tokenize([context])[0])
+
+    def test(short: str) -> bool:
+        words = set(tokenize([short])[0])
+        if not words or words <= asked:
+            return bool(words)
+        names = any(w[0].isupper() and set(tokenize([w])[0]) - _title_terms() for w in short.split())
+        return not names and words <= around
+
+    return test
 
 
 @functools.cache

@@ -104,8 +104,9 @@ class Reader:
         only (an article's title and opening sentence), never pointed at. Entries with one text and head
         are read in one pass when their ranges fit in one window together; ``reach`` (one character range
         per text) then keeps each wide read to its own part of it. A span whose words ``refuse`` turns down
-        (one that only repeats the question: "Dr" for "Who is Tom Coffey?") gives way to the best one it
-        does not, keeping its margin: how sure the reader is that the text answers does not change."""
+        (one that only repeats the question: "Dr" for "Who is Tom Coffey?") inside ``text[lo:hi]`` gives way
+        to the best one it does not, keeping its margin: how sure the reader is that the text answers does
+        not change."""
         if not texts:
             return []
         q = self.tokenizer.encode(question, add_special_tokens=False).ids[: self.max_question]
@@ -165,7 +166,7 @@ class Reader:
                     # before, inside or after the sentence, never across its edge: a span straddling a title
                     # and the sentence below it is no answer and cannot be quoted from one sentence
                     sides = ([t for t in seen if offsets[t][1] <= lo], [t for t in seen if offsets[t][0] >= hi])
-                    outside = [_best(starts[w], ends[w], null, s, shift, offsets, refused) for s in sides]
+                    outside = [_best(starts[w], ends[w], null, s, shift, offsets) for s in sides]
                     read = dataclasses.replace(read, beside=max(outside, key=lambda r: r.margin))
                 out[i] = read
         return [out[i] for i in range(len(texts))]

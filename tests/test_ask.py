@@ -427,9 +427,9 @@ def test_the_answerer_reads_leaders_with_overlapping_neighbourhoods_in_one_windo
     calls: list[tuple[list, list]] = []
     original = Reader.read
 
-    def spy(self: Reader, question: str, texts: list, wide: bool = False, heads: list | None = None, reach=None):
+    def spy(self: Reader, question: str, texts: list, wide: bool = False, heads=None, reach=None, refuse=None):
         calls.append((list(texts), list(reach or [])))
-        return original(self, question, texts, wide=wide, heads=heads, reach=reach)
+        return original(self, question, texts, wide=wide, heads=heads, reach=reach, refuse=refuse)
 
     monkeypatch.setattr(Reader, "read", spy)
     answer = ask("Who predicted that fusion power would reach the grid by 2050?", config=config)
