@@ -484,9 +484,7 @@ def read(
         for c, (text, _, _, lo, _) in zip(leaders, windows, strict=True)
     ]
     texts, reach = [(t, a, b) for t, a, b, _, _ in windows], [w[4] for w in windows]
-    reads = reader.read(
-        question, texts, wide=spill is not None, heads=heads, reach=reach, refuse=echo_test(question)
-    )
+    reads = reader.read(question, texts, wide=spill is not None, heads=heads, reach=reach, refuse=echo_test(question))
     wants_person = bool(WHO_RE.search(question))
     out = []
     for c, r, (text, _, _, lo, _), added in zip(leaders, reads, windows, inserted, strict=True):
