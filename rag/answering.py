@@ -389,7 +389,8 @@ class ExtractiveAnswerer:
         span = None
         if best.span and best.span != (best.start, best.end):
             chunk = best.passage.chunk
-            edges = trimmed(chunk.text, best.span[0] - chunk.start, best.span[1] - chunk.start)
+            b = best.span[1] - chunk.start
+            edges = trimmed(chunk.text, unasked(query.text, chunk.text, best.span[0] - chunk.start, b), b)
             span = citation(best.passage, edges[0] + chunk.start, edges[1] + chunk.start) if edges else None
         if span is not None and echoes(query.text, span.quote):
             span = None
@@ -523,6 +524,15 @@ def read(
 
 
 TITLES = "Dr Mr Mrs Ms Mx Prof Rev Cllr Sir Dame"  # a title alone names no one
+APPOSITION_RE = re.compile(r"([^,;:()]{1,60}?)\s*,\s*")  # "Dr Tom Coffey, …": what precedes the comma
+
+
+def unasked(question: str, text: str, start: int, end: int) -> int:
+    """Where the short answer ``text[start:end]`` begins once a lead the question already says is dropped:
+    "Dr Tom Coffey, Commissioning Support for London's clinical lead…" for "Who is Tom Coffey?" begins at
+    "Commissioning". The reader's best span that does not only echo the question may still start so."""
+    lead = APPOSITION_RE.match(text, start, end)
+    return lead.end() if lead and lead.end() < end and echoes(question, lead.group(1)) else start
 
 
 def echoes(question: str, short: str) -> bool:

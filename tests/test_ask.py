@@ -641,6 +641,24 @@ def test_a_span_that_only_repeats_the_question_gives_way_to_the_next_best_keepin
     assert (everything.start, everything.end) == (plain.start, plain.end)
 
 
+@pytest.mark.parametrize(
+    ("question", "span", "short"),
+    [
+        ("Who is Tom Coffey?", "Dr Tom Coffey, the clinical lead for polysystems", "the clinical lead for polysystems"),
+        ("Who is Tom Coffey?", "Tom Coffey (the clinical lead)", "Tom Coffey (the clinical lead)"),
+        ("Who chairs the panel?", "Dr Tom Coffey, the clinical lead", "Dr Tom Coffey, the clinical lead"),
+        ("Who is Tom Coffey?", "Dr Tom Coffey,", "Dr Tom Coffey,"),
+        ("What did the council vote for?", "Saltmarsh Bay, Kent", "Saltmarsh Bay, Kent"),
+    ],
+)
+def test_a_short_answer_drops_a_lead_the_question_already_says(question: str, span: str, short: str) -> None:
+    from rag.answering import unasked
+
+    text = f"Yesterday {span} said so."
+    start, end = len("Yesterday "), len("Yesterday ") + len(span)
+    assert text[unasked(question, text, start, end) : end] == short
+
+
 def test_lexical_terms_are_the_same_cached_and_a_caller_cannot_change_them() -> None:
     from rag.retrieval import tokenize
 
