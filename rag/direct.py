@@ -26,6 +26,10 @@ ASKS_PUBLISHED = re.compile(
     r"\b(?:publication|posting) date\b|\bwhat (?:date|day)\b.*\b(?:published|posted|printed|written|dated)\b",
     re.IGNORECASE,
 )
+# "Which piece was written by Ian Quinn?" names the writer: it asks which piece, so a byline answers it only
+# when it names that writer
+WRITER_NAMED = re.compile(r"\b(?:written|authored|penned|reported)\s+by\s+((?:[A-Z][\w'’.-]*\s*){1,5})")
+_TITLE_WORDS = frozenset({"dr", "prof", "mr", "mrs", "ms", "mx", "sir", "dame", "rev"})
 _ACRONYM = r"['\"‘“]?(?-i:([A-Z][A-Za-z0-9&]*[A-Z][A-Za-z0-9&]*))['\"’”]?"
 ASKS_EXPANSION = (
     re.compile(
@@ -78,6 +82,17 @@ def is_metadata(sentence: str) -> bool:
     return bool(byline(stripped) or dateline(stripped))
 
 
+@functools.lru_cache(maxsize=256)
+def writer_named(question: str) -> frozenset[str]:
+    """The words of the writer's name a question gives ("… written by Dr Michelle Drage?"), else empty."""
+    m = WRITER_NAMED.search(question)
+    return _name_words(m.group(1)) if m else frozenset()
+
+
+def _name_words(name: str) -> frozenset[str]:
+    return frozenset(w for w in re.findall(r"[a-z]+", name.lower()) if w not in _TITLE_WORDS)
+
+
 def asks_expansion(question: str) -> str | None:
     """The abbreviation the question asks to be spelt out ("What does LMC stand for?"), or ``None``."""
     return _asks(question)[2]
@@ -90,7 +105,9 @@ def direct_form(question: str, sentence: str) -> Form | None:
     lead = len(sentence) - len(sentence.lstrip())
     found = None
     if author and (m := byline(stripped)):
-        found = trimmed(sentence, lead + m.start("name"), lead + m.end("name"))
+        named = writer_named(question)
+        if not named or named & _name_words(m.group("name")):
+            found = trimmed(sentence, lead + m.start("name"), lead + m.end("name"))
     if found is None and published and (m := dateline(stripped)):
         found = trimmed(sentence, lead + m.start("date"), lead + m.end("date"))
     if found is not None:

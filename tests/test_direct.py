@@ -32,13 +32,14 @@ DEFINES = "Plans include multispecialty community providers (MCPs) and primary a
             "Royal College of General Practitioners",
         ),
         ("What does UN mean?", "It went to the United Nations.", "United Nations"),
+        ("Which piece was written by Dr Ana Lima?", "Authors: Ana Lima, Tom Reid", "Ana Lima, Tom Reid"),
     ],
 )
 def test_the_form_gives_the_short_answer(question: str, sentence: str, answer: str) -> None:
     form = direct_form(question, sentence)
     assert form is not None
     assert sentence[form.start : form.end] == answer
-    assert form.of_article == question.startswith(("Who", "When"))
+    assert form.of_article == question.startswith(("Who", "When", "Which piece"))
 
 
 @pytest.mark.parametrize(
@@ -54,6 +55,9 @@ def test_the_form_gives_the_short_answer(question: str, sentence: str, answer: s
         ("What does LMC stand for?", "The Local Medical Committee Conference met."),  # a longer name
         ("What does LMC stand for?", "The local medical committees met."),  # not a name
         ("What does LMC stand for?", "Local, Medical and Committee matters."),  # not one name
+        # the question names the writer: another writer's byline does not say which piece is theirs
+        ("Which article was written by Michelle Drage?", "Authors: Gareth Iacobucci"),
+        ("Which piece was written by Dr Ana Lima?", "By Morag Flett"),
     ],
 )
 def test_no_form_no_span(question: str, sentence: str) -> None:
