@@ -14,6 +14,7 @@ import itertools
 import re
 from dataclasses import dataclass
 
+from .conversation import HONORIFICS
 from .documents import byline, dateline
 
 ASKS_AUTHOR = re.compile(
@@ -29,7 +30,6 @@ ASKS_PUBLISHED = re.compile(
 # "Which piece was written by Ian Quinn?" names the writer: it asks which piece, so a byline answers it only
 # when it names that writer
 WRITER_NAMED = re.compile(r"\b(?:written|authored|penned|reported)\s+by\s+((?:[A-Z][\w'’.-]*\s*){1,5})")
-_TITLE_WORDS = frozenset({"dr", "prof", "mr", "mrs", "ms", "mx", "sir", "dame", "rev"})
 _ACRONYM = r"['\"‘“]?(?-i:([A-Z][A-Za-z0-9&]*[A-Z][A-Za-z0-9&]*))['\"’”]?"
 ASKS_EXPANSION = (
     re.compile(
@@ -90,7 +90,7 @@ def writer_named(question: str) -> frozenset[str]:
 
 
 def _name_words(name: str) -> frozenset[str]:
-    return frozenset(w for w in re.findall(r"[a-z]+", name.lower()) if w not in _TITLE_WORDS)
+    return frozenset(w.lower() for w in re.findall(r"[A-Za-z]+", name) if not re.fullmatch(HONORIFICS, w, re.I))
 
 
 def asks_expansion(question: str) -> str | None:
