@@ -304,9 +304,11 @@ def headline(asked: set[str], window: str, title: str, opening: str, opening_see
 
 
 def answerable_features(ranked: Sequence[Candidate], passages: Sequence[Passage]) -> dict[str, float]:
-    """Evidence for answering at all, read off the best candidate and how far it leads the rest."""
+    """Evidence for answering at all, read off the best candidate and how far it leads the rest. A leader
+    the reader moved to its neighbour may now be the same sentence as the best: it is no rival, and
+    counting it would make the best look unsure of itself."""
     top = ranked[0]
-    others = ranked[1:]
+    others = [c for c in ranked[1:] if (c.passage.source, c.start) != (top.passage.source, top.start)]
     select = top.features["select_logit"]
     reader = top.features.get("reader", 0.0)
     read_others = [c.features["reader"] for c in others if "reader" in c.features]

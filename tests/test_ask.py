@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Callable
@@ -734,3 +735,19 @@ def test_a_follow_up_is_answered_by_a_name_its_context_carries(seed_config: Conf
     assert_contract(answer)
     assert answer.span is not None and answer.span.quote == "Londonwide LMCs"
     assert answer.text.startswith("Londonwide LMCs — ")
+
+
+def test_a_leader_moved_onto_the_best_sentence_is_no_rival_to_it(pipeline, seed_config: Config) -> None:
+    """The reader may move a leader to its neighbour, which can be the sentence another leader already
+    is: the best answer's lead over the rest must not count that copy of itself."""
+    from rag.answering import ExtractiveAnswerer, answerable_features
+
+    query, _ = pipeline.query("Who chairs the NHS Alliance?")
+    passages = pipeline.retriever.search(query, seed_config)
+    answerer = ExtractiveAnswerer(seed_config, pipeline.data, pipeline.retriever)
+    ranked = answerer.rank(query, passages)
+    top, rest = ranked[0], ranked[1:]
+    copy = dataclasses.replace(top, features={**top.features, "select_logit": top.features["select_logit"] - 1.0})
+    alone = answerable_features([top, *rest], passages)
+    assert answerable_features([top, copy, *rest], passages) == alone
+    assert alone["reader_margin"] > 0 and alone["select_margin"] > 0
