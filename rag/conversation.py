@@ -437,10 +437,24 @@ def rewrite_one(question: str, previous: Sequence[tuple[str, str]]) -> Rewrite:
             standalone, used = carrying(standalone, thing), True
     elif needs_context:
         missing = [t for t in key_terms(last_q) if t.lower() not in {w.lower() for w in _WORD_RE.findall(standalone)}]
+        if ELLIPTIC_RE.match(question) and _own_names(question):
+            missing = [t for t in missing if not _name_word(t)]  # "What about Derbyshire?" asks not of Suffolk
         if missing:
             standalone, used = carrying(standalone, " ".join(missing)), True
     exclude = tuple(a for _, a in previous[-1:]) if FOLLOW_ON_RE.search(question) else ()
     return Rewrite(question, standalone, used, exclude)
+
+
+def _name_word(word: str) -> bool:
+    """A capitalised word that is not an acronym ("Suffolk", not "NHS" or "GPs"): part of a name."""
+    return word[:1].isupper() and sum(ch.isupper() for ch in word) == 1
+
+
+def _own_names(question: str) -> list[str]:
+    """The name words a follow-up brings of its own ("Derbyshire" in "What about Derbyshire?"): it puts
+    them in place of the names the question before it asked about."""
+    words = _WORD_RE.findall(question)
+    return [w for w in words[1:] if _name_word(w) and w.lower() not in _STOP]
 
 
 def carrying(question: str, context: str) -> str:

@@ -304,3 +304,11 @@ def test_offsets_move_across_inserted_names_and_back() -> None:
     start = read.index("Dr")
     assert window[unshifted(added, start) : unshifted(added, read.index(" said"), end=True)] == "Dr Rennie"
     assert window[unshifted(added, read.rindex("Eilidh")) : unshifted(added, len(read), end=True)] == "Rennie left."
+
+
+@pytest.mark.parametrize("follow_up", ["What about Dover?", "And Dover?", "How about Dover?"])
+def test_a_follow_up_naming_a_place_of_its_own_asks_in_its_place_not_beside_it(follow_up: str) -> None:
+    history = [("How much did Kent County Council spend on roads?", "£4m — It spent £4m on roads. [1]")]
+    standalone = rewrite(follow_up, history).standalone
+    assert "Dover" in standalone and "spend" in standalone and "roads" in standalone
+    assert "Kent" not in standalone.replace(follow_up, "")
