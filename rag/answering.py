@@ -230,6 +230,9 @@ def candidates(
     dense = vectors @ query.vector
     q_terms = set(query.terms)
     s_terms = [set(t) for t in tokenize(texts)]
+    for i, (p, a, _, _) in enumerate(spans):
+        if PRONOUN_LED_RE.match(texts[i]):
+            s_terms[i] |= antecedents(p.chunk, a)
     p_terms = {
         p.chunk.id: set().union(*(s_terms[seen[(p.source, a)]] for a, _ in p.chunk.sentences if (p.source, a) in seen))
         for p in passages
@@ -272,6 +275,22 @@ def candidates(
         span = (a + form.start, a + form.end) if form else None
         out.append(Candidate(p, a, b, text, features, span=span, head=heads[p.source]))
     return out
+
+
+PRONOUN_LED_RE = re.compile(r"^\W*(?:he|she|they|his|her|their|its)\b", re.I)
+_NAME_RE = re.compile(r"\b[A-Z][\w'’\-]*(?:\s+[A-Z][\w'’\-]*)*")
+
+
+def antecedents(chunk, start: int) -> set[str]:
+    """The names in the sentence before the one at ``start``: "He died in 1259 without a successor." is
+    about the Möngke Khan the sentence before it names, and matches "When did Möngke Khan die?" as well."""
+    before = [(a, b) for a, b in chunk.sentences if b <= start]
+    if not before:
+        return set()
+    a, b = before[-1]
+    sentence = chunk.text[a - chunk.start : b - chunk.start]
+    names = [m.group(0) for m in _NAME_RE.finditer(sentence) if m.start() > 0 or " " in m.group(0)]
+    return set(tokenize([" ".join(names)])[0]) if names else set()
 
 
 def article_head(data: IndexData, passage: Passage) -> tuple[str, str, int]:

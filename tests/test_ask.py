@@ -751,3 +751,31 @@ def test_a_leader_moved_onto_the_best_sentence_is_no_rival_to_it(pipeline, seed_
     alone = answerable_features([top, *rest], passages)
     assert answerable_features([top, copy, *rest], passages) == alone
     assert alone["reader_margin"] > 0 and alone["select_margin"] > 0
+
+
+YARD_HISTORY = """The Lund yard: a short history
+
+Ivar Lund founded the shipyard at Arendal in 1901 with two slipways and forty men. He died in 1932 without
+an heir, and the yard passed to his foreman.
+
+Karin Berg, the foreman's daughter, ran the yard from 1938 until 1950. She died in 1961, the year the last
+wooden hull left the slipway.
+"""
+
+
+def test_a_sentence_led_by_a_pronoun_matches_the_names_of_the_sentence_before_it(tmp_path: Path) -> None:
+    """"He died in 1932" is about the Ivar Lund the sentence before names: for "When did Ivar Lund die?"
+    it matches those names, and "She died in 1961", about someone else, does not."""
+    from rag.answering import candidates
+    from rag.pipeline import get_pipeline
+
+    config = one_article(tmp_path, "yard.txt", YARD_HISTORY)
+    pipeline = get_pipeline(config)
+    question = "When did Ivar Lund die?"
+    query, _ = pipeline.query(question)
+    passages = pipeline.retriever.search(query, config)
+    cands = candidates(query, passages, pipeline.data, pipeline.retriever, question)
+    found = {c.text.split(" in ")[0]: c.features for c in cands}
+    assert found["He died"]["lex_recall"] > found["She died"]["lex_recall"]
+    answer = ask(question, config=config)
+    assert answer.span is not None and answer.span.quote == "1932"
