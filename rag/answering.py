@@ -31,7 +31,7 @@ from .errors import UnknownNameError
 from .reader import READER_DIR, Reader, get_reader, reader_precision
 from .retrieval import Query, Retriever, tokenize
 from .store import IndexData
-from .types import COMMENT, LEAD_SEP, Answer, Citation, Passage
+from .types import COMMENT, LEAD_SEP, Answer, Chunk, Citation, Passage
 
 log = logging.getLogger(__name__)
 
@@ -281,7 +281,7 @@ PRONOUN_LED_RE = re.compile(r"^\W*(?:he|she|they|his|her|their|its)\b", re.I)
 _NAME_RE = re.compile(r"\b[A-Z][\w'’\-]*(?:\s+[A-Z][\w'’\-]*)*")
 
 
-def antecedents(chunk, start: int) -> set[str]:
+def antecedents(chunk: Chunk, start: int) -> set[str]:
     """The names in the sentence before the one at ``start``: "He died in 1259 without a successor." is
     about the Möngke Khan the sentence before it names, and matches "When did Möngke Khan die?" as well."""
     before = [(a, b) for a, b in chunk.sentences if b <= start]
