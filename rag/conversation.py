@@ -454,7 +454,20 @@ def _own_names(question: str) -> list[str]:
     """The name words a follow-up brings of its own ("Derbyshire" in "What about Derbyshire?"): it puts
     them in place of the names the question before it asked about."""
     words = _WORD_RE.findall(question)
-    return [w for w in words[1:] if _name_word(w) and w.lower() not in _STOP]
+    return [
+        w
+        for w in words[1:]
+        if _name_word(w) and len(w) > 1 and w.lower() not in _STOP and not _NOT_SUBJECT_RE.fullmatch(w)
+    ]
+
+
+# capitalised in a follow-up without naming what it asks about instead: "And Then?", "And in January?"
+_NOT_SUBJECT_RE = re.compile(
+    r"(?:what|why|how|when|where|who|which|whom|whose|then|else|also|too|now|next|january|february|march|"
+    r"april|may|june|july|august|september|october|november|december|monday|tuesday|wednesday|thursday|"
+    r"friday|saturday|sunday)",
+    re.I,
+)
 
 
 def carrying(question: str, context: str) -> str:

@@ -312,3 +312,9 @@ def test_a_follow_up_naming_a_place_of_its_own_asks_in_its_place_not_beside_it(f
     standalone = rewrite(follow_up, history).standalone
     assert "Dover" in standalone and "spend" in standalone and "roads" in standalone
     assert "Kent" not in standalone.replace(follow_up, "")
+
+
+@pytest.mark.parametrize("follow_up", ["And in January?", "And Then?", "And What Else?"])
+def test_a_capitalised_word_that_names_no_place_leaves_the_earlier_names_carried(follow_up: str) -> None:
+    history = [("How much did Kent County Council spend on roads?", "£4m — It spent £4m on roads. [1]")]
+    assert "Kent" in rewrite(follow_up, history).standalone
