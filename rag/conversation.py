@@ -446,8 +446,8 @@ def rewrite_one(question: str, previous: Sequence[tuple[str, str]]) -> Rewrite:
 
 
 def _name_word(word: str) -> bool:
-    """A capitalised word that is not an acronym ("Suffolk", not "NHS" or "GPs"): part of a name."""
-    return word[:1].isupper() and sum(ch.isupper() for ch in word) == 1
+    """A capitalised word that is not an acronym ("Suffolk", "McDonald", not "NHS" or "GPs"): part of a name."""
+    return bool(re.fullmatch(_CAP, word))
 
 
 def _own_names(question: str) -> list[str]:
@@ -457,7 +457,7 @@ def _own_names(question: str) -> list[str]:
     return [
         w
         for w in words[1:]
-        if _name_word(w) and len(w) > 1 and w.lower() not in _STOP and not _NOT_SUBJECT_RE.fullmatch(w)
+        if _name_word(w) and w.lower() not in _STOP and not _NOT_SUBJECT_RE.fullmatch(w)
     ]
 
 

@@ -306,12 +306,24 @@ def test_offsets_move_across_inserted_names_and_back() -> None:
     assert window[unshifted(added, read.rindex("Eilidh")) : unshifted(added, len(read), end=True)] == "Rennie left."
 
 
-@pytest.mark.parametrize("follow_up", ["What about Dover?", "And Dover?", "How about Dover?"])
-def test_a_follow_up_naming_a_place_of_its_own_asks_in_its_place_not_beside_it(follow_up: str) -> None:
-    history = [("How much did Kent County Council spend on roads?", "£4m — It spent £4m on roads. [1]")]
+@pytest.mark.parametrize(
+    ("follow_up", "asked_before"),
+    [
+        ("What about Dover?", "How much did Kent County Council spend on roads?"),
+        ("And Dover?", "How much did Kent County Council spend on roads?"),
+        ("How about Dover?", "How much did Kent County Council spend on roads?"),
+        ("And McDonald Street?", "How much did Kent County Council spend on roads?"),
+        ("What about Dover?", "How much did McKenzie County Council spend on roads?"),
+    ],
+)
+def test_a_follow_up_naming_a_place_of_its_own_asks_in_its_place_not_beside_it(
+    follow_up: str, asked_before: str
+) -> None:
+    history = [(asked_before, "£4m — It spent £4m on roads. [1]")]
     standalone = rewrite(follow_up, history).standalone
-    assert "Dover" in standalone and "spend" in standalone and "roads" in standalone
-    assert "Kent" not in standalone.replace(follow_up, "")
+    assert "spend" in standalone and "roads" in standalone
+    carried = standalone.replace(follow_up, "")
+    assert "Kent" not in carried and "McKenzie" not in carried and "County" not in carried
 
 
 @pytest.mark.parametrize("follow_up", ["And in January?", "And Then?", "And What Else?"])
