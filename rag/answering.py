@@ -278,6 +278,7 @@ def candidates(
 
 
 PRONOUN_LED_RE = re.compile(r"^\W*(?:he|she|they|his|her|their|its)\b", re.I)
+# not TYPE_PATTERNS["name"]: that one joins "of", "the", "de" and so takes "After the Revocation of the Edict…"
 _NAME_RE = re.compile(r"\b[A-Z][\w'’\-]*(?:\s+[A-Z][\w'’\-]*)*")
 
 
