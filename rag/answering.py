@@ -29,7 +29,7 @@ from .conversation import carried, full_names, names_in_full, people, shifted, s
 from .direct import asks_expansion, asks_of_article, direct_form, is_metadata, trimmed
 from .errors import UnknownNameError
 from .reader import READER_DIR, Reader, get_reader, reader_precision
-from .retrieval import Query, Retriever, tokenize
+from .retrieval import Query, Retriever, credit, credited_terms, tokenize
 from .store import IndexData
 from .types import COMMENT, LEAD_SEP, Answer, Chunk, Citation, Passage
 
@@ -246,11 +246,19 @@ def candidates(
             dense[i] = dense[rows].max()
         elif form:  # a definition spells the abbreviation out: it says what the question names
             s_terms[i] |= set(tokenize([asks_expansion(question) or ""])[0])
+    heads = {p.source: article_head(data, p) for p, _, _, _ in spans}  # one per article
+    credited = credited_terms(question)
+    if credited:
+        credits = {source: credit(data, source, credited) for source in heads}
+        for i, (p, _, _, _) in enumerate(spans):
+            s_terms[i] |= credits[p.source][0]
+        for source, (_, line) in credits.items():
+            if line:
+                heads[source] = (heads[source][0], line, -1)
     lex = [_weighted_recall(q_terms, t, retriever.idf) for t in s_terms]
     qtype = question_type(question)
     best_dense, best_lex = float(dense.max()), max(lex)
     scale = max(1.0, math.log(1 + len(data.chunks)))
-    heads = {p.source: article_head(data, p) for p, _, _, _ in spans}  # one per article
     out = []
     for i, ((p, a, b, _), text) in enumerate(zip(spans, texts, strict=True)):
         match, missing = type_features(qtype, question, text)

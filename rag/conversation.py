@@ -454,11 +454,7 @@ def _own_names(question: str) -> list[str]:
     """The name words a follow-up brings of its own ("Derbyshire" in "What about Derbyshire?"): it puts
     them in place of the names the question before it asked about."""
     words = _WORD_RE.findall(question)
-    return [
-        w
-        for w in words[1:]
-        if _name_word(w) and w.lower() not in _STOP and not _NOT_SUBJECT_RE.fullmatch(w)
-    ]
+    return [w for w in words[1:] if _name_word(w) and w.lower() not in _STOP and not _NOT_SUBJECT_RE.fullmatch(w)]
 
 
 # capitalised in a follow-up without naming what it asks about instead: "And Then?", "And in January?"

@@ -44,6 +44,11 @@ ASKS_EXPANSION = (
     re.compile(rf"\b{_ACRONYM} (?:stands for|is short for)\b", re.IGNORECASE),
 )
 MAX_EXPANSION_WORDS = 12
+# "According to X, …?" / "…, according to X?": X is whose words the answer is, not words the answer holds
+ATTRIBUTION = (
+    re.compile(r"^\W*according to (?P<who>[^,?]{2,80}),\s*(?P<rest>.+)$", re.IGNORECASE | re.DOTALL),
+    re.compile(r"^(?P<rest>.+?),?\s+according to (?P<who>[^?]{2,80}?)\s*(?P<end>\?*)\s*$", re.IGNORECASE | re.DOTALL),
+)
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,20 @@ def _name_words(name: str) -> frozenset[str]:
 def asks_expansion(question: str) -> str | None:
     """The abbreviation the question asks to be spelt out ("What does LMC stand for?"), or ``None``."""
     return _asks(question)[2]
+
+
+@functools.lru_cache(maxsize=256)
+def attribution(question: str) -> tuple[str, str] | None:
+    """Whom an "according to …" clause credits, and the question without it: "Where does change have to
+    begin, according to the Londonwide LMCs chief executive?" asks what that person wrote, and an opinion
+    piece names its writer once, in a byline or sign-off, not in the sentence that answers."""
+    for pattern in ATTRIBUTION:
+        if m := pattern.match(question):
+            rest = m.group("rest").strip()
+            if len(rest.split()) < 3:  # "What is according to plan?" credits no one
+                return None
+            return m.group("who").strip(), rest + (m.groupdict().get("end") or "")
+    return None
 
 
 def direct_form(question: str, sentence: str) -> Form | None:

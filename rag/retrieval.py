@@ -21,7 +21,7 @@ import numpy as np
 import Stemmer
 
 from .config import Config
-from .direct import asks_expansion, asks_of_article, expansion
+from .direct import asks_expansion, asks_of_article, attribution, expansion
 from .errors import UnknownNameError
 from .rerank import get_reranker
 from .store import IndexData
@@ -79,6 +79,32 @@ class Query:
     text: str
     vector: np.ndarray
     terms: tuple[str, ...]
+
+
+@functools.lru_cache(maxsize=256)
+def credited_terms(question: str) -> frozenset[str]:
+    """The terms of whom an "according to …" clause credits that the rest of the question does not use."""
+    found = attribution(question)
+    if found is None:
+        return frozenset()
+    who, rest = found
+    return frozenset(tokenize([who])[0]) - set(tokenize([rest])[0])
+
+
+def credit(data: IndexData, source: str, credited: frozenset[str]) -> tuple[set[str], str]:
+    """Which of the credited terms the article names anywhere, and the line that names most of them: the
+    whole article speaks for whom it credits (a byline, a sign-off), not only the sentence that names them."""
+    found: set[str] = set()
+    best, line = 0, ""
+    for cid in data.chunks_of.get(source, ()):
+        chunk = data.chunks[cid]
+        texts = [chunk.text[a - chunk.start : b - chunk.start].strip() for a, b in chunk.sentences]
+        for text, terms in zip(texts, tokenize(texts), strict=True):
+            named = credited.intersection(terms)
+            found |= named
+            if len(named) > best:
+                best, line = len(named), text
+    return found, line
 
 
 class Retriever:
@@ -168,6 +194,8 @@ class Retriever:
             best = self._with_heads(best, fused)[: config.top_k]
         elif acronym := asks_expansion(query.text):
             best = self._with_definitions(best, fused, acronym)[: config.top_k]
+        elif credited := credited_terms(query.text):
+            best = self._with_credited(best, fused, query.text, credited)[: config.top_k]
         passages = []
         for rank, i in enumerate(best):
             chunk = self.data.chunks[i]
@@ -205,6 +233,26 @@ class Retriever:
             return None
 
         return self._with_article_chunk(best, fused, defining)
+
+    def _with_credited(
+        self, best: list[int], fused: dict[int, float], question: str, credited: frozenset[str]
+    ) -> list[int]:
+        """For "…, according to X?", the passage that best matches the rest of the question in each retrieved
+        article naming X: X's words pull in the passages that name X, while an opinion piece names its
+        writer once, far from where it says what the question asks."""
+        found = attribution(question)
+        scores = self.bm25_scores(tokenize([found[1]])[0]) if found else None
+        if scores is None:
+            return best
+
+        def matching(source: str) -> int | None:
+            ids = self.data.chunks_of.get(source, [])
+            if not ids or not credit(self.data, source, credited)[0]:
+                return None
+            j = max(ids, key=lambda i: scores[i])
+            return j if scores[j] > 0 else None
+
+        return self._with_article_chunk(best, fused, matching)
 
     def _with_article_chunk(
         self, best: list[int], fused: dict[int, float], pick: Callable[[str], int | None]

@@ -764,7 +764,7 @@ wooden hull left the slipway.
 
 
 def test_a_sentence_led_by_a_pronoun_matches_the_names_of_the_sentence_before_it(tmp_path: Path) -> None:
-    """"He died in 1932" is about the Ivar Lund the sentence before names: for "When did Ivar Lund die?"
+    """ "He died in 1932" is about the Ivar Lund the sentence before names: for "When did Ivar Lund die?"
     it matches those names, and "She died in 1961", about someone else, does not."""
     from rag.answering import candidates
     from rag.pipeline import get_pipeline
@@ -779,3 +779,61 @@ def test_a_sentence_led_by_a_pronoun_matches_the_names_of_the_sentence_before_it
     assert found["He died"]["lex_recall"] > found["She died"]["lex_recall"]
     answer = ask(question, config=config)
     assert answer.span is not None and answer.span.quote == "1932"
+
+
+HARBOUR_VIEW = """Our harbour cannot wait for another summer
+
+The town council has spent three years debating the old harbour. Every autumn the storms take another piece of \
+the breakwater, and every spring the repairs cost more than the year before.
+
+Fishermen have told me that they now lose a week of work each month when the swell is high. Boats that once \
+sheltered behind the wall now run for the next bay.
+
+The council's plan would rebuild the breakwater in stages over ten years. That is too slow, and each stage would \
+leave the inner moorings open to the winter storms.
+
+Repair must start with the northern pier. It carries the fuel line and the lifeboat slip, and if it fails the \
+whole harbour closes.
+
+Money is the usual excuse. Yet the regional fund has offered to match every euro the town raises this year, and \
+the offer lapses in December.
+
+The town has a choice between acting now and paying twice as much later. I know which one the fishermen would make.
+
+Marta Quintela is harbourmaster of Vila Nova and chairs the Fishermen's Cooperative.
+"""
+HARBOUR_REPORT = """Harbourmaster presents annual report
+
+Marta Quintela, harbourmaster of Vila Nova, presented her annual report to the council on Monday.
+
+The harbourmaster of Vila Nova said that 212 vessels had used the harbour during the year, up from 190.
+
+Ms Quintela said the harbourmaster's office had recorded fourteen days on which the harbour was closed to traffic.
+
+The harbourmaster of Vila Nova also reported that the new fuel prices had cut the number of visiting yachts.
+
+Marta Quintela thanked the volunteer crews of the lifeboat, which was launched nine times.
+
+The harbourmaster's report will be published on the council website next week.
+"""
+
+
+def test_according_to_someone_an_opinion_piece_names_in_its_sign_off_is_answered_from_that_piece(
+    tmp_path: Path,
+) -> None:
+    """The piece names its writer once, at the end; a report names her in every sentence and says nothing
+    about boats. The clause says whose words the answer is: the writer's whole piece matches it, and the
+    reader reads the sign-off as the piece's headline."""
+    from rag.pipeline import get_pipeline
+    from rag.retrieval import credit, credited_terms
+
+    config = one_article(tmp_path, "harbour-view.txt", HARBOUR_VIEW)
+    (Path(config.corpus) / "annual-report.txt").write_text(HARBOUR_REPORT, encoding="utf-8")
+    question = "What do boats do now, according to the harbourmaster of Vila Nova?"
+    pipeline = get_pipeline(config)
+    piece = next(source for source in pipeline.data.chunks_of if source.endswith("harbour-view.txt"))
+    named, line = credit(pipeline.data, piece, credited_terms(question))
+    assert line.startswith("Marta Quintela is harbourmaster") and len(named) == 3
+    answer = ask(question, config=config)
+    assert answer.span is not None and answer.span.quote == "run for the next bay"
+    assert answer.citations[0].source == piece

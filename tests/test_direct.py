@@ -141,3 +141,27 @@ def test_a_question_about_the_piece_itself_is_told_from_one_about_its_contents(q
 )
 def test_bylines_and_datelines_are_told_from_prose(sentence: str, metadata: bool) -> None:
     assert is_metadata(sentence) == metadata
+
+
+@pytest.mark.parametrize(
+    ("question", "found"),
+    [
+        (
+            "Where does change have to begin, according to the chief executive?",
+            ("the chief executive", "Where does change have to begin?"),
+        ),
+        ("According to Ana Lima, what is driving the new models?", ("Ana Lima", "what is driving the new models?")),
+        (
+            "What do boats do now, according to Marta Quintela, harbourmaster of Vila Nova?",
+            ("Marta Quintela, harbourmaster of Vila Nova", "What do boats do now?"),
+        ),
+        ("What is according to plan?", None),  # too little is left to be a question of its own
+        ("Who said the plan was too slow?", None),
+    ],
+)
+def test_an_according_to_clause_is_told_from_the_question_it_credits(
+    question: str, found: tuple[str, str] | None
+) -> None:
+    from rag.direct import attribution
+
+    assert attribution(question) == found
