@@ -109,6 +109,7 @@ _STOP = {
     "their",
     "there",
     "from",
+    "according",
 }
 # Function words that start a sentence and so are capitalised without being part of a name.
 _NOT_NAMES = {"The", "This", "That", "These", "Those", "It", "He", "She", "They", "We", "In", "On", "At", "A", "An"}
@@ -439,6 +440,8 @@ def rewrite_one(question: str, previous: Sequence[tuple[str, str]]) -> Rewrite:
         missing = [t for t in key_terms(last_q) if t.lower() not in {w.lower() for w in _WORD_RE.findall(standalone)}]
         if ELLIPTIC_RE.match(question) and _own_names(question):
             missing = [t for t in missing if not _name_word(t)]  # "What about Derbyshire?" asks not of Suffolk
+        elif FOLLOW_ON_RE.search(question) and _own_terms(question):
+            missing = [t for t in missing if t[:1].isupper() and not _NOT_SUBJECT_RE.fullmatch(t)]
         if missing:
             standalone, used = carrying(standalone, " ".join(missing)), True
     exclude = tuple(a for _, a in previous[-1:]) if FOLLOW_ON_RE.search(question) else ()
@@ -455,6 +458,21 @@ def _own_names(question: str) -> list[str]:
     them in place of the names the question before it asked about."""
     words = _WORD_RE.findall(question)
     return [w for w in words[1:] if _name_word(w) and w.lower() not in _STOP and not _NOT_SUBJECT_RE.fullmatch(w)]
+
+
+_MORE_WORDS = {"anything", "something", "thing", "things", "others", "further", "point", "points"}
+
+
+def _own_terms(question: str) -> list[str]:
+    """What a follow-up asking for more says of its own: "What else does the document propose?" asks what
+    the earlier question's subject ("the Londonwide document") says besides, not again why practices need
+    to work together, so only the earlier subject's names are carried; "Anything else?" says nothing of
+    its own and carries all."""
+    return [
+        t
+        for t in key_terms(question)
+        if not FOLLOW_ON_RE.fullmatch(t) and t.lower() not in _MORE_WORDS and not _NOT_SUBJECT_RE.fullmatch(t)
+    ]
 
 
 # capitalised in a follow-up without naming what it asks about instead: "And Then?", "And in January?"

@@ -330,3 +330,24 @@ def test_a_follow_up_naming_a_place_of_its_own_asks_in_its_place_not_beside_it(
 def test_a_capitalised_word_that_names_no_place_leaves_the_earlier_names_carried(follow_up: str) -> None:
     history = [("How much did Kent County Council spend on roads?", "£4m — It spent £4m on roads. [1]")]
     assert "Kent" in rewrite(follow_up, history).standalone
+
+
+@pytest.mark.parametrize(
+    ("follow_up", "carries", "leaves"),
+    [
+        # words of its own: it asks for something besides, about the same subject
+        ("What else does the report propose?", ["Kent"], ["spend", "roads", "according"]),
+        ("What else will move out of hospitals?", ["Kent"], ["spend", "roads"]),
+        # nothing of its own: more of what was asked
+        ("Anything else?", ["Kent", "spend", "roads"], []),
+        ("What else?", ["Kent", "spend", "roads"], []),
+    ],
+)
+def test_a_follow_up_asking_for_more_in_words_of_its_own_carries_only_the_earlier_subject(
+    follow_up: str, carries: list[str], leaves: list[str]
+) -> None:
+    history = [("How much did Kent spend on roads, according to the report?", "£4m — It spent £4m on roads. [1]")]
+    turn = rewrite(follow_up, history)
+    context = turn.standalone.replace(follow_up, "")
+    assert all(w in context for w in carries) and not any(w in context for w in leaves), turn.standalone
+    assert turn.exclude == ("£4m — It spent £4m on roads. [1]",)
