@@ -44,6 +44,7 @@ THING_ASKED_RE = re.compile(
     re.I,
 )
 THING_PRONOUNS = {"it", "its", "itself", "they", "them", "their", "theirs", "themselves"}
+SINGULAR_PRONOUNS = {"it", "its", "itself"}
 # an extractive answer leads with its short answer: "Londonwide Local Medical Committees — A document by …"
 SHORT_ANSWER_RE = re.compile(rf"^(.{{1,80}}?){re.escape(LEAD_SEP)}")
 ELLIPTIC_RE = re.compile(r"^\s*(?:and|but|what about|how about|and what about|what else|why|how come|so)\b", re.I)
@@ -408,6 +409,25 @@ def answered_thing(question: str, answer: str) -> str | None:
     return thing
 
 
+_COUNTS = {"two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "many", "several", "other"}
+
+
+def _asks_plural(question: str) -> bool:
+    """Whether "which/what …?" asks for things of a plural kind ("Which PCTs received the letter?", "Which
+    NHS trusts…?"): a follow-up's "it" then means what that question was about (the letter), not the
+    things answered."""
+    if not THING_ASKED_RE.match(question) or not re.match(r"^\W*(?:which|what)\b", question, re.I):
+        return False
+    for word in re.findall(r"[\w&'-]+", question)[1:4]:
+        if re.fullmatch(r"[A-Z][A-Z&]+s", word):  # "PCTs"
+            return True
+        if word.isdigit() or word.lower() in _COUNTS:  # "Which two trusts…?"
+            continue
+        if not word[:1].isupper():  # the first word in lower case is the kind; capitalised ones name it
+            return len(word) > 2 and word.endswith("s") and not word.endswith(("ss", "us", "is", "ics"))
+    return False
+
+
 def rewrite_one(question: str, previous: Sequence[tuple[str, str]]) -> Rewrite:
     """Rewrite ``question`` given earlier turns whose questions are already standalone."""
     if not previous:  # only an empty chat surely names no one: "Drage" alone is not found as a person
@@ -432,7 +452,9 @@ def rewrite_one(question: str, previous: Sequence[tuple[str, str]]) -> Rewrite:
         or bool(ELLIPTIC_RE.match(question))
         or len(words) <= 3
     )
-    thing = answered_thing(last_q, last_a) if words & THING_PRONOUNS else None
+    pronouns = words & THING_PRONOUNS
+    plural = pronouns and pronouns <= SINGULAR_PRONOUNS and _asks_plural(last_q)  # "it" is not the PCTs asked for
+    thing = answered_thing(last_q, last_a) if pronouns and not plural else None
     if needs_context and thing:
         if thing.lower() not in standalone.lower():
             standalone, used = carrying(standalone, thing), True

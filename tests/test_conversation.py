@@ -351,3 +351,26 @@ def test_a_follow_up_asking_for_more_in_words_of_its_own_carries_only_the_earlie
     context = turn.standalone.replace(follow_up, "")
     assert all(w in context for w in carries) and not any(w in context for w in leaves), turn.standalone
     assert turn.exclude == ("£4m — It spent £4m on roads. [1]",)
+
+
+@pytest.mark.parametrize(
+    ("asked_before", "short", "about_answer"),
+    [
+        ("Which operators received the letter from the council?", "Orkney Ferries", False),
+        ("Which service runs the ferry to the islands?", "Orkney Ferries", True),  # "runs" is no kind
+        ("Which NHS trusts received the letter from the council?", "Orkney Ferries", False),
+        ("Which PCTs received the letter from the council?", "Orkney Ferries", False),
+        ("Which two operators received the letter from the council?", "Orkney Ferries", False),
+        ("Which operator received the letter from the council?", "Orkney Ferries", True),
+        ("Which business received the letter from the council?", "Orkney Ferries", True),
+    ],
+)
+def test_it_after_a_question_asking_for_things_of_a_plural_kind_is_what_that_question_was_about(
+    asked_before: str, short: str, about_answer: bool
+) -> None:
+    """After "Which PCTs received the letter?", "What does it demand?" asks about the letter: "it" cannot
+    be the PCTs the answer named."""
+    history = [(asked_before, f"{short} — The letter went to {short}. [1]")]
+    standalone = rewrite("What does it demand?", history).standalone
+    assert (short in standalone) is about_answer, standalone
+    assert about_answer or "letter" in standalone
