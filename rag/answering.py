@@ -25,7 +25,7 @@ import numpy as np
 
 from . import calibration
 from .config import Config
-from .conversation import carried, full_names, names_in_full, people, shifted, spliced, unshifted
+from .conversation import about, carried, full_names, names_in_full, people, shifted, spliced, unshifted
 from .direct import asks_expansion, asks_of_article, direct_form, is_metadata, trimmed
 from .errors import UnknownNameError
 from .reader import READER_DIR, Reader, get_reader, reader_precision
@@ -100,6 +100,9 @@ QUESTION_TYPES = [
     ("name", re.compile(r"\bwho(?:m|se)?\b|\bwhere\b|\bwhich (?:person|company|organi[sz]ation|country|city)\b", re.I)),
 ]
 
+
+# how much of a topic's words (idf-weighted) a sentence must hold to be quoted as what the documents say of it
+TOPIC_COVERAGE = 0.6
 
 WHO_RE = re.compile(r"^\W*who\b", re.I)
 # how much less sure the reader may be of a person's name beside the sentence than of a span in it that
@@ -230,9 +233,12 @@ def candidates(
     dense = vectors @ query.vector
     q_terms = set(query.terms)
     s_terms = [set(t) for t in tokenize(texts)]
+    named = full_names(question)
     for i, (p, a, _, _) in enumerate(spans):
         if PRONOUN_LED_RE.match(texts[i]):
             s_terms[i] |= antecedents(p.chunk, a)
+        if named and (added := names_in_full(named, texts[i], p.chunk.text)):  # "Dr Dixon" is the Michael Dixon asked
+            s_terms[i] |= set(tokenize([" ".join(x.text for x in added)])[0])
     p_terms = {
         p.chunk.id: set().union(*(s_terms[seen[(p.source, a)]] for a, _ in p.chunk.sentences if (p.source, a) in seen))
         for p in passages
@@ -405,6 +411,8 @@ class ExtractiveAnswerer:
         return _sigmoid(self.models.answerable.logit(answerable_features(ranked, passages)))
 
     def answer(self, query: Query, passages: Sequence[Passage], exclude: Sequence[str] = ()) -> Answer:
+        if about(query.text) is not None:
+            return self._about(query, passages, exclude)
         ranked = self.rank(query, passages, exclude)
         confidence = self.confidence(ranked, passages)
         if not ranked or confidence < self.threshold:
@@ -432,6 +440,43 @@ class ExtractiveAnswerer:
             passages=list(passages),
             answerer=self.name,
             span=span,
+        )
+
+    def _about(self, query: Query, passages: Sequence[Passage], exclude: Sequence[str]) -> Answer:
+        """What the documents say about a topic: the sentences the selector ranks best among those that
+        hold its words (``query`` is searched by the topic alone, ``Pipeline.query``), up to
+        ``max_answer_sentences``, with no short answer, since no question was asked. The confidence is
+        how much of the topic the best one holds; none holds enough: the documents don't say."""
+        excluded = [_normalise(e) for e in exclude if e.strip()]
+        cands = [
+            c
+            for c in candidates(query, passages, self.data, self.retriever, query.text)
+            if not any(_normalise(c.text) in e for e in excluded)
+        ]
+        for c in cands:
+            c.features["select_logit"] = self.models.select.logit(c.features)
+        cands.sort(key=lambda c: (-c.features["select_logit"], c.passage.rank, c.start))
+        coverage = max((c.features["lex_recall"] for c in cands), default=0.0)
+        chosen: list[Candidate] = []
+        for c in cands:
+            if c.features["lex_recall"] >= TOPIC_COVERAGE and _normalise(c.text) not in {
+                _normalise(o.text) for o in chosen
+            }:
+                chosen.append(c)
+            if len(chosen) == self.config.max_answer_sentences:
+                break
+        if not chosen:
+            return Answer(
+                text=ABSTAIN_TEXT, abstained=True, confidence=coverage, passages=list(passages), answerer=self.name
+            )
+        citations = [citation(c.passage, c.start, c.end) for c in chosen]
+        return Answer(
+            text=compose(citations),
+            abstained=False,
+            citations=citations,
+            confidence=chosen[0].features["lex_recall"],
+            passages=list(passages),
+            answerer=self.name,
         )
 
     def _chosen(self, ranked: Sequence[Candidate]) -> list[Candidate]:

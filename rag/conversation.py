@@ -459,14 +459,15 @@ def rewrite_one(question: str, previous: Sequence[tuple[str, str]]) -> Rewrite:
         if thing.lower() not in standalone.lower():
             standalone, used = carrying(standalone, thing), True
     elif needs_context:
-        missing = [t for t in key_terms(last_q) if t.lower() not in {w.lower() for w in _WORD_RE.findall(standalone)}]
+        asked = about(last_q) or last_q  # after "Tell me about polysystems", "Tell me more" is about polysystems
+        missing = [t for t in key_terms(asked) if t.lower() not in {w.lower() for w in _WORD_RE.findall(standalone)}]
         if ELLIPTIC_RE.match(question) and _own_names(question):
             missing = [t for t in missing if not _name_word(t)]  # "What about Derbyshire?" asks not of Suffolk
-        elif FOLLOW_ON_RE.search(question) and _own_terms(question):
+        elif FOLLOW_ON_RE.search(question) and _own_terms(question) and not words & CONTEXT_PRONOUNS:
             missing = [t for t in missing if t[:1].isupper() and not _NOT_SUBJECT_RE.fullmatch(t)]
         if missing:
             standalone, used = carrying(standalone, " ".join(missing)), True
-    exclude = tuple(a for _, a in previous[-1:]) if FOLLOW_ON_RE.search(question) else ()
+    exclude = tuple(a for _, a in previous) if FOLLOW_ON_RE.search(question) else ()  # nothing said before
     return Rewrite(question, standalone, used, exclude)
 
 
@@ -504,6 +505,65 @@ _NOT_SUBJECT_RE = re.compile(
     r"friday|saturday|sunday)",
     re.I,
 )
+
+
+_WH = r"(?:what|who|whom|whose|which|when|where|why|how)"
+_AUX = r"(?:is|are|was|were|do|does|did|can|could|will|would|should|shall|has|have|had|may|might|must)"
+TOPIC_ASKED = (
+    re.compile(
+        r"^\W*(?:(?:can|could|would|will) you\s+)?(?:please\s+)?(?:tell me|talk|say something|tell us)"
+        r"(?:\s+(?:a (?:bit|little)\s+)?more)?\s+(?:about|on|regarding)\s+(?P<topic>.+?)\W*$",
+        re.IGNORECASE | re.DOTALL,
+    ),
+    re.compile(
+        r"^\W*(?:please\s+)?(?:(?:and\s+)?(?:what|how) about|describe|summari[sz]e|outline|explain|"
+        r"give me (?:an? )?(?:overview|summary|"
+        r"background|information|info)(?: (?:of|on|about))?|(?:an? )?(?:overview|summary|background|information|"
+        r"info) (?:of|on|about)|more (?:about|on))\s+(?P<topic>.+?)\W*$",
+        re.IGNORECASE | re.DOTALL,
+    ),
+)
+MAX_BARE_TOPIC_WORDS = 4
+
+
+@functools.lru_cache(maxsize=256)
+def topic_request(text: str) -> str | None:
+    """What a request that asks no question is about: "Tell me about polysystems", "Describe the NHS
+    Alliance", or a bare name or term typed as into a search box ("Michelle Drage"). Its answer is what
+    the documents say about that, not a short answer to a question it does not ask; "Explain why GPs
+    object" asks one ("why…"), and so does anything that opens as a question."""
+    for pattern in TOPIC_ASKED:
+        if m := pattern.match(text):
+            topic = m.group("topic").strip()
+            return None if re.match(rf"{_WH}\b", topic, re.I) else topic
+    words = re.findall(r"[\w&'’.-]+", text)
+    if not words or len(words) > MAX_BARE_TOPIC_WORDS or re.search(rf"\b{_WH}\b", text, re.I):
+        return None
+    if re.match(rf"{_AUX}\b", words[0], re.I):
+        return None
+    if words[0].lower() in ("and", "but", "or", "so"):  # "And Sefton?" with nothing before it
+        words = words[1:]
+    return " ".join(words) or None
+
+
+# what "Tell me more", "Go on" or "Anything else?" say of their own: nothing
+_NOTHING_OF_ITS_OWN = frozenset(
+    {"tell", "me", "us", "more", "anything", "something", "else", "go", "on", "please", "continue", "and", "so"}
+    | {"keep", "going", "further"}
+)
+
+
+def about(text: str) -> str | None:
+    """The topic of a request that asks no question ("Tell me about polysystems", "Michelle Drage"), or
+    ``None``. A follow-up that carries an earlier turn's words ("Tell me more (Dr Michael Dixon)") is
+    about those words, and about its own beside them when it has any ("Tell me about its fares")."""
+    own, context = carried(text)
+    topic = topic_request(own)
+    if topic is None or not context:
+        return topic
+    if ELLIPTIC_RE.match(own):  # "What about its primary care spending?" asks the earlier question again
+        return None
+    return context if not set(topic.lower().split()) - _NOTHING_OF_ITS_OWN else f"{topic} {context}"
 
 
 def carrying(question: str, context: str) -> str:

@@ -42,7 +42,13 @@ class Pipeline:
         self._texts: dict[str, tuple[tuple[int, int], str]] = {}
 
     def query(self, text: str) -> tuple[Query, list[str]]:
+        """The question embedded and tokenised for search; a request about a topic ("Tell me about
+        polysystems") is searched for by its topic alone, and keeps its own words for the answerer."""
         notes = []
+        topic = conversation.about(text)
+        if topic is not None:
+            topic = self.embedder.truncate(topic)
+            return Query(text, self.embedder.embed([topic], "query")[0], tuple(tokenize([topic])[0])), notes
         fitted = self.embedder.truncate(text)
         if len(fitted) < len(text):
             note = (

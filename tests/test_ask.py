@@ -837,3 +837,28 @@ def test_according_to_someone_an_opinion_piece_names_in_its_sign_off_is_answered
     answer = ask(question, config=config)
     assert answer.span is not None and answer.span.quote == "run for the next bay"
     assert answer.citations[0].source == piece
+
+
+@pytest.mark.parametrize(
+    ("request_", "named"),
+    [
+        ("Tell me about the northern pier", "northern pier"),
+        ("Marta Quintela", "Marta Quintela"),
+        ("Describe the regional fund", "regional fund"),
+    ],
+)
+def test_a_request_about_a_topic_quotes_what_the_documents_say_of_it(tmp_path: Path, request_: str, named: str) -> None:
+    """Not a question, so no short answer: the sentences that hold the topic's words, cited."""
+    config = one_article(tmp_path, "harbour-view.txt", HARBOUR_VIEW)
+    (Path(config.corpus) / "annual-report.txt").write_text(HARBOUR_REPORT, encoding="utf-8")
+    answer = ask(request_, config=config)
+    assert not answer.abstained and answer.span is None and answer.citations
+    assert named.lower() in answer.citations[0].quote.lower()
+    assert_contract(answer)
+
+
+def test_a_request_about_a_topic_the_documents_never_name_is_not_answered(tmp_path: Path) -> None:
+    config = one_article(tmp_path, "harbour-view.txt", HARBOUR_VIEW)
+    for request_ in ("Tell me about the airport", "Brexit"):
+        answer = ask(request_, config=config)
+        assert answer.abstained and answer.text == "The documents don't say.", request_

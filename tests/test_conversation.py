@@ -374,3 +374,56 @@ def test_it_after_a_question_asking_for_things_of_a_plural_kind_is_what_that_que
     standalone = rewrite("What does it demand?", history).standalone
     assert (short in standalone) is about_answer, standalone
     assert about_answer or "letter" in standalone
+
+
+@pytest.mark.parametrize(
+    ("request_", "topic"),
+    [
+        ("Tell me about polysystems", "polysystems"),
+        ("Can you tell me more about the NHS Alliance?", "the NHS Alliance"),
+        ("Describe the Kilbrandon Commission.", "the Kilbrandon Commission"),
+        ("Give me an overview of the Scottish Parliament", "the Scottish Parliament"),
+        ("What about Derbyshire?", "Derbyshire"),  # asked first; after a turn it is rewritten as a follow-up
+        ("Michelle Drage", "Michelle Drage"),
+        ("NHS Suffolk", "NHS Suffolk"),
+        ("And Sefton?", "Sefton"),
+        # questions, however short
+        ("Explain why GPs object", None),
+        ("Who is Ian Quinn?", None),
+        ("Why?", None),
+        ("Since when?", None),
+        ("Is it true?", None),
+        ("How many GPs does Londonwide LMCs represent?", None),
+        ("Which services will move out of hospitals in Suffolk and Kent?", None),
+    ],
+)
+def test_a_request_that_asks_no_question_is_told_by_its_topic(request_: str, topic: str | None) -> None:
+    from rag.conversation import topic_request
+
+    assert topic_request(request_) == topic
+
+
+def test_no_gold_question_is_taken_for_a_topic() -> None:
+    """Every question of the gold set, follow-ups with their history, is answered as a question."""
+    import json
+    from pathlib import Path
+
+    from rag.conversation import about
+
+    gold = Path(__file__).parent.parent / "eval" / "gold.jsonl"
+    items = [json.loads(line) for line in gold.read_text(encoding="utf-8").splitlines() if line]
+    taken = [i["question"] for i in items if about(rewrite(i["question"], i["history"]).standalone)]
+    assert len(items) > 100 and taken == []
+
+
+def test_tell_me_more_after_a_topic_is_about_that_topic_and_says_nothing_twice() -> None:
+    from rag.conversation import about
+
+    history = [
+        ("Tell me about the ferry timetable", "The timetable changes in May. [1]"),
+        ("Who runs it?", "Orkney Ferries — Orkney Ferries runs the service. [1]"),
+    ]
+    turn = rewrite("Tell me more", history[:1])
+    assert about(turn.standalone) == "ferry timetable" and turn.exclude == ("The timetable changes in May. [1]",)
+    assert rewrite("Anything else?", history).exclude == tuple(a for _, a in history)
+    assert about(rewrite("Tell me more about its fares", history[:1]).standalone) == "its fares ferry timetable"
