@@ -291,6 +291,19 @@ def candidates(
     return out
 
 
+# a sentence that opens with a word pointing back, or inside a quotation whose speaker it does not name: it
+# does not stand alone as what the documents say of a topic
+LEANS_BACK_RE = re.compile(r"^\W*(?:[‘'“\"]|(?:it|this|that|these|those|they|he|she|his|her|their|its|such)\b)", re.I)
+def leans_back(sentence: str) -> bool:
+    """Whether the sentence opens with a word pointing back or inside a quotation whose speaker it does not
+    name (it opens with the quote mark, or only closes one: "…be in control of the polysystem agenda.'"),
+    so it does not stand alone as what the documents say of a topic."""
+    text = sentence.strip()
+    closes = text.endswith(_CLOSING) and not any(q in text[:-1] for q in "‘“\"'")
+    return bool(LEANS_BACK_RE.match(text)) or closes
+
+
+_CLOSING = ("'", "’", "”", '"', ".'", ".’", '."', ".”")
 PRONOUN_LED_RE = re.compile(r"^\W*(?:he|she|they|his|her|their|its)\b", re.I)
 # not TYPE_PATTERNS["name"]: that one joins "of", "the", "de" and so takes "After the Revocation of the Edict…"
 _NAME_RE = re.compile(r"\b[A-Z][\w'’\-]*(?:\s+[A-Z][\w'’\-]*)*")
@@ -457,6 +470,7 @@ class ExtractiveAnswerer:
             c.features["select_logit"] = self.models.select.logit(c.features)
         cands.sort(key=lambda c: (-c.features["select_logit"], c.passage.rank, c.start))
         coverage = max((c.features["lex_recall"] for c in cands), default=0.0)
+        cands.sort(key=lambda c: leans_back(c.text))  # stable: the selector's order otherwise
         chosen: list[Candidate] = []
         for c in cands:
             if c.features["lex_recall"] >= TOPIC_COVERAGE and _normalise(c.text) not in {

@@ -862,3 +862,23 @@ def test_a_request_about_a_topic_the_documents_never_name_is_not_answered(tmp_pa
     for request_ in ("Tell me about the airport", "Brexit"):
         answer = ask(request_, config=config)
         assert answer.abstained and answer.text == "The documents don't say.", request_
+
+
+@pytest.mark.parametrize(
+    ("sentence", "leans"),
+    [
+        ("The only way to do this is to pull together and be in control of the agenda.'", True),
+        ("‘All practices will be expected to be part of polysystems eventually.'", True),
+        ("This could be an opportunity for GPs.", True),
+        ("He died in 1932 without an heir.", True),
+        ("Dr Michael Dixon said he expected every centre to move to polysystems.", False),
+        ("GP leader: ‘All practices will be part of polysystems’", False),
+        ("The BMA's rally takes place tonight.", False),
+    ],
+)
+def test_a_sentence_pointing_back_or_inside_an_unattributed_quote_does_not_stand_alone(
+    sentence: str, leans: bool
+) -> None:
+    from rag.answering import leans_back
+
+    assert leans_back(sentence) is leans
