@@ -223,7 +223,7 @@ def candidates(
                 seen[key] = len(spans)
                 spans.append((p, a, b, p.chunk.first_sentence + j))
     texts = [p.chunk.text[a - p.chunk.start : b - p.chunk.start] for p, a, b, _ in spans]
-    if not asks_of_article(question):  # a byline or dateline answers only who wrote the piece and when
+    if not asks_of_article(question) and about(question) is None:  # a byline answers who wrote a piece (or of whom)
         kept = [i for i, t in enumerate(texts) if not is_metadata(t)]
         spans, texts = [spans[i] for i in kept], [texts[i] for i in kept]
         seen = {(p.source, a): i for i, (p, a, _, _) in enumerate(spans)}
@@ -294,6 +294,8 @@ def candidates(
 # a sentence that opens with a word pointing back, or inside a quotation whose speaker it does not name: it
 # does not stand alone as what the documents say of a topic
 LEANS_BACK_RE = re.compile(r"^\W*(?:[‘'“\"]|(?:it|this|that|these|those|they|he|she|his|her|their|its|such)\b)", re.I)
+
+
 def leans_back(sentence: str) -> bool:
     """Whether the sentence opens with a word pointing back or inside a quotation whose speaker it does not
     name (it opens with the quote mark, or only closes one: "…be in control of the polysystem agenda.'"),

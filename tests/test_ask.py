@@ -882,3 +882,11 @@ def test_a_sentence_pointing_back_or_inside_an_unattributed_quote_does_not_stand
     from rag.answering import leans_back
 
     assert leans_back(sentence) is leans
+
+
+def test_a_request_about_someone_named_only_in_a_byline_quotes_the_byline(tmp_path: Path) -> None:
+    piece = "Ferry fares to rise in May\n\nBy Ana Lima\n\nFares on the island ferries will rise by a tenth in May.\n"
+    config = one_article(tmp_path, "fares.txt", piece)
+    answer = ask("Ana Lima", config=config)
+    assert not answer.abstained and answer.citations[0].quote == "By Ana Lima"
+    assert ask("When will fares rise?", config=config).citations[0].quote != "By Ana Lima"
