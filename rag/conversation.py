@@ -465,6 +465,8 @@ def rewrite_one(question: str, previous: Sequence[tuple[str, str]]) -> Rewrite:
             missing = [t for t in missing if not _name_word(t)]  # "What about Derbyshire?" asks not of Suffolk
         elif FOLLOW_ON_RE.search(question) and _own_terms(question) and not words & CONTEXT_PRONOUNS:
             missing = [t for t in missing if t[:1].isupper() and not _NOT_SUBJECT_RE.fullmatch(t)]
+        elif _own_terms(question):  # "What was it used for?" asks its own thing of the engine, not who invented it
+            missing = [t for t in missing if not _PAST_VERB_RE.fullmatch(t)]
         if missing:
             standalone, used = carrying(standalone, " ".join(missing)), True
     exclude = tuple(a for _, a in previous) if FOLLOW_ON_RE.search(question) else ()  # nothing said before
@@ -483,6 +485,8 @@ def _own_names(question: str) -> list[str]:
     return [w for w in words[1:] if _name_word(w) and w.lower() not in _STOP and not _NOT_SUBJECT_RE.fullmatch(w)]
 
 
+# a lower-case word in -ed: the earlier question's verb ("invented"), not what it was about
+_PAST_VERB_RE = re.compile(r"[a-z]{2,}[^e\W]ed")
 _MORE_WORDS = {"anything", "something", "thing", "things", "others", "further", "point", "points"}
 
 

@@ -237,7 +237,17 @@ def test_a_question_about_no_one_is_not_answered(pipeline) -> None:
         (
             [("Which agency inspected the dam?", "The Northern Rivers Authority inspected the dam in May.")],
             "Who runs it?",
-            "Who runs it? (agency inspected dam)",
+            "Who runs it? (agency dam)",  # it asks its own thing ("runs") of them, not who inspected
+        ),
+        (
+            [("Who invented the loom?", "Ann Carter — Ann Carter invented the loom in 1801. [1]")],
+            "What was it used for?",
+            "What was it used for? (loom)",
+        ),
+        (
+            [("Who invented the loom?", "Ann Carter — Ann Carter invented the loom in 1801. [1]")],
+            "When?",  # nothing of its own: it asks when the loom was invented
+            "When? (invented loom)",
         ),
     ],
 )
