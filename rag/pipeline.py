@@ -46,19 +46,17 @@ class Pipeline:
         polysystems") is searched for by its topic alone, and keeps its own words for the answerer."""
         notes = []
         topic = conversation.about(text)
-        if topic is not None:
-            topic = self.embedder.truncate(topic)
-            return Query(text, self.embedder.embed([topic], "query")[0], tuple(tokenize([topic])[0])), notes
-        fitted = self.embedder.truncate(text)
-        if len(fitted) < len(text):
+        searched = topic if topic is not None else text
+        fitted = self.embedder.truncate(searched)
+        if len(fitted) < len(searched):
             note = (
-                f"the question was {len(text)} characters, longer than the embedding model reads; "
+                f"the question was {len(searched)} characters, longer than the embedding model reads; "
                 f"only its first {len(fitted)} characters were used"
             )
             log.warning(note)
             notes.append(note)
         vector = self.embedder.embed([fitted], "query")[0]
-        return Query(fitted, vector, tuple(tokenize([fitted])[0])), notes
+        return Query(text if topic is not None else fitted, vector, tuple(tokenize([fitted])[0])), notes
 
     def retrieve(self, text: str, config: Config | None = None) -> list[Passage]:
         query, _ = self.query(text)
