@@ -29,7 +29,7 @@ from .conversation import about, carried, full_names, names_in_full, people, shi
 from .direct import asks_expansion, asks_of_article, direct_form, is_metadata, trimmed
 from .errors import UnknownNameError
 from .reader import READER_DIR, Reader, get_reader, reader_precision
-from .retrieval import Query, Retriever, credit, credited_terms, tokenize
+from .retrieval import Query, Retriever, credited_terms, tokenize
 from .store import IndexData
 from .types import COMMENT, LEAD_SEP, Answer, Chunk, Citation, Passage
 
@@ -255,7 +255,7 @@ def candidates(
     heads = {p.source: article_head(data, p) for p, _, _, _ in spans}  # one per article
     credited = credited_terms(question)
     if credited:
-        credits = {source: credit(data, source, credited) for source in heads}
+        credits = {source: retriever.credit(source, credited) for source in heads}
         for i, (p, _, _, _) in enumerate(spans):
             s_terms[i] |= credits[p.source][0]
         for source, (_, line) in credits.items():
@@ -401,14 +401,19 @@ class ExtractiveAnswerer:
             self.models.reader_candidates if config.reader_candidates is None else config.reader_candidates
         )
 
-    def rank(self, query: Query, passages: Sequence[Passage], exclude: Sequence[str] = ()) -> list[Candidate]:
-        """Candidates best first: the feature model orders them all, the reader rereads the leaders."""
+    def _selected(self, query: Query, passages: Sequence[Passage], excluded: Sequence[str]) -> list[Candidate]:
+        """Every candidate not already quoted in this chat (``excluded``, normalised), with the selector's
+        logit, best first."""
         cands = candidates(query, passages, self.data, self.retriever, query.text)
-        excluded = [_normalise(e) for e in exclude if e.strip()]
         cands = [c for c in cands if not any(_normalise(c.text) in e for e in excluded)]
         for c in cands:
             c.features["select_logit"] = self.models.select.logit(c.features)
-        cands.sort(key=lambda c: (-c.features["select_logit"], c.passage.rank, c.start))
+        return sorted(cands, key=lambda c: (-c.features["select_logit"], c.passage.rank, c.start))
+
+    def rank(self, query: Query, passages: Sequence[Passage], exclude: Sequence[str] = ()) -> list[Candidate]:
+        """Candidates best first: the feature model orders them all, the reader rereads the leaders."""
+        excluded = [_normalise(e) for e in exclude if e.strip()]
+        cands = self._selected(query, passages, excluded)
         leaders = cands[: self.reader_candidates]
         if leaders:
             reader = get_reader(self.config.reader_dir or str(READER_DIR), reader_precision(self.config))
@@ -462,22 +467,13 @@ class ExtractiveAnswerer:
         hold its words (``query`` is searched by the topic alone, ``Pipeline.query``), up to
         ``max_answer_sentences``, with no short answer, since no question was asked. The confidence is
         how much of the topic the best one holds; none holds enough: the documents don't say."""
-        excluded = [_normalise(e) for e in exclude if e.strip()]
-        cands = [
-            c
-            for c in candidates(query, passages, self.data, self.retriever, query.text)
-            if not any(_normalise(c.text) in e for e in excluded)
-        ]
-        for c in cands:
-            c.features["select_logit"] = self.models.select.logit(c.features)
-        cands.sort(key=lambda c: (-c.features["select_logit"], c.passage.rank, c.start))
+        cands = self._selected(query, passages, [_normalise(e) for e in exclude if e.strip()])
         coverage = max((c.features["lex_recall"] for c in cands), default=0.0)
-        cands.sort(key=lambda c: leans_back(c.text))  # stable: the selector's order otherwise
         chosen: list[Candidate] = []
-        for c in cands:
-            if c.features["lex_recall"] >= TOPIC_COVERAGE and _normalise(c.text) not in {
-                _normalise(o.text) for o in chosen
-            }:
+        for c in sorted(cands, key=lambda c: leans_back(c.text)):  # stable: the selector's order otherwise
+            if c.features["lex_recall"] >= TOPIC_COVERAGE and all(
+                _normalise(c.text) != _normalise(o.text) for o in chosen
+            ):
                 chosen.append(c)
             if len(chosen) == self.config.max_answer_sentences:
                 break

@@ -31,6 +31,7 @@ MODES = ("hybrid", "dense", "bm25")
 DEFINITION_CHUNKS = 200  # an article defines an abbreviation near its start; a long PDF is not read whole
 LEXICAL_VERSION = 2  # bump when tokenize() changes: BM25 postings must be rebuilt to match
 STOPWORDS = "en"
+CREDITS_KEPT = 256  # articles' credit lines kept for "…, according to X?"
 ASKS_ABOUT_COMMENTS = re.compile(r"\b(?:comments?|commenters?|commented|readers?)\b", re.IGNORECASE)
 
 
@@ -91,22 +92,6 @@ def credited_terms(question: str) -> frozenset[str]:
     return frozenset(tokenize([who])[0]) - set(tokenize([rest])[0])
 
 
-def credit(data: IndexData, source: str, credited: frozenset[str]) -> tuple[set[str], str]:
-    """Which of the credited terms the article names anywhere, and the line that names most of them: the
-    whole article speaks for whom it credits (a byline, a sign-off), not only the sentence that names them."""
-    found: set[str] = set()
-    best, line = 0, ""
-    for cid in data.chunks_of.get(source, ()):
-        chunk = data.chunks[cid]
-        texts = [chunk.text[a - chunk.start : b - chunk.start].strip() for a, b in chunk.sentences]
-        for text, terms in zip(texts, tokenize(texts), strict=True):
-            named = credited.intersection(terms)
-            found |= named
-            if len(named) > best:
-                best, line = len(named), text
-    return found, line
-
-
 class Retriever:
     def __init__(self, data: IndexData) -> None:
         self.data = data
@@ -121,9 +106,31 @@ class Retriever:
         self._idf_unseen = math.log1p((self._n_docs + 0.5) / 0.5)
         pairs = sorted((c.first_sentence + j, c.id) for c in data.chunks for j in range(len(c.sentences)))
         self._sentence_chunk = np.asarray([cid for _, cid in pairs], dtype=np.int64)
+        self._credits: dict[tuple[str, frozenset[str]], tuple[frozenset[str], str]] = {}
         self._sentence_ptr = np.searchsorted(
             np.asarray([sid for sid, _ in pairs], dtype=np.int64), np.arange(len(data.sentence_spans) + 1)
         )
+
+    def credit(self, source: str, credited: frozenset[str]) -> tuple[frozenset[str], str]:
+        """Which of the credited terms the article names anywhere, and the line that names most of them: the
+        whole article speaks for whom it credits (a byline, a sign-off), not only the sentence that names
+        them. Kept: retrieval and the answerer both ask it of the same question."""
+        key = (source, credited)
+        if key not in self._credits:
+            if len(self._credits) >= CREDITS_KEPT:
+                self._credits.clear()
+            found: set[str] = set()
+            best, line = 0, ""
+            for cid in self.data.chunks_of.get(source, ()):
+                chunk = self.data.chunks[cid]
+                texts = [chunk.text[a - chunk.start : b - chunk.start].strip() for a, b in chunk.sentences]
+                for text, terms in zip(texts, tokenize(texts), strict=True):
+                    named = credited.intersection(terms)
+                    found |= named
+                    if len(named) > best:
+                        best, line = len(named), text
+            self._credits[key] = (frozenset(found), line)
+        return self._credits[key]
 
     def idf(self, term: str) -> float:
         """Smoothed inverse document frequency over chunks; unseen terms count as rare."""
@@ -247,7 +254,7 @@ class Retriever:
 
         def matching(source: str) -> int | None:
             ids = self.data.chunks_of.get(source, [])
-            if not ids or not credit(self.data, source, credited)[0]:
+            if not ids or not self.credit(source, credited)[0]:
                 return None
             j = max(ids, key=lambda i: scores[i])
             return j if scores[j] > 0 else None

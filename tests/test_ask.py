@@ -825,14 +825,14 @@ def test_according_to_someone_an_opinion_piece_names_in_its_sign_off_is_answered
     about boats. The clause says whose words the answer is: the writer's whole piece matches it, and the
     reader reads the sign-off as the piece's headline."""
     from rag.pipeline import get_pipeline
-    from rag.retrieval import credit, credited_terms
+    from rag.retrieval import credited_terms
 
     config = one_article(tmp_path, "harbour-view.txt", HARBOUR_VIEW)
     (Path(config.corpus) / "annual-report.txt").write_text(HARBOUR_REPORT, encoding="utf-8")
     question = "What do boats do now, according to the harbourmaster of Vila Nova?"
     pipeline = get_pipeline(config)
     piece = next(source for source in pipeline.data.chunks_of if source.endswith("harbour-view.txt"))
-    named, line = credit(pipeline.data, piece, credited_terms(question))
+    named, line = pipeline.retriever.credit(piece, credited_terms(question))
     assert line.startswith("Marta Quintela is harbourmaster") and len(named) == 3
     answer = ask(question, config=config)
     assert answer.span is not None and answer.span.quote == "run for the next bay"
