@@ -25,7 +25,17 @@ import numpy as np
 
 from . import calibration
 from .config import Config
-from .conversation import about, carried, full_names, names_in_full, people, shifted, spliced, unshifted
+from .conversation import (
+    SHORT_ANSWER_RE,
+    about,
+    carried,
+    full_names,
+    names_in_full,
+    people,
+    shifted,
+    spliced,
+    unshifted,
+)
 from .direct import asks_expansion, asks_of_article, direct_form, is_metadata, trimmed
 from .errors import UnknownNameError
 from .reader import READER_DIR, Reader, get_reader, reader_precision
@@ -401,11 +411,20 @@ class ExtractiveAnswerer:
             self.models.reader_candidates if config.reader_candidates is None else config.reader_candidates
         )
 
-    def _selected(self, query: Query, passages: Sequence[Passage], excluded: Sequence[str]) -> list[Candidate]:
+    def _selected(
+        self, query: Query, passages: Sequence[Passage], excluded: Sequence[str], given: Sequence[str] = ()
+    ) -> list[Candidate]:
         """Every candidate not already quoted in this chat (``excluded``, normalised), with the selector's
-        logit, best first."""
+        logit, best first; a quoted sentence that holds a short answer ``given`` before (normalised) stays,
+        since it may hold more: "What else does it plan?" after "… cut hospital activity by 10% … yet also
+        plans a 10% cut in primary care spending" answered "hospital activity"."""
         cands = candidates(query, passages, self.data, self.retriever, query.text)
-        cands = [c for c in cands if not any(_normalise(c.text) in e for e in excluded)]
+        cands = [
+            c
+            for c in cands
+            if not any(_normalise(c.text) in e for e in excluded)
+            or any(_normalise(g) in _normalise(c.text) for g in given)
+        ]
         for c in cands:
             c.features["select_logit"] = self.models.select.logit(c.features)
         return sorted(cands, key=lambda c: (-c.features["select_logit"], c.passage.rank, c.start))
@@ -413,11 +432,12 @@ class ExtractiveAnswerer:
     def rank(self, query: Query, passages: Sequence[Passage], exclude: Sequence[str] = ()) -> list[Candidate]:
         """Candidates best first: the feature model orders them all, the reader rereads the leaders."""
         excluded = [_normalise(e) for e in exclude if e.strip()]
-        cands = self._selected(query, passages, excluded)
+        given = [m.group(1).strip() for e in exclude if (m := SHORT_ANSWER_RE.match(e))]
+        cands = self._selected(query, passages, excluded, given)
         leaders = cands[: self.reader_candidates]
         if leaders:
             reader = get_reader(self.config.reader_dir or str(READER_DIR), reader_precision(self.config))
-            leaders = read(reader, query.text, leaders, self.models.reader_spill, excluded)
+            leaders = read(reader, query.text, leaders, self.models.reader_spill, excluded, given)
             leaders = sorted(
                 (dataclasses.replace(c, score=self.models.rerank.logit(c.features)) for c in leaders),
                 key=lambda c: (-c.score, c.passage.rank, c.start),
@@ -513,6 +533,7 @@ def read(
     leaders: Sequence[Candidate],
     spill: float | None = None,
     quoted: Sequence[str] = (),
+    given: Sequence[str] = (),
 ) -> list[Candidate]:
     """The reader reads each leading sentence with its neighbours in the passage as context; its margin
     becomes the "reader" feature and its span the candidate's short answer, unless the sentence's form
@@ -572,7 +593,15 @@ def read(
         for c, (text, _, _, lo, _) in zip(leaders, windows, strict=True)
     ]
     texts, reach = [(t, a, b) for t, a, b, _, _ in windows], [w[4] for w in windows]
-    reads = reader.read(question, texts, wide=spill is not None, heads=heads, reach=reach, refuse=echo_test(question))
+    reads = reader.read(
+        question,
+        texts,
+        wide=spill is not None,
+        heads=heads,
+        reach=reach,
+        refuse=echo_test(question),
+        given=repeats(given) if given else None,
+    )
     wants_person = bool(WHO_RE.search(question))
     out = []
     for c, r, (text, _, _, lo, _), added in zip(leaders, reads, windows, inserted, strict=True):
@@ -620,6 +649,30 @@ def unasked(question: str, text: str, start: int, end: int) -> int:
     "Commissioning". The reader's best span that does not only echo the question may still start so."""
     lead = APPOSITION_RE.match(text, start, end)
     return lead.end() if lead and lead.end() < end and echoes(question, lead.group(1)) else start
+
+
+ATTACHED_RE = re.compile(r"\s+(?:in|of|at|on|near|inside|outside|within)\s+(?:the\s+)?", re.IGNORECASE)
+
+
+def repeats(given: Sequence[str]) -> Callable[[str, int, int], bool]:
+    """Whether ``text[a:b]`` repeats a short answer given before: it overlaps where the text says it, or
+    is mostly its words. "What else…?" wants another answer; a piece of a word ("card" of "cardiology")
+    or a word that says nothing ("the"), which the reader's lesser spans can be, is none."""
+    before = [set(tokenize([g])[0]) for g in given]
+    said = [re.compile(r"\s+".join(map(re.escape, g.split())), re.IGNORECASE) for g in given if g.split()]
+
+    def test(text: str, a: int, b: int) -> bool:
+        if (a > 0 and text[a - 1].isalnum() and text[a].isalnum()) or (
+            b < len(text) and text[b - 1].isalnum() and text[b].isalnum()
+        ):
+            return True
+        for m in (m for p in said for m in p.finditer(text)):
+            if (m.start() < b and a < m.end()) or ATTACHED_RE.fullmatch(text, b, m.start()):
+                return True  # "at BMA headquarters" in "… in Central London" is the place given, not another
+        words = set(tokenize([text[a:b]])[0])  # none: "the" answers nothing
+        return not words or any(len(words & w) * 2 >= len(words) for w in before)
+
+    return test
 
 
 def echoes(question: str, short: str) -> bool:

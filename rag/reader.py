@@ -95,6 +95,7 @@ class Reader:
         heads: Sequence[str] | None = None,
         reach: Sequence[tuple[int, int]] | None = None,
         refuse: Callable[[str], bool] | None = None,
+        given: Callable[[str, int, int], bool] | None = None,
     ) -> list[Read]:
         """For each ``(text, lo, hi)``, the best answer span lying inside ``text[lo:hi]`` (the text around it
         is context), with its margin over "no answer". With ``wide``, each read also carries the best span
@@ -106,7 +107,9 @@ class Reader:
         per text) then keeps each wide read to its own part of it. A span whose words ``refuse`` turns down
         (one that only repeats the question: "Dr" for "Who is Tom Coffey?") inside ``text[lo:hi]`` gives way
         to the best one it does not, keeping its margin: how sure the reader is that the text answers does
-        not change."""
+        not change. A span ``given`` turns down (text, start, end: an answer given before in the chat, which
+        "what else…?" asks not to repeat) gives way to the best one it does not with that one's own margin: the text
+        answers only if it holds something more."""
         if not texts:
             return []
         q = self.tokenizer.encode(question, add_special_tokens=False).ids[: self.max_question]
@@ -161,12 +164,13 @@ class Reader:
             for i, seen, allowed in members:
                 text, lo, hi = texts[i]
                 refused = (lambda a, b, t=text: refuse(t[a:b])) if refuse else None
-                read = _best(starts[w], ends[w], null, allowed, shift, offsets, refused)
+                repeated = (lambda a, b, t=text: given(t, a, b)) if given else None
+                read = _best(starts[w], ends[w], null, allowed, shift, offsets, refused, repeated)
                 if wide and allowed:
                     # before, inside or after the sentence, never across its edge: a span straddling a title
                     # and the sentence below it is no answer and cannot be quoted from one sentence
                     sides = ([t for t in seen if offsets[t][1] <= lo], [t for t in seen if offsets[t][0] >= hi])
-                    outside = [_best(starts[w], ends[w], null, s, shift, offsets) for s in sides]
+                    outside = [_best(starts[w], ends[w], null, s, shift, offsets, None, repeated) for s in sides]
                     read = dataclasses.replace(read, beside=max(outside, key=lambda r: r.margin))
                 out[i] = read
         return [out[i] for i in range(len(texts))]
@@ -184,9 +188,11 @@ def _best(
     shift: int,
     offsets: list[tuple[int, int]],
     refused: Callable[[int, int], bool] | None = None,
+    repeated: Callable[[int, int], bool] | None = None,
 ) -> Read:
     """The best span over ``tokens`` (the text's token ``t`` sits at ``t + shift`` in the sequence); when
-    ``refused`` (character offsets) turns it down, the best one it does not, with the best one's margin."""
+    ``refused`` (character offsets) turns it down, the best one it does not, with the best one's margin;
+    spans ``repeated`` turns down are passed over as if the reader had not found them."""
     if not tokens:
         return Read(-1e4, -1, -1)
     positions = np.asarray(tokens) + shift
@@ -203,9 +209,17 @@ def _best(
     def span(k: int) -> tuple[int, int]:
         return offsets[tokens[int(a[k // len(b)])]][0], offsets[tokens[int(b[k % len(b)])]][1]
 
+    if repeated is not None and repeated(*span(best)):
+        order = np.argsort(-scored, axis=None, kind="stable")[: int(valid.sum())]
+        fresh = next((int(k) for k in order if not repeated(*span(int(k)))), None)
+        if fresh is None:
+            return Read(-1e4, -1, -1)
+        best, margin = fresh, float(total.flat[fresh]) - null
     if refused is not None and refused(*span(best)):
         order = np.argsort(-scored, axis=None, kind="stable")[: int(valid.sum())]
-        best = next((int(k) for k in order if not refused(*span(int(k)))), best)
+        best = next(
+            (int(k) for k in order if not refused(*span(int(k))) and not (repeated and repeated(*span(int(k))))), best
+        )
     return Read(margin, *span(best))
 
 

@@ -428,9 +428,9 @@ def test_the_answerer_reads_leaders_with_overlapping_neighbourhoods_in_one_windo
     calls: list[tuple[list, list]] = []
     original = Reader.read
 
-    def spy(self: Reader, question: str, texts: list, wide: bool = False, heads=None, reach=None, refuse=None):
-        calls.append((list(texts), list(reach or [])))
-        return original(self, question, texts, wide=wide, heads=heads, reach=reach, refuse=refuse)
+    def spy(self: Reader, question: str, texts: list, **settings: object):
+        calls.append((list(texts), list(settings.get("reach") or [])))  # type: ignore[call-overload]
+        return original(self, question, texts, **settings)  # type: ignore[arg-type]
 
     monkeypatch.setattr(Reader, "read", spy)
     answer = ask("Who predicted that fusion power would reach the grid by 2050?", config=config)
@@ -618,6 +618,74 @@ def test_the_best_span_is_the_best_pair_of_ends_within_thirty_tokens(seed: int) 
     margin, start, end = _best_by_loop(starts, ends, 0.25, tokens, shift, offsets)
     assert (read.start, read.end) == (start, end)
     assert read.margin == pytest.approx(margin, abs=1e-5)
+
+
+def test_a_span_given_before_gives_way_to_the_next_best_with_its_own_margin() -> None:
+    """ "What else…?": the reader's best span was the answer already given; the text answers only if it
+    holds something more, so the margin is that of the best span not given before."""
+    from rag.reader import _best
+
+    text = "The council will close two libraries and sell the fire station."
+    words = [(m.start(), m.end()) for m in re.finditer(r"\w+", text)]
+    starts = np.full(len(words), -5.0, dtype=np.float32)
+    ends = np.full(len(words), -5.0, dtype=np.float32)
+    starts[4], ends[5] = 4.0, 4.0  # "two libraries"
+    starts[7], ends[10] = 1.0, 2.0  # "sell the fire station"
+    tokens = list(range(len(words)))
+    lo, hi = text.index("two libraries"), text.index("two libraries") + len("two libraries")
+    read = _best(starts, ends, 1.0, tokens, 0, words, None, lambda a, b: a < hi and lo < b)
+    assert text[read.start : read.end] == "sell the fire station" and read.margin == pytest.approx(2.0)
+    nothing = _best(starts, ends, 1.0, tokens, 0, words, None, lambda a, b: True)
+    assert nothing.start < 0 and nothing.margin < -100
+
+
+def test_what_counts_as_repeating_an_answer_given_before() -> None:
+    from rag.answering import repeats
+
+    text = "The meeting takes place at BMA headquarters in Central London, with cardiology and schools."
+    test = repeats(["Central London", "cardiology clinics"])
+
+    def at(phrase: str) -> tuple[int, int]:
+        i = text.index(phrase)
+        return i, i + len(phrase)
+
+    assert test(text, *at("Central London")) and test(text, *at("London"))  # where the text says it
+    assert test(text, *at("BMA headquarters"))  # "… in Central London": the place given, refined
+    assert test(text, *at("card"))  # a piece of a word
+    assert test(text, *at("with"))  # says nothing
+    assert test(text, *at("cardiology"))  # mostly its words
+    assert not test(text, *at("schools")) and not test(text, *at("The meeting"))
+
+
+BUDGET = """Market town sets out a leaner budget
+
+By Ana Ruiz
+
+The town council will close two branch libraries next spring, and it also plans to sell the old fire \
+station to a housing association.
+
+Councillors said the savings would protect the weekly bin collection and the bus subsidy for rural \
+villages. The budget was approved by nine votes to four on Monday evening.
+
+Opposition members argued that the libraries were used by hundreds of schoolchildren every week and \
+that the fire station could have become a youth centre.
+"""
+
+
+def test_what_else_finds_the_rest_of_a_sentence_already_quoted(tmp_path: Path) -> None:
+    """The first answer was one of two things its sentence says; "what else…?" quotes the sentence again
+    for the other, instead of dropping it as said."""
+    config = one_article(tmp_path, "budget.txt", BUDGET)
+    for first, then, more in [
+        ("What will the town council close?", "What else does it plan?", "fire station"),
+        ("What did opposition members argue?", "What else did they say?", "youth centre"),
+    ]:
+        said = ask(first, config=config)
+        assert_contract(said)
+        again = ask(then, history=[(first, said.text)], config=config)
+        assert_contract(again)
+        assert again.span is not None and more in again.span.quote, (then, again.text)
+        assert again.span.quote not in said.span.quote and said.span.quote not in again.span.quote
 
 
 def test_a_span_that_only_repeats_the_question_gives_way_to_the_next_best_keeping_its_margin() -> None:
