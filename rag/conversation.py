@@ -113,7 +113,24 @@ _STOP = {
     "according",
 }
 # Function words that start a sentence and so are capitalised without being part of a name.
-_NOT_NAMES = {"The", "This", "That", "These", "Those", "It", "He", "She", "They", "We", "In", "On", "At", "A", "An"}
+_NOT_NAMES = {
+    "The",
+    "This",
+    "That",
+    "These",
+    "Those",
+    "It",
+    "He",
+    "She",
+    "They",
+    "We",
+    "In",
+    "On",
+    "At",
+    "A",
+    "An",
+    "By",
+}
 _NOT_PERSON_BEFORE_RE = re.compile(r"\b(?:the|a|an|this|that|these|those|our|its|their|at|in|near)\s+$", re.I)
 _SPEAKER_AFTER_RE = re.compile(r",?\s+(?:said|says|told|added|warned|argued|wrote|explained|insisted|claimed)\b")
 _SPEAKER_BEFORE_RE = re.compile(r"\b(?:said|says|according to|told by|wrote)\s+$", re.I)

@@ -10,7 +10,7 @@ import unicodedata
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from . import conversation, indexing
+from . import collection, conversation, indexing
 from .answering import ABSTAIN_TEXT, ANSWERERS, get_answerer
 from .config import Config, load_config
 from .embedding import EMBEDDERS, get_embedder
@@ -72,6 +72,11 @@ class Pipeline:
             from .grounding import condense
 
             standalone = condense(config, question, conversation.validate(history)) or standalone
+        asked = collection.asked(standalone) if not turn.unresolved else None
+        listed = collection.answer(asked, self.data, self.retriever, turn.exclude) if asked else None
+        if listed is not None:  # "What documents do you have?": the index answers, not a passage
+            yield dataclasses.replace(self.verified(listed), question=question, standalone_question=standalone)
+            return
         query, notes = self.query(standalone)
         passages = self.retriever.search(query, config)
         if turn.unresolved:  # "Where does he work?" with no one (no man) named before: any answer is a guess

@@ -132,6 +132,23 @@ class Retriever:
             self._credits[key] = (frozenset(found), line)
         return self._credits[key]
 
+    def chunks_with_all(self, terms: Sequence[str] | set[str]) -> list[int]:
+        """The chunks that hold every one of ``terms``, in corpus order (BM25's postings, rarest first)."""
+        scores = self.data.bm25.scores
+        postings = []
+        for term in set(terms):
+            t = self._vocab.get(term)
+            if t is None or t >= len(self._df):
+                return []
+            postings.append(np.asarray(scores["indices"][scores["indptr"][t] : scores["indptr"][t + 1]]))
+        if not postings:
+            return []
+        postings.sort(key=len)
+        ids = postings[0]
+        for other in postings[1:]:
+            ids = np.intersect1d(ids, other, assume_unique=True)
+        return sorted(int(i) for i in ids)
+
     def idf(self, term: str) -> float:
         """Smoothed inverse document frequency over chunks; unseen terms count as rare."""
         i = self._vocab.get(term)

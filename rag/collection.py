@@ -1,0 +1,203 @@
+"""Questions about the collection itself, not about what its documents say.
+
+"What documents do you have?", "Which articles mention Michelle Drage?" and "What has Ian Quinn written?"
+are answered from the index: its list of documents, their bylines, and the sentences where a name or
+phrase occurs. Retrieval would bring five passages and the reader would look in them for an answer that
+no passage states; the index knows it exactly, however many documents there are. Each document named is
+cited by one sentence of it (its title, its byline, the first sentence that mentions what was asked), so
+the answer keeps the citation contract and the user can open each one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .conversation import HONORIFICS, SHORT_ANSWER_RE
+from .documents import byline
+from .retrieval import Retriever, tokenize
+from .store import IndexData
+from .types import LEAD_SEP, Answer, Citation
+
+LISTED = 10  # documents named in one answer; the rest are counted
+SCANNED = 20_000  # passages read for mentions; past that the count is a lower bound
+_KINDS = (
+    r"(?:documents?|articles?|files?|sources?|pieces?|stories|story|texts?|papers?|reports?|notes?|posts?|"
+    r"letters?|emails?)"
+)
+_END = r"[\s?.!]*$"
+ASKS_LIST = re.compile(
+    rf"^\W*(?:(?:what|which) {_KINDS} (?:do you have|are there|are (?:in here|indexed|available|loaded)|have you got|"
+    rf"can you (?:see|search|read))|(?:list|show)(?: me)?(?: all| the| your)* {_KINDS}(?: you have)?|"
+    rf"how many {_KINDS} (?:are there|do you have|are (?:indexed|available|loaded)|have you got)){_END}",
+    re.IGNORECASE,
+)
+ASKS_MENTIONS = re.compile(
+    rf"^\W*(?:which|what) {_KINDS} (?:mentions?|names?|refers? to|talks? about|discuss(?:es)?|covers?|"
+    rf"(?:are|is) about|deals? with|says? anything about)\s+(?P<what>.+?){_END}",
+    re.IGNORECASE,
+)
+ASKS_WRITTEN = re.compile(
+    rf"^\W*(?:what|which {_KINDS}) (?P<else>else )?(?:did|has|have) (?P<who>.+?) "
+    rf"(?:written|write|wrote|covered|cover|reported on|report on)(?: about)?{_END}|"
+    rf"^\W*(?:which|what)(?P<else2> other)? {_KINDS} (?:are|were|is|was) (?:written )?by (?P<by>.+?){_END}",
+    re.IGNORECASE,
+)
+
+NAME_RE = re.compile(r"(?:[A-Z][^\W\d_]*[.'’-]?\s*|(?:de|van|von|der|da|di|le|la|bin|al)\s+){1,6}")
+
+
+@dataclass(frozen=True)
+class Asked:
+    """What a question about the collection asks: ``kind`` is "list", "mentions" or "written"; ``what``
+    the phrase or writer it names; ``other``: "what else…", so documents given before are left out;
+    ``named_kind``: it says it asks for documents ("Which pieces…"), not only "What did X write?"."""
+
+    kind: str
+    what: str = ""
+    other: bool = False
+    named_kind: bool = True  # "Which pieces…": about documents, even when no writer matches
+
+
+def asked(question: str) -> Asked | None:
+    """What the question asks of the collection, or ``None`` when it asks what the documents say."""
+    own = question.strip()
+    if ASKS_LIST.match(own):
+        return Asked("list")
+    if m := ASKS_WRITTEN.match(own):
+        who = (m.group("who") or m.group("by") or "").strip()
+        if NAME_RE.fullmatch(who) and _name_words(who):  # a name, not "he" left unresolved nor "Child in 1842"
+            named = bool(re.match(rf"^\W*(?:which|what)(?: other)? {_KINDS}\b", own, re.IGNORECASE))
+            return Asked("written", who, bool(m.group("else") or m.group("else2")), named)
+    if (m := ASKS_MENTIONS.match(own)) and tokenize([m.group("what")])[0]:
+        return Asked("mentions", m.group("what").strip(" \"'“”‘’"))
+    return None
+
+
+def answer(
+    question: Asked, data: IndexData, retriever: Retriever, exclude: Sequence[str] = (), name: str = "collection"
+) -> Answer | None:
+    """The documents the question asks for, each cited by a sentence of its own; ``None`` when it asks only
+    what someone who wrote none of them wrote: "What did Darwin write about?" over Wikipedia asks what the
+    text says he wrote."""
+    records = {r["source"]: r for r in data.documents}
+    total = f"{len(records)} document{'s' if len(records) != 1 else ''}"
+    if question.kind == "list":
+        found: list[tuple[dict[str, Any], Citation | None]] = [(r, None) for r in records.values()]
+        lead = (
+            f"{total}:"
+            if records
+            else "The documents don't say: none is indexed yet (`rag index` or the upload box adds some)."
+        )
+    elif question.kind == "written":
+        wanted = _name_words(question.what)
+        found = [(r, _byline(data, r)) for r in records.values() if wanted <= _name_words(r.get("author") or "")]
+        if not found and not question.named_kind:
+            return None
+        if question.other:
+            said = [_body(e) for e in exclude]
+            found = [(r, c) for r, c in found if c is None or not any(c.quote in s for s in said)]
+        n = len(found)
+        lead = f"{question.what} wrote {n} of the {total}:"
+        if question.other:
+            lead = f"{question.what} also wrote {n} other{'s' if n != 1 else ''}:"
+        if not found:
+            other = " other" if question.other else ""
+            lead = f"The documents don't say: no{other} byline in the {total} names {question.what}."
+    else:
+        found, complete = _mentions(data, records, retriever, question.what)
+        count = f"{'' if complete else 'At least '}{len(found)} of the {total}"
+        lead = f"{count} mention{'s' if len(found) == 1 else ''} “{question.what}”:"
+        if not found:
+            lead = f"The documents don't say: none of the {total} mentions “{question.what}”."
+    if not found:
+        return Answer(text=lead, abstained=True, confidence=1.0, answerer=name)
+    citations, parts = [], []
+    for record, cited in found[:LISTED]:
+        cited = cited or _title(data, record)
+        if cited is None:
+            continue
+        citations.append(cited)
+        by = f" by {record['author']}" if record.get("author") and question.kind != "written" else ""
+        parts.append(f"“{record.get('display_title') or record['source']}”{by} [{len(citations)}]")
+    more = f"; and {len(found) - LISTED} more (`rag ls` lists them all)" if len(found) > LISTED else ""
+    return Answer(
+        text=f"{lead} {'; '.join(parts)}{more}.", abstained=False, citations=citations, confidence=1.0, answerer=name
+    )
+
+
+def _name_words(name: str) -> frozenset[str]:
+    return frozenset(w.lower() for w in re.findall(r"[^\W\d_]+", name) if not re.fullmatch(HONORIFICS, w, re.I))
+
+
+def _body(answer: str) -> str:
+    """An earlier answer's quotes: its text without the short answer leading it and the markers."""
+    m = SHORT_ANSWER_RE.match(answer)
+    text = answer[m.end() :] if m else answer
+    return re.sub(r"\s*\[\d+\]", "", text).replace(LEAD_SEP, " ")
+
+
+def _sentences(data: IndexData, source: str) -> Iterator[tuple[Any, int, int, str]]:
+    for cid in data.chunks_of.get(source, ()):
+        chunk = data.chunks[cid]
+        for a, b in chunk.sentences:
+            yield chunk, a, b, chunk.text[a - chunk.start : b - chunk.start]
+
+
+def _cite(chunk: Any, title: str, a: int, b: int) -> Citation:
+    return Citation(
+        source=chunk.source,
+        quote=chunk.text[a - chunk.start : b - chunk.start],
+        start=a,
+        end=b,
+        title=title,
+        kind=chunk.kind,
+        label=chunk.label,
+        page=chunk.page,
+    )
+
+
+def _title(data: IndexData, record: dict[str, Any]) -> Citation | None:
+    """The document's title where its text states it, else its first sentence."""
+    source = record["source"]
+    title = " ".join((record.get("title") or "").split())
+    first = None
+    for chunk, a, b, text in _sentences(data, source):
+        first = first or (chunk, a, b)
+        if title and " ".join(text.split()) == title:
+            return _cite(chunk, record.get("display_title") or source, a, b)
+    return _cite(first[0], record.get("display_title") or source, first[1], first[2]) if first else None
+
+
+def _byline(data: IndexData, record: dict[str, Any]) -> Citation | None:
+    source = record["source"]
+    for chunk, a, b, text in _sentences(data, source):
+        if byline(text.strip()):
+            return _cite(chunk, record.get("display_title") or source, a, b)
+    return None
+
+
+def _mentions(
+    data: IndexData, records: dict[str, dict[str, Any]], retriever: Retriever, what: str
+) -> tuple[list[tuple[dict[str, Any], Citation | None]], bool]:
+    """Each document with the first sentence that names ``what`` (a name, capitalised words, as written,
+    case aside; other words by their terms, all in one sentence: "cuts in Sefton" finds "Sefton … cut"),
+    and whether every passage holding its terms was read (``SCANNED``)."""
+    terms = set(tokenize([what])[0])
+    named = all(w[:1].isupper() for w in re.findall(r"[^\W\d_]+", what))
+    phrase = re.compile(r"(?<!\w)" + r"\W+".join(map(re.escape, re.findall(r"\w+", what))) + r"(?!\w)", re.I)
+    found: dict[str, tuple[dict[str, Any], Citation | None]] = {}
+    ids = [i for i in retriever.chunks_with_all(terms) if data.chunks[i].source not in found]
+    for cid in ids[:SCANNED]:
+        chunk = data.chunks[cid]
+        if chunk.source in found:
+            continue
+        for a, b in chunk.sentences:
+            text = chunk.text[a - chunk.start : b - chunk.start]
+            if phrase.search(text) if named else terms <= set(tokenize([text])[0]):
+                record = records.get(chunk.source, {"source": chunk.source})
+                found[chunk.source] = (record, _cite(chunk, record.get("display_title") or chunk.source, a, b))
+                break
+    return list(found.values()), len(ids) <= SCANNED

@@ -1,0 +1,106 @@
+"""Questions about the collection itself, answered from the index, each document cited by its own words."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from rag import ask
+from rag.collection import LISTED, Asked, asked
+from rag.config import ROOT, Config
+from rag.pipeline import Pipeline
+from tests.test_ask import assert_contract
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("What documents do you have?", Asked("list")),
+        ("How many articles are there?", Asked("list")),
+        ("List all the documents", Asked("list")),
+        ("Which articles mention Michelle Drage?", Asked("mentions", "Michelle Drage")),
+        ("What stories discuss the cuts in Sefton?", Asked("mentions", "the cuts in Sefton")),
+        ("What has Ian Quinn written?", Asked("written", "Ian Quinn", named_kind=False)),
+        ("What did Ian Quinn write about?", Asked("written", "Ian Quinn", named_kind=False)),
+        ("Which pieces were written by Gareth Iacobucci?", Asked("written", "Gareth Iacobucci")),
+        ("What else has Ian Quinn written about?", Asked("written", "Ian Quinn", other=True, named_kind=False)),
+        ("Which other articles are by Ian Quinn?", Asked("written", "Ian Quinn", other=True)),
+        # questions about what the documents say, not about the collection
+        ("What else has he written about?", None),  # no one named: the chat did not resolve "he"
+        ("Which NHS England document set out the long-term proposals?", None),
+        ("What does the document want current GP contracts protected from?", None),
+        ("Who wrote the piece about NHS Bury?", None),
+        ("What did Drage say about federations?", None),
+    ],
+)
+def test_what_a_question_asks_of_the_collection(question: str, expected: Asked | None) -> None:
+    assert asked(question) == expected
+
+
+def _texts() -> dict[str, str]:
+    return {f"seeds/{p.name}": p.read_text(encoding="utf-8") for p in sorted((ROOT / "seeds").iterdir())}
+
+
+def test_what_documents_there_are_is_every_document_cited_by_its_title(pipeline: Pipeline) -> None:
+    answer = pipeline.ask("What documents do you have?")
+    assert_contract(answer, pipeline.source_text)
+    assert not answer.abstained and answer.text.startswith(f"{len(_texts())} documents:")
+    assert [c.source for c in answer.citations] == list(_texts())
+    for c, record in zip(answer.citations, pipeline.data.documents, strict=True):
+        assert c.quote.strip() == (record["title"] or c.quote).strip()  # a title where the text states one
+
+
+def test_which_documents_mention_a_name_finds_each_with_its_first_mention(pipeline: Pipeline) -> None:
+    answer = pipeline.ask("Which articles mention Michelle Drage?")
+    assert_contract(answer, pipeline.source_text)
+    naming = [s for s, t in _texts().items() if re.search(r"Michelle\s+Drage", t)]
+    assert [c.source for c in answer.citations] == naming
+    for c in answer.citations:
+        text = pipeline.source_text(c.source)
+        assert "Michelle Drage" in c.quote and "Michelle Drage" not in text[: c.start]
+    none = pipeline.ask("Which documents mention the Royal College of Physicians?")
+    assert none.abstained and none.citations == [] and "none of the 5 documents mentions" in none.text
+
+
+def test_what_a_writer_wrote_is_cited_by_the_bylines_and_what_else_leaves_out_what_was_given(
+    pipeline: Pipeline,
+) -> None:
+    answer = pipeline.ask("What has Gareth Iacobucci written?")
+    assert_contract(answer, pipeline.source_text)
+    by = [r["source"] for r in pipeline.data.documents if "Iacobucci" in (r["author"] or "")]
+    assert len(by) == 2 and [c.source for c in answer.citations] == by
+    assert all("Iacobucci" in c.quote for c in answer.citations)
+    nobody = pipeline.ask("What did Michelle Drage write about?")  # no byline names her: asked of the text
+    assert nobody.answerer == pipeline.config.answerer and "of the 5 documents" not in nobody.text
+    not_a_writer = pipeline.ask("Which pieces are by Dr Michelle Drage?")
+    assert not_a_writer.abstained and "no byline in the 5 documents names Dr Michelle Drage" in not_a_writer.text
+    first = pipeline.ask("Who wrote the piece on polysystems going national?")
+    assert not first.abstained and "Ian Quinn" in first.text
+    more = pipeline.ask(
+        "What else has he written about?", [("Who wrote the piece on polysystems going national?", first.text)]
+    )
+    assert more.abstained and more.standalone_question == "What else has Ian Quinn written about?"
+    assert "no other byline in the 5 documents names Ian Quinn" in more.text
+
+
+def test_a_long_list_names_the_first_documents_and_counts_the_rest(tmp_path: Path) -> None:
+    from rag.config import load_config
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(LISTED + 2):
+        (docs / f"note{i:02d}.txt").write_text(
+            f"Harbour note {i}\n\nThe ferry to the island ran {i} times this week, the harbour master said.\n",
+            encoding="utf-8",
+        )
+    config: Config = load_config(env={}, corpus=str(docs), index_dir=str(tmp_path / "index"))
+    listing = ask("What documents do you have?", config=config)
+    assert_contract(listing)
+    assert len(listing.citations) == LISTED and "and 2 more" in listing.text
+    assert [c.quote for c in listing.citations] == [f"Harbour note {i}" for i in range(LISTED)]
+    ferry = ask("Which notes mention the harbour master?", config=config)
+    assert_contract(ferry)
+    assert ferry.text.startswith(f"{LISTED + 2} of the {LISTED + 2} documents mention")
+    assert all("harbour master" in c.quote for c in ferry.citations)
