@@ -181,7 +181,8 @@ def render_source(
 
 
 def example_questions(pipeline: Any, n: int = 4) -> list[str]:
-    """Questions drawn from the corpus itself: the people it mentions most, and its documents' titles."""
+    """Questions drawn from the corpus itself: what it holds, the people it mentions most, and its
+    documents' titles."""
     counts: Counter[str] = Counter()
     fullest: dict[str, str] = {}
     for chunk in pipeline.data.chunks:
@@ -193,7 +194,7 @@ def example_questions(pipeline: Any, n: int = 4) -> list[str]:
                 if len(plain.split()) > len(fullest.get(surname, "").split()):
                     fullest[surname] = plain
     names = [fullest[s] for s, c in counts.most_common() if c >= 2 and len(fullest[s].split()) >= 2][:2]
-    questions = [f"Who is {name}?" for name in names]
+    questions = ["What documents do you have?"] + [f"Who is {name}?" for name in names]
     titled = [d for d in pipeline.data.documents if d.get("title") and len(d["title"].split()) <= 9]
     questions += [f"What does “{d['title']}” say?" for d in titled[: n - len(questions)]]
     return questions[:n]
@@ -480,7 +481,7 @@ def build(config: Config) -> gr.Blocks:
         outputs = [box, chatbot]
         box.submit(respond, inputs, outputs, api_name=False)
         send.click(respond, inputs, outputs, api_name=False)
-        try_these.click(pick_example, None, box, api_name=False).then(respond, inputs, outputs, api_name=False)
+        try_these.select(pick_example, None, box, api_name=False).then(respond, inputs, outputs, api_name=False)
         viewer.click(open_ref, None, [viewer, tabs], api_name=False)
         files.upload(upload, [files], [status, table, files], api_name=False)
         clear.click(new_chat, None, [chatbot, viewer, box], api_name=False)
