@@ -46,6 +46,22 @@ ASKS_WRITTEN = re.compile(
     re.IGNORECASE,
 )
 
+SMALL_TALK = {
+    "hello": re.compile(
+        r"^\W*(?:hi|hello|hey|hiya|howdy|greetings|good (?:morning|afternoon|evening|day))(?: there)?\W*$", re.I
+    ),
+    "thanks": re.compile(
+        r"^\W*(?:thanks|thank you|thx|cheers|many thanks)(?: (?:so|very) much)?"
+        r"(?: for (?:that|this|the help|your help))?\W*$",
+        re.I,
+    ),
+    "help": re.compile(
+        r"^\W*(?:help|what can you do|what do you do|how do(?:es)? (?:this|it|you) work|who are you|"
+        r"what are you|how do i use (?:this|you))\W*$",
+        re.I,
+    ),
+}
+WHO_IS_RE = re.compile(r"^\W*who(?:'s|’s| is| was)\s+(?P<who>[^?]+?)[\s?.!]*$", re.IGNORECASE)
 NAME_RE = re.compile(r"(?:[A-Z][^\W\d_]*[.'’-]?\s*|(?:de|van|von|der|da|di|le|la|bin|al)\s+){1,6}")
 
 
@@ -64,6 +80,8 @@ class Asked:
 def asked(question: str) -> Asked | None:
     """What the question asks of the collection, or ``None`` when it asks what the documents say."""
     own = question.strip()
+    if said := next((kind for kind, pattern in SMALL_TALK.items() if pattern.match(own)), None):
+        return Asked(said)
     if ASKS_LIST.match(own):
         return Asked("list")
     if m := ASKS_WRITTEN.match(own):
@@ -84,6 +102,8 @@ def answer(
     text says he wrote."""
     records = {r["source"]: r for r in data.documents}
     total = f"{len(records)} document{'s' if len(records) != 1 else ''}"
+    if question.kind in SMALL_TALK:
+        return Answer(text=_small_talk(question.kind, total), abstained=False, confidence=1.0, answerer=name)
     if question.kind == "list":
         found: list[tuple[dict[str, Any], Citation | None]] = [(r, None) for r in records.values()]
         lead = (
@@ -126,6 +146,27 @@ def answer(
     return Answer(
         text=f"{lead} {'; '.join(parts)}{more}.", abstained=False, citations=citations, confidence=1.0, answerer=name
     )
+
+
+def writer_asked(question: str) -> Asked | None:
+    """ "Who is Gareth Iacobucci?" asked of a writer the text says nothing else about: the pieces he wrote
+    say who he is (``answer`` gives ``None`` when no byline names him)."""
+    m = WHO_IS_RE.match(question.strip())
+    who = m.group("who").strip() if m else ""
+    return Asked("written", who, named_kind=False) if NAME_RE.fullmatch(who) and _name_words(who) else None
+
+
+def _small_talk(kind: str, total: str) -> str:
+    """A greeting, thanks or a request for help: answered as such, not with "The documents don't say"."""
+    if kind == "thanks":
+        return "You're welcome. Ask another question about the documents whenever you like."
+    what = (
+        f"I answer questions from the {total} indexed here. Every answer quotes them word for word, with "
+        "numbered citations that open the quote highlighted in its source, and when they don't say, I say "
+        "so. Follow-up questions can refer to earlier ones."
+    )
+    start = "Hello! " if kind == "hello" else ""
+    return f"{start}{what} “What documents do you have?” lists them."
 
 
 def _name_words(name: str) -> frozenset[str]:

@@ -96,7 +96,10 @@ class Pipeline:
         if hasattr(answerer, "stream"):
             items: Iterator[str | Answer] = answerer.stream(query, passages, turn.exclude)
         else:
-            items = iter([answerer.answer(query, passages, turn.exclude)])
+            answer = answerer.answer(query, passages, turn.exclude)
+            if answer.abstained and (writer := collection.writer_asked(standalone)):
+                answer = collection.answer(writer, self.data, self.retriever) or answer  # who a writer is
+            items = iter([answer])
         for item in items:
             if isinstance(item, Answer):
                 answer = self.verified(item)

@@ -27,7 +27,12 @@ from tests.test_ask import assert_contract
         ("Which pieces were written by Gareth Iacobucci?", Asked("written", "Gareth Iacobucci")),
         ("What else has Ian Quinn written about?", Asked("written", "Ian Quinn", other=True, named_kind=False)),
         ("Which other articles are by Ian Quinn?", Asked("written", "Ian Quinn", other=True)),
+        ("Hello!", Asked("hello")),
+        ("Thank you very much", Asked("thanks")),
+        ("What can you do?", Asked("help")),
         # questions about what the documents say, not about the collection
+        ("OK", None),
+        ("Hello Kitty's creator?", None),
         ("What else has he written about?", None),  # no one named: the chat did not resolve "he"
         ("Which NHS England document set out the long-term proposals?", None),
         ("What does the document want current GP contracts protected from?", None),
@@ -104,3 +109,16 @@ def test_a_long_list_names_the_first_documents_and_counts_the_rest(tmp_path: Pat
     assert_contract(ferry)
     assert ferry.text.startswith(f"{LISTED + 2} of the {LISTED + 2} documents mention")
     assert all("harbour master" in c.quote for c in ferry.citations)
+
+
+def test_small_talk_is_answered_as_such_and_a_writer_by_what_they_wrote(pipeline: Pipeline) -> None:
+    hello = pipeline.ask("Hello")
+    assert_contract(hello)
+    assert not hello.abstained and not hello.citations and "5 documents" in hello.text
+    assert "welcome" in pipeline.ask("Thanks!").text
+    writer = pipeline.ask("Who is Gareth Iacobucci?")  # no sentence says; his bylines do
+    assert_contract(writer, pipeline.source_text)
+    assert writer.text.startswith("Gareth Iacobucci wrote 2 of the 5 documents")
+    assert all("Iacobucci" in c.quote for c in writer.citations)
+    quoted = pipeline.ask("Who is Tom Coffey?")  # the text says who he is: that answers, not a listing
+    assert quoted.span is not None and "clinical lead" in quoted.span.quote
