@@ -39,7 +39,7 @@ from .conversation import (
 from .direct import asks_expansion, asks_of_article, direct_form, is_metadata, trimmed
 from .errors import UnknownNameError
 from .reader import READER_DIR, Reader, get_reader, reader_precision
-from .retrieval import Query, Retriever, credited_terms, tokenize
+from .retrieval import Query, Retriever, commenter_terms, credited_terms, tokenize
 from .store import IndexData
 from .types import COMMENT, LEAD_SEP, Answer, Chunk, Citation, Passage
 
@@ -247,6 +247,8 @@ def candidates(
     for i, (p, a, _, _) in enumerate(spans):
         if PRONOUN_LED_RE.match(texts[i]):
             s_terms[i] |= antecedents(p.chunk, a)
+        if p.chunk.kind == COMMENT:  # its label names who wrote it: "Reader's comment by Vinci Ho"
+            s_terms[i] |= commenter_terms(p.chunk.label)
         if named and (added := names_in_full(named, texts[i], p.chunk.text)):  # "Dr Dixon" is the Michael Dixon asked
             s_terms[i] |= set(tokenize([" ".join(x.text for x in added)])[0])
     p_terms = {
@@ -588,8 +590,15 @@ def read(
         inserted.append(added)
         windows.append((text, start, end, lo, own if not alone[i] else (0, len(text))))
     asked = set(tokenize([question])[0])
-    heads = [
-        headline(asked, text, c.head[0], c.head[1], opening_seen=c.head[2] >= lo)
+    heads = [  # a reader's comment is read under its label too: who wrote it ("Reader's comment by Vinci Ho")
+        "\n".join(
+            h
+            for h in (
+                headline(asked, text, c.head[0], c.head[1], opening_seen=c.head[2] >= lo),
+                (c.passage.chunk.label or "") if c.passage.chunk.kind == COMMENT else "",
+            )
+            if h
+        )
         for c, (text, _, _, lo, _) in zip(leaders, windows, strict=True)
     ]
     texts, reach = [(t, a, b) for t, a, b, _, _ in windows], [w[4] for w in windows]

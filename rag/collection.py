@@ -1,11 +1,12 @@
 """Questions about the collection itself, not about what its documents say.
 
-"What documents do you have?", "Which articles mention Michelle Drage?" and "What has Ian Quinn written?"
-are answered from the index: its list of documents, their bylines, and the sentences where a name or
-phrase occurs. Retrieval would bring five passages and the reader would look in them for an answer that
-no passage states; the index knows it exactly, however many documents there are. Each document named is
-cited by one sentence of it (its title, its byline, the first sentence that mentions what was asked), so
-the answer keeps the citation contract and the user can open each one.
+"What documents do you have?", "Which articles mention Michelle Drage?", "What has Ian Quinn written?"
+and "What do the comments say?" are answered from the index: its list of documents, their bylines and
+comments, and the sentences where a name or phrase occurs. Retrieval would bring five passages and the
+reader would look in them for an answer that no passage states; the index knows it exactly, however many
+documents there are. Each document or comment named is cited by words of its own (its title, its byline,
+the first sentence that mentions what was asked, a comment's opening), so the answer keeps the citation
+contract and the user can open each one.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from .conversation import HONORIFICS, SHORT_ANSWER_RE
 from .documents import byline
 from .retrieval import Retriever, tokenize
 from .store import IndexData
-from .types import LEAD_SEP, Answer, Citation
+from .types import COMMENT, LEAD_SEP, Answer, Citation
 
 LISTED = 10  # documents named in one answer; the rest are counted
-SCANNED = 20_000  # passages read for mentions; past that the count is a lower bound
+SCANNED = 5_000  # passages read for mentions; past that the count is a lower bound
+QUOTED_WORDS = 12  # a comment is quoted from its start to the end of the sentence that reaches this many words
 _KINDS = (
     r"(?:documents?|articles?|files?|sources?|pieces?|stories|story|texts?|papers?|reports?|notes?|posts?|"
     r"letters?|emails?)"
@@ -61,6 +63,13 @@ SMALL_TALK = {
         re.I,
     ),
 }
+ASKS_COMMENTS = re.compile(
+    r"^\W*(?:(?:summari[sz]e|show(?: me)?|list|tell me about|give me|read(?: me)?|what (?:do|did|are|were)|"
+    r"what's in)\s+"
+    r"(?:all\s+)?(?:the\s+)?(?:readers?['’]?s?['’]?\s+)?comments?(?:\s+(?:say|said|saying))?|"
+    r"what (?:do|did) (?:the\s+)?(?:readers|commenters) (?:say|think|write))\W*$",
+    re.IGNORECASE,
+)
 WHO_IS_RE = re.compile(r"^\W*who(?:'s|’s| is| was)\s+(?P<who>[^?]+?)[\s?.!]*$", re.IGNORECASE)
 NAME_RE = re.compile(r"(?:[A-Z][^\W\d_]*[.'’-]?\s*|(?:de|van|von|der|da|di|le|la|bin|al)\s+){1,6}")
 
@@ -84,6 +93,8 @@ def asked(question: str) -> Asked | None:
         return Asked(said)
     if ASKS_LIST.match(own):
         return Asked("list")
+    if ASKS_COMMENTS.match(own):
+        return Asked("comments")
     if m := ASKS_WRITTEN.match(own):
         who = (m.group("who") or m.group("by") or "").strip()
         if NAME_RE.fullmatch(who) and _name_words(who):  # a name, not "he" left unresolved nor "Child in 1842"
@@ -104,6 +115,8 @@ def answer(
     total = f"{len(records)} document{'s' if len(records) != 1 else ''}"
     if question.kind in SMALL_TALK:
         return Answer(text=_small_talk(question.kind, total), abstained=False, confidence=1.0, answerer=name)
+    if question.kind == "comments":
+        return _comments(data, records, name)
     if question.kind == "list":
         found: list[tuple[dict[str, Any], Citation | None]] = [(r, None) for r in records.values()]
         lead = (
@@ -143,6 +156,39 @@ def answer(
         by = f" by {record['author']}" if record.get("author") and question.kind != "written" else ""
         parts.append(f"“{record.get('display_title') or record['source']}”{by} [{len(citations)}]")
     more = f"; and {len(found) - LISTED} more (`rag ls` lists them all)" if len(found) > LISTED else ""
+    return Answer(
+        text=f"{lead} {'; '.join(parts)}{more}.", abstained=False, citations=citations, confidence=1.0, answerer=name
+    )
+
+
+def _comments(data: IndexData, records: dict[str, dict[str, Any]], name: str) -> Answer:
+    """Readers' comments, each cited by its first sentence, with its writer where its label names one."""
+    found = []
+    for record in records.values():
+        for start, end, kind, label in record.get("sections") or ():
+            if kind == COMMENT:
+                found.append((record, start, end, label))
+    if not found:
+        text = f"The documents don't say: none of the {len(records)} documents has readers' comments."
+        return Answer(text=text, abstained=True, confidence=1.0, answerer=name)
+    citations, parts = [], []
+    for record, start, end, label in found[:LISTED]:
+        inside = [(c, a, b) for c, a, b, _ in _sentences(data, record["source"]) if start <= a and b <= end]
+        if not inside:
+            continue
+        chunk, a, b = inside[0]
+        for other, _, b2 in inside[1:]:  # "Guardians of general practice?" alone says little: quote on
+            if other is not chunk or len(chunk.text[a - chunk.start : b - chunk.start].split()) >= QUOTED_WORDS:
+                break
+            b = b2
+        cited = _cite(chunk, record.get("display_title") or record["source"], a, b)
+        if cited is not None:
+            citations.append(cited)
+            who = label.partition(" by ")[2] if label else ""
+            parts.append(f"{who + ': ' if who else ''}“{' '.join(cited.quote.split())}” [{len(citations)}]")
+    titles = dict.fromkeys(f"“{r.get('display_title') or r['source']}”" for r, *_ in found)
+    lead = f"{len(found)} readers' comment{'s' if len(found) != 1 else ''}, on {', '.join(titles)}:"
+    more = f"; and {len(found) - LISTED} more" if len(found) > LISTED else ""
     return Answer(
         text=f"{lead} {'; '.join(parts)}{more}.", abstained=False, citations=citations, confidence=1.0, answerer=name
     )

@@ -3,7 +3,7 @@
 Dense search runs over sentences and scores each chunk by its best sentence, which finds
 the answer-bearing passage more often than one vector per chunk. Readers' comments rank
 below the article's own text (their fused score is scaled by ``comment_weight``) unless
-the question asks about comments.
+the question asks about comments or names the commenter.
 """
 
 from __future__ import annotations
@@ -90,6 +90,13 @@ def credited_terms(question: str) -> frozenset[str]:
         return frozenset()
     who, rest = found
     return frozenset(tokenize([who])[0]) - set(tokenize([rest])[0])
+
+
+@functools.lru_cache(maxsize=4096)
+def commenter_terms(label: str | None) -> frozenset[str]:
+    """The terms of the name a comment's label gives ("Reader's comment by Vinci Ho"), else none."""
+    name = label.partition(" by ")[2] if label else ""
+    return frozenset(tokenize([name])[0]) if name else frozenset()
 
 
 class Retriever:
@@ -205,8 +212,10 @@ class Retriever:
                     break
                 fused[i] = fused.get(i, 0.0) + weight / (config.rrf_k + rank + 1)
         if not ASKS_ABOUT_COMMENTS.search(query.text):
+            asked = set(query.terms)
             for i in fused:
-                if self.data.chunks[i].kind == COMMENT:
+                chunk = self.data.chunks[i]
+                if chunk.kind == COMMENT and not commenter_terms(chunk.label) & asked:  # "What did Vinci Ho say?"
                     fused[i] *= config.comment_weight
         order = sorted(fused, key=lambda i: (-fused[i], i))
         if config.reranker and order:

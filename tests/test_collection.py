@@ -27,6 +27,9 @@ from tests.test_ask import assert_contract
         ("Which pieces were written by Gareth Iacobucci?", Asked("written", "Gareth Iacobucci")),
         ("What else has Ian Quinn written about?", Asked("written", "Ian Quinn", other=True, named_kind=False)),
         ("Which other articles are by Ian Quinn?", Asked("written", "Ian Quinn", other=True)),
+        ("What do the comments say?", Asked("comments")),
+        ("Summarise the readers' comments", Asked("comments")),
+        ("What do readers think about salaried hospital jobs?", None),  # a question, asked of the comments
         ("Hello!", Asked("hello")),
         ("Thank you very much", Asked("thanks")),
         ("What can you do?", Asked("help")),
@@ -122,3 +125,25 @@ def test_small_talk_is_answered_as_such_and_a_writer_by_what_they_wrote(pipeline
     assert all("Iacobucci" in c.quote for c in writer.citations)
     quoted = pipeline.ask("Who is Tom Coffey?")  # the text says who he is: that answers, not a listing
     assert quoted.span is not None and "clinical lead" in quoted.span.quote
+
+
+def test_the_comments_are_each_quoted_from_their_start_with_their_writer(pipeline: Pipeline) -> None:
+    from rag.types import COMMENT
+
+    answer = pipeline.ask("What do the comments say?")
+    assert_contract(answer, pipeline.source_text)
+    sections = [
+        (r["source"], a, b) for r in pipeline.data.documents for a, b, kind, _ in r["sections"] if kind == COMMENT
+    ]
+    assert answer.text.startswith(f"{len(sections)} readers' comments")
+    assert [(c.source, c.start) for c in answer.citations] == [(s, a) for s, a, _ in sections]
+    assert all(c.kind == COMMENT and len(c.quote.split()) >= 12 for c in answer.citations)
+    assert "Vinci Ho: “My concern" in answer.text
+
+
+def test_a_commenter_named_in_a_question_finds_their_comment(pipeline: Pipeline) -> None:
+    """The name is only in the comment's label: the passage is not ranked down as a comment, its sentences
+    match the name, and the reader reads it under the label."""
+    answer = pipeline.ask("What did Vinci Ho say?")
+    assert_contract(answer, pipeline.source_text)
+    assert not answer.abstained and answer.citations[0].label == "Reader's comment by Vinci Ho"
