@@ -36,7 +36,7 @@ from .conversation import (
     spliced,
     unshifted,
 )
-from .direct import asks_expansion, asks_of_article, direct_form, is_metadata, trimmed
+from .direct import asks_expansion, asks_of_article, direct_form, is_metadata, rest_of_list, trimmed
 from .errors import UnknownNameError
 from .reader import READER_DIR, Reader, get_reader, reader_precision
 from .retrieval import Query, Retriever, commenter_terms, credited_terms, tokenize
@@ -427,6 +427,11 @@ class ExtractiveAnswerer:
             if not any(_normalise(c.text) in e for e in excluded)
             or any(_normalise(g) in _normalise(c.text) for g in given)
         ]
+        for i, c in enumerate(cands):  # "Who else?" after "community services": the rest of its list answers
+            if rest := next((r for g in given if (r := rest_of_list(c.text, g))), None):
+                cands[i] = dataclasses.replace(
+                    c, span=(c.start + rest[0], c.start + rest[1]), features={**c.features, "direct": 1.0}
+                )
         for c in cands:
             c.features["select_logit"] = self.models.select.logit(c.features)
         return sorted(cands, key=lambda c: (-c.features["select_logit"], c.passage.rank, c.start))

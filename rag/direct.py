@@ -213,3 +213,34 @@ def trimmed(text: str, start: int, end: int) -> tuple[int, int] | None:
     while end > start and text[end - 1] in " \t\u00a0,;:.”’\"'":
         end -= 1
     return (start, end) if end > start else None
+
+
+_CLAUSE_START = re.compile(
+    r"(?:is|are|was|were|has|have|had|will|would|can|could|said|says|which|who|whom|that|where|when|while|"
+    r"but|as|because|although|though|if|it|he|she|they|we|i|you|there|this|these|those)\b",
+    re.IGNORECASE,
+)
+MAX_ITEM_WORDS = 8
+
+
+def rest_of_list(sentence: str, given: str) -> tuple[int, int] | None:
+    """Where ``sentence`` goes on listing after ``given``, an item of its list answered before: "to community
+    services, the third sector, schools, and other agencies …" holds what "Who else?" asks after
+    "community services". The rest must read as list items (short, none opening a clause: ", is aiming
+    to …" is no item) and end with "and" or "or" before the last."""
+    pattern = re.compile(r"\s+".join(map(re.escape, given.split())), re.IGNORECASE) if given.split() else None
+    for m in pattern.finditer(sentence) if pattern else ():
+        items: list[tuple[int, int]] = []
+        at = m.end()
+        while item := re.match(r",\s*(?:(and|or)\s+)?([^,.;:!?()“”\"]+)", sentence[at:]):
+            start, end = at + item.start(2), at + item.end(2)
+            words = sentence[start:end].split()
+            if not words or _CLAUSE_START.match(words[0]) or (not item.group(1) and len(words) > MAX_ITEM_WORDS):
+                break
+            items.append((start, end))
+            at = end
+            if item.group(1):  # "…, and other agencies …": the last item
+                return trimmed(sentence, items[0][0], items[-1][1])
+        if items and re.search(r"\s(?:and|or)\s", sentence[items[-1][0] : items[-1][1]]):
+            return trimmed(sentence, items[0][0], items[-1][1])  # "…, pumping stations and managed retreat"
+    return None

@@ -165,3 +165,40 @@ def test_an_according_to_clause_is_told_from_the_question_it_credits(
     from rag.direct import attribution
 
     assert attribution(question) == found
+
+
+@pytest.mark.parametrize(
+    ("sentence", "given", "rest"),
+    [
+        (
+            "It connects GPs to community services, the third sector, schools, and other agencies that can help, "
+            "while keeping the list.",
+            "community services",
+            "the third sector, schools, and other agencies that can help",
+        ),
+        (
+            "Councils compared plans for sea walls, pumping stations and managed retreat.",
+            "sea walls",
+            "pumping stations and managed retreat",
+        ),
+        ("He met Smith, Jones and Brown.", "smith", "Jones and Brown"),
+        # no list goes on: a clause, a date, or the whole list already given
+        (
+            "The meeting, at BMA headquarters in Central London, is aiming to co-ordinate protests.",
+            "Central London",
+            None,
+        ),
+        ("It was built in 1953, and it failed in 2020.", "1953", None),
+        (
+            "It moved cardiology and gynaecology clinics and diagnostic surgery.",
+            "cardiology and gynaecology clinics and diagnostic surgery",
+            None,
+        ),
+        ("The fund pays for nurses, which the council welcomed.", "nurses", None),
+    ],
+)
+def test_the_rest_of_a_list_answers_what_else(sentence: str, given: str, rest: str | None) -> None:
+    from rag.direct import rest_of_list
+
+    found = rest_of_list(sentence, given)
+    assert (sentence[found[0] : found[1]] if found else None) == rest
