@@ -620,18 +620,23 @@ def test_the_best_span_is_the_best_pair_of_ends_within_thirty_tokens(seed: int) 
     assert read.margin == pytest.approx(margin, abs=1e-5)
 
 
+def _word_scores(text: str, spans: dict[tuple[int, int], tuple[float, float]]):
+    """One token a word; each (first, last) word pair given its start and end scores, the rest -5."""
+    words = [(m.start(), m.end()) for m in re.finditer(r"\w+", text)]
+    starts = np.full(len(words), -5.0, dtype=np.float32)
+    ends = np.full(len(words), -5.0, dtype=np.float32)
+    for (first, last), (start, end) in spans.items():
+        starts[first], ends[last] = start, end
+    return words, starts, ends, list(range(len(words)))
+
+
 def test_a_span_given_before_gives_way_to_the_next_best_with_its_own_margin() -> None:
     """ "What else…?": the reader's best span was the answer already given; the text answers only if it
     holds something more, so the margin is that of the best span not given before."""
     from rag.reader import _best
 
     text = "The council will close two libraries and sell the fire station."
-    words = [(m.start(), m.end()) for m in re.finditer(r"\w+", text)]
-    starts = np.full(len(words), -5.0, dtype=np.float32)
-    ends = np.full(len(words), -5.0, dtype=np.float32)
-    starts[4], ends[5] = 4.0, 4.0  # "two libraries"
-    starts[7], ends[10] = 1.0, 2.0  # "sell the fire station"
-    tokens = list(range(len(words)))
+    words, starts, ends, tokens = _word_scores(text, {(4, 5): (4.0, 4.0), (7, 10): (1.0, 2.0)})
     lo, hi = text.index("two libraries"), text.index("two libraries") + len("two libraries")
     read = _best(starts, ends, 1.0, tokens, 0, words, None, lambda a, b: a < hi and lo < b)
     assert text[read.start : read.end] == "sell the fire station" and read.margin == pytest.approx(2.0)
@@ -693,12 +698,7 @@ def test_a_span_that_only_repeats_the_question_gives_way_to_the_next_best_keepin
     from rag.reader import _best
 
     text = "Dr Tom Coffey, the clinical lead for polysystems, said so."
-    words = [(m.start(), m.end()) for m in re.finditer(r"\w+", text)]
-    starts = np.full(len(words), -5.0, dtype=np.float32)
-    ends = np.full(len(words), -5.0, dtype=np.float32)
-    starts[0], ends[0] = 4.0, 4.0  # "Dr"
-    starts[4], ends[7] = 3.0, 3.5  # "clinical lead for polysystems"
-    tokens = list(range(len(words)))
+    words, starts, ends, tokens = _word_scores(text, {(0, 0): (4.0, 4.0), (4, 7): (3.0, 3.5)})
     plain = _best(starts, ends, 1.0, tokens, 0, words)
     assert text[plain.start : plain.end] == "Dr" and plain.margin == pytest.approx(7.0)
     read = _best(starts, ends, 1.0, tokens, 0, words, lambda a, b: text[a:b] in {"Dr", "Tom Coffey", "Dr Tom"})
