@@ -71,7 +71,16 @@ ASKS_COMMENTS = re.compile(
     re.IGNORECASE,
 )
 WHO_IS_RE = re.compile(r"^\W*who(?:'s|’s| is| was)\s+(?P<who>[^?]+?)[\s?.!]*$", re.IGNORECASE)
-NAME_RE = re.compile(r"(?:[A-Z][^\W\d_]*[.'’-]?\s*|(?:de|van|von|der|da|di|le|la|bin|al)\s+){1,6}")
+_PARTICLES = frozenset({"de", "van", "von", "der", "den", "da", "di", "du", "le", "la", "bin", "al", "y"})
+
+
+def is_name(text: str) -> bool:
+    """Capitalised words, with the particles names have ("Ludwig van Beethoven", "Łukasz Nowak", "J. R. R.
+    Tolkien"): not "he", left unresolved, nor "Child in 1842"."""
+    words = text.split()
+    return 0 < len(words) <= 6 and all(
+        w in _PARTICLES or (w[0].isupper() and re.fullmatch(r"[^\W\d_]+(?:[.'’-][^\W\d_]*)*\.?", w)) for w in words
+    )
 
 
 @dataclass(frozen=True)
@@ -97,7 +106,7 @@ def asked(question: str) -> Asked | None:
         return Asked("comments")
     if m := ASKS_WRITTEN.match(own):
         who = (m.group("who") or m.group("by") or "").strip()
-        if NAME_RE.fullmatch(who) and _name_words(who):  # a name, not "he" left unresolved nor "Child in 1842"
+        if is_name(who) and _name_words(who):
             named = bool(re.match(rf"^\W*(?:which|what)(?: other)? {_KINDS}\b", own, re.IGNORECASE))
             return Asked("written", who, bool(m.group("else") or m.group("else2")), named)
     if (m := ASKS_MENTIONS.match(own)) and tokenize([m.group("what")])[0]:
@@ -199,7 +208,7 @@ def writer_asked(question: str) -> Asked | None:
     say who he is (``answer`` gives ``None`` when no byline names him)."""
     m = WHO_IS_RE.match(question.strip())
     who = m.group("who").strip() if m else ""
-    return Asked("written", who, named_kind=False) if NAME_RE.fullmatch(who) and _name_words(who) else None
+    return Asked("written", who, named_kind=False) if is_name(who) and _name_words(who) else None
 
 
 def _small_talk(kind: str, total: str) -> str:

@@ -27,6 +27,8 @@ from tests.test_ask import assert_contract
         ("Which pieces were written by Gareth Iacobucci?", Asked("written", "Gareth Iacobucci")),
         ("What else has Ian Quinn written about?", Asked("written", "Ian Quinn", other=True, named_kind=False)),
         ("Which other articles are by Ian Quinn?", Asked("written", "Ian Quinn", other=True)),
+        ("Which pieces are by Łukasz Nowak?", Asked("written", "Łukasz Nowak")),
+        ("What story was written by Child in 1842?", None),  # SQuAD: no writer's name
         ("What do the comments say?", Asked("comments")),
         ("Summarise the readers' comments", Asked("comments")),
         ("What do readers think about salaried hospital jobs?", None),  # a question, asked of the comments
