@@ -12,11 +12,12 @@ contract and the user can open each one.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .conversation import HONORIFICS, SHORT_ANSWER_RE
+from .direct import is_metadata
 from .documents import byline
 from .retrieval import Retriever, tokenize
 from .store import IndexData
@@ -70,6 +71,13 @@ ASKS_COMMENTS = re.compile(
     r"what (?:do|did) (?:the\s+)?(?:readers|commenters) (?:say|think|write))\W*$",
     re.IGNORECASE,
 )
+ASKS_SUMMARY = re.compile(
+    r"^\W*(?:what (?:does|did) [“\"‘'](?P<title>.+)[”\"’'] (?:say|cover|report)|"
+    r"(?:summari[sz]e|sum up|give me (?:a|the) (?:summary|gist) of|what(?:'s| is) the gist of)\s+(?P<what>.+?)|"
+    rf"what (?:does|did) the {_KINDS} (?:about|on) (?P<about>.+?) (?:say|cover|report))[\s?.!]*$",
+    re.IGNORECASE,
+)
+SUMMARY_SENTENCES = 3  # a summary is the piece's opening: a news story puts what matters first
 WHO_IS_RE = re.compile(r"^\W*who(?:'s|’s| is| was)\s+(?P<who>[^?]+?)[\s?.!]*$", re.IGNORECASE)
 _PARTICLES = frozenset({"de", "van", "von", "der", "den", "da", "di", "du", "le", "la", "bin", "al", "y"})
 
@@ -104,6 +112,14 @@ def asked(question: str) -> Asked | None:
         return Asked("list")
     if ASKS_COMMENTS.match(own):
         return Asked("comments")
+    if m := ASKS_SUMMARY.match(own):
+        if m.group("title"):
+            return Asked("summary", m.group("title").strip(), named_kind=True)
+        what = m.group("about") or m.group("what")
+        if not m.group("about") and not re.search(rf"\b{_KINDS}\b", what, re.IGNORECASE):
+            return None  # "Summarise the cuts in Sefton" asks about a topic (``conversation.about``), not a piece
+        what = re.sub(rf"^(?:the|this|that|an?)\s+|\b{_KINDS}\s+(?:about|on)\s+|\s+{_KINDS}$", "", what, flags=re.I)
+        return Asked("summary", what.strip(" \"'“”‘’"), named_kind=False)
     if m := ASKS_WRITTEN.match(own):
         who = (m.group("who") or m.group("by") or "").strip()
         if is_name(who) and _name_words(who):
@@ -115,7 +131,12 @@ def asked(question: str) -> Asked | None:
 
 
 def answer(
-    question: Asked, data: IndexData, retriever: Retriever, exclude: Sequence[str] = (), name: str = "collection"
+    question: Asked,
+    data: IndexData,
+    retriever: Retriever,
+    exclude: Sequence[str] = (),
+    name: str = "collection",
+    find: Callable[[str], str | None] | None = None,
 ) -> Answer | None:
     """The documents the question asks for, each cited by a sentence of its own; ``None`` when it asks only
     what someone who wrote none of them wrote: "What did Darwin write about?" over Wikipedia asks what the
@@ -126,6 +147,9 @@ def answer(
         return Answer(text=_small_talk(question.kind, total), abstained=False, confidence=1.0, answerer=name)
     if question.kind == "comments":
         return _comments(data, records, name)
+    if question.kind == "summary":
+        source = _titled(records, question.what) if question.named_kind else (find(question.what) if find else None)
+        return _summary(data, records[source], name) if source in records else None
     if question.kind == "list":
         found: list[tuple[dict[str, Any], Citation | None]] = [(r, None) for r in records.values()]
         lead = (
@@ -200,6 +224,39 @@ def _comments(data: IndexData, records: dict[str, dict[str, Any]], name: str) ->
     more = f"; and {len(found) - LISTED} more" if len(found) > LISTED else ""
     return Answer(
         text=f"{lead} {'; '.join(parts)}{more}.", abstained=False, citations=citations, confidence=1.0, answerer=name
+    )
+
+
+def _titled(records: dict[str, dict[str, Any]], title: str) -> str | None:
+    """The document a quoted title names: its title, or the start of it (a display title is cut short)."""
+    wanted = " ".join(title.replace("…", " ").split()).lower()
+    for record in records.values():
+        for known in (record.get("title"), record.get("display_title")):
+            known = " ".join((known or "").replace("…", " ").split()).lower()
+            if known and (known == wanted or (len(wanted) >= 20 and known.startswith(wanted))):
+                return record["source"]
+    return None
+
+
+def _summary(data: IndexData, record: dict[str, Any], name: str) -> Answer:
+    """The piece's opening sentences, past its title, byline and dateline: what a news story leads with."""
+    title = " ".join((record.get("title") or "").split())
+    picked = []
+    for chunk, a, b, text in _sentences(data, record["source"]):
+        words = text.split()
+        if chunk.kind != "body" or len(words) < 6 or " ".join(words) == title or is_metadata(text):
+            continue
+        picked.append(_cite(chunk, record.get("display_title") or record["source"], a, b))
+        if len(picked) == SUMMARY_SENTENCES:
+            break
+    heading = record.get("display_title") or record["source"]
+    by = f" by {record['author']}" if record.get("author") else ""
+    if not picked:
+        text = f"The documents don't say: “{heading}” has no sentence of its own to quote."
+        return Answer(text=text, abstained=True, confidence=1.0, answerer=name)
+    quoted = " ".join(f"{' '.join(c.quote.split())} [{n}]" for n, c in enumerate(picked, start=1))
+    return Answer(
+        text=f"“{heading}”{by} opens: {quoted}", abstained=False, citations=picked, confidence=1.0, answerer=name
     )
 
 

@@ -73,7 +73,11 @@ class Pipeline:
 
             standalone = condense(config, question, conversation.validate(history)) or standalone
         asked = collection.asked(standalone) if not turn.unresolved else None
-        listed = collection.answer(asked, self.data, self.retriever, turn.exclude) if asked else None
+        listed = (
+            collection.answer(asked, self.data, self.retriever, turn.exclude, find=self._article_about)
+            if asked
+            else None
+        )
         if listed is not None:  # "What documents do you have?": the index answers, not a passage
             yield dataclasses.replace(self.verified(listed), question=question, standalone_question=standalone)
             return
@@ -108,6 +112,11 @@ class Pipeline:
                 )
             else:
                 yield item
+
+    def _article_about(self, topic: str) -> str | None:
+        """The document whose passage ranks first for ``topic``: "the article about polysystems going national"."""
+        passages = self.retrieve(topic)
+        return passages[0].source if passages else None
 
     def ask(self, question: str, history: object = None, config: Config | None = None) -> Answer:
         final = None

@@ -32,6 +32,16 @@ from tests.test_ask import assert_contract
         ("What do the comments say?", Asked("comments")),
         ("Summarise the readers' comments", Asked("comments")),
         ("What do readers think about salaried hospital jobs?", None),  # a question, asked of the comments
+        (
+            "What does “GPs risk being devoured by hospital trusts” say?",
+            Asked("summary", "GPs risk being devoured by hospital trusts"),
+        ),
+        (
+            "Summarise the article about polysystems going national",
+            Asked("summary", "polysystems going national", named_kind=False),
+        ),
+        ("Summarise the cuts in Sefton", None),  # a topic, not a piece: conversation.about answers it
+        ("What does the document say about transformation?", None),
         ("Hello!", Asked("hello")),
         ("Thank you very much", Asked("thanks")),
         ("What can you do?", Asked("help")),
@@ -149,3 +159,18 @@ def test_a_commenter_named_in_a_question_finds_their_comment(pipeline: Pipeline)
     answer = pipeline.ask("What did Vinci Ho say?")
     assert_contract(answer, pipeline.source_text)
     assert not answer.abstained and answer.citations[0].label == "Reader's comment by Vinci Ho"
+
+
+def test_a_piece_asked_for_by_title_or_topic_is_summarised_by_its_opening(pipeline: Pipeline) -> None:
+    """The UI offers "What does “<title>” say?" for each titled piece: it had got "The documents don't say"."""
+    record = next(r for r in pipeline.data.documents if r["source"].endswith("000_78fc25cc31a623ad.txt"))
+    answer = pipeline.ask(f"What does “{record['title']}” say?")
+    assert_contract(answer, pipeline.source_text)
+    assert not answer.abstained and len(answer.citations) == 3
+    assert {c.source for c in answer.citations} == {record["source"]}
+    starts = [c.start for c in answer.citations]
+    assert starts == sorted(starts) and "predicted that all GPs will eventually" in answer.citations[0].quote
+    about = pipeline.ask("Summarise the article about polysystems going national")
+    assert_contract(about, pipeline.source_text)
+    assert {c.source for c in about.citations} == {"seeds/002_241d7df232c0b7ae.txt"}
+    assert not any(c.quote.startswith("By ") for c in about.citations)  # the byline is no part of it
