@@ -142,18 +142,27 @@ def answer(
     what someone who wrote none of them wrote: "What did Darwin write about?" over Wikipedia asks what the
     text says he wrote."""
     records = {r["source"]: r for r in data.documents}
+    which = ""
     total = f"{len(records)} document{'s' if len(records) != 1 else ''}"
     if question.kind in SMALL_TALK:
         return Answer(text=_small_talk(question.kind, total), abstained=False, confidence=1.0, answerer=name)
     if question.kind == "comments":
         return _comments(data, records, name)
     if question.kind == "summary":
-        source = _titled(records, question.what) if question.named_kind else (find(question.what) if find else None)
-        return _summary(data, records[source], name) if source in records else None
+        unnamed = not tokenize([re.sub(rf"\b{_KINDS}\b", " ", question.what, flags=re.I)])[0]
+        if unnamed and len(records) > 1:  # "Summarise the article": which one? the list says
+            question, which = Asked("list"), "Which one? "
+        else:
+            source = next(iter(records), None) if unnamed else None
+            if not unnamed:
+                source = (
+                    _titled(records, question.what) if question.named_kind else (find(question.what) if find else None)
+                )
+            return _summary(data, records[source], name) if source in records else None
     if question.kind == "list":
         found: list[tuple[dict[str, Any], Citation | None]] = [(r, None) for r in records.values()]
         lead = (
-            f"{total}:"
+            f"{which}{total}:"
             if records
             else "The documents don't say: none is indexed yet (`rag index` or the upload box adds some)."
         )

@@ -174,3 +174,5 @@ def test_a_piece_asked_for_by_title_or_topic_is_summarised_by_its_opening(pipeli
     assert_contract(about, pipeline.source_text)
     assert {c.source for c in about.citations} == {"seeds/002_241d7df232c0b7ae.txt"}
     assert not any(c.quote.startswith("By ") for c in about.citations)  # the byline is no part of it
+    which = pipeline.ask("Summarise the article")  # five pieces, none named: which one?
+    assert which.text.startswith("Which one? 5 documents:") and len(which.citations) == 5
