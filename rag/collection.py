@@ -93,9 +93,11 @@ def is_name(text: str) -> bool:
 
 @dataclass(frozen=True)
 class Asked:
-    """What a question about the collection asks: ``kind`` is "list", "mentions" or "written"; ``what``
-    the phrase or writer it names; ``other``: "what else…", so documents given before are left out;
-    ``named_kind``: it says it asks for documents ("Which pieces…"), not only "What did X write?"."""
+    """What a question about the collection asks: ``kind`` is "list", "mentions", "written", "comments",
+    "summary" or small talk ("hello", "thanks", "help"); ``what`` the phrase, writer, title or topic it
+    names; ``other``: "what else…", so documents given before are left out; ``named_kind``: it says it
+    asks for documents ("Which pieces…"), not only "What did X write?", or a summary names its piece by
+    title rather than by topic."""
 
     kind: str
     what: str = ""
@@ -149,16 +151,12 @@ def answer(
     if question.kind == "comments":
         return _comments(data, records, name)
     if question.kind == "summary":
-        unnamed = not tokenize([re.sub(rf"\b{_KINDS}\b", " ", question.what, flags=re.I)])[0]
-        if unnamed and len(records) > 1:  # "Summarise the article": which one? the list says
-            question, which = Asked("list"), "Which one? "
-        else:
-            source = next(iter(records), None) if unnamed else None
-            if not unnamed:
-                source = (
-                    _titled(records, question.what) if question.named_kind else (find(question.what) if find else None)
-                )
+        if tokenize([re.sub(rf"\b{_KINDS}\b", " ", question.what, flags=re.I)])[0]:  # names its piece
+            source = _titled(records, question.what) if question.named_kind else (find(question.what) if find else None)
             return _summary(data, records[source], name) if source in records else None
+        if len(records) <= 1:  # "Summarise the article", of the only one
+            return _summary(data, next(iter(records.values())), name) if records else None
+        question, which = Asked("list"), "Which one? "  # of several: the list asks
     if question.kind == "list":
         found: list[tuple[dict[str, Any], Citation | None]] = [(r, None) for r in records.values()]
         lead = (
@@ -223,12 +221,10 @@ def _comments(data: IndexData, records: dict[str, dict[str, Any]], name: str) ->
             if other is not chunk or len(chunk.text[a - chunk.start : b - chunk.start].split()) >= QUOTED_WORDS:
                 break
             b = b2
-        cited = _cite(chunk, record.get("display_title") or record["source"], a, b)
-        if cited is not None:
-            citations.append(cited)
-            who = label.partition(" by ")[2] if label else ""
-            parts.append(f"{who + ': ' if who else ''}“{' '.join(cited.quote.split())}” [{len(citations)}]")
-    titles = dict.fromkeys(f"“{r.get('display_title') or r['source']}”" for r, *_ in found)
+        citations.append(_cite(chunk, record.get("display_title") or record["source"], a, b))
+        who = label.partition(" by ")[2] if label else ""
+        parts.append(f"{who + ': ' if who else ''}“{' '.join(citations[-1].quote.split())}” [{len(citations)}]")
+    titles = dict.fromkeys(f"“{r.get('display_title') or r['source']}”" for r, *_ in found[:LISTED])
     lead = f"{len(found)} readers' comment{'s' if len(found) != 1 else ''}, on {', '.join(titles)}:"
     more = f"; and {len(found) - LISTED} more" if len(found) > LISTED else ""
     return Answer(

@@ -176,3 +176,13 @@ def test_a_piece_asked_for_by_title_or_topic_is_summarised_by_its_opening(pipeli
     assert not any(c.quote.startswith("By ") for c in about.citations)  # the byline is no part of it
     which = pipeline.ask("Summarise the article")  # five pieces, none named: which one?
     assert which.text.startswith("Which one? 5 documents:") and len(which.citations) == 5
+
+
+def test_the_article_of_a_corpus_of_one_is_the_one_summarised(tmp_path: Path) -> None:
+    from tests.test_ask import BUDGET, one_article
+
+    config = one_article(tmp_path, "budget.txt", BUDGET)
+    answer = ask("Summarise the article", config=config)
+    assert_contract(answer)
+    assert answer.text.startswith("“Market town sets out a leaner budget” by Ana Ruiz opens:")
+    assert len(answer.citations) == 3 and "close two branch libraries" in answer.citations[0].quote
