@@ -36,7 +36,7 @@ from .conversation import (
     spliced,
     unshifted,
 )
-from .direct import asks_expansion, asks_of_article, direct_form, is_metadata, rest_of_list, trimmed
+from .direct import asks_expansion, asks_of_article, direct_form, is_metadata, rest_of_list, said_as, trimmed
 from .errors import UnknownNameError
 from .reader import READER_DIR, Reader, get_reader, reader_precision
 from .retrieval import Query, Retriever, commenter_terms, credited_terms, tokenize
@@ -597,12 +597,13 @@ def read(
     asked = set(tokenize([question])[0])
     heads = [  # a reader's comment is read under its label too: who wrote it ("Reader's comment by Vinci Ho")
         "\n".join(
-            h
-            for h in (
-                headline(asked, text, c.head[0], c.head[1], opening_seen=c.head[2] >= lo),
-                (c.passage.chunk.label or "") if c.passage.chunk.kind == COMMENT else "",
+            filter(
+                None,
+                (
+                    headline(asked, text, c.head[0], c.head[1], opening_seen=c.head[2] >= lo),
+                    c.passage.chunk.label if c.passage.chunk.kind == COMMENT else None,
+                ),
             )
-            if h
         )
         for c, (text, _, _, lo, _) in zip(leaders, windows, strict=True)
     ]
@@ -673,7 +674,7 @@ def repeats(given: Sequence[str]) -> Callable[[str, int, int], bool]:
     is mostly its words. "What else…?" wants another answer; a piece of a word ("card" of "cardiology")
     or a word that says nothing ("the"), which the reader's lesser spans can be, is none."""
     before = [set(tokenize([g])[0]) for g in given]
-    said = [re.compile(r"\s+".join(map(re.escape, g.split())), re.IGNORECASE) for g in given if g.split()]
+    said = [said_as(g) for g in given if g.split()]
 
     def test(text: str, a: int, b: int) -> bool:
         if (a > 0 and text[a - 1].isalnum() and text[a].isalnum()) or (

@@ -135,6 +135,7 @@ def asked(question: str) -> Asked | None:
 def answer(
     question: Asked,
     data: IndexData,
+    records: dict[str, dict[str, Any]],
     retriever: Retriever,
     exclude: Sequence[str] = (),
     name: str = "collection",
@@ -142,8 +143,7 @@ def answer(
 ) -> Answer | None:
     """The documents the question asks for, each cited by a sentence of its own; ``None`` when it asks only
     what someone who wrote none of them wrote: "What did Darwin write about?" over Wikipedia asks what the
-    text says he wrote."""
-    records = {r["source"]: r for r in data.documents}
+    text says he wrote. ``records``: the documents' records by source, as the pipeline keeps them."""
     which = ""
     total = f"{len(records)} document{'s' if len(records) != 1 else ''}"
     if question.kind in SMALL_TALK:
@@ -297,8 +297,11 @@ def _body(answer: str) -> str:
     return re.sub(r"\s*\[\d+\]", "", text).replace(LEAD_SEP, " ")
 
 
-def _sentences(data: IndexData, source: str) -> Iterator[tuple[Any, int, int, str]]:
-    for cid in data.chunks_of.get(source, ()):
+def _sentences(data: IndexData, source: str, head: bool = False) -> Iterator[tuple[Any, int, int, str]]:
+    """The document's sentences in order; with ``head``, its first chunk's only, where the title and byline
+    sit (``Retriever._with_heads`` reads them there too)."""
+    ids = data.chunks_of.get(source, ())
+    for cid in ids[:1] if head else ids:
         chunk = data.chunks[cid]
         for a, b in chunk.sentences:
             yield chunk, a, b, chunk.text[a - chunk.start : b - chunk.start]
@@ -322,7 +325,7 @@ def _title(data: IndexData, record: dict[str, Any]) -> Citation | None:
     source = record["source"]
     title = " ".join((record.get("title") or "").split())
     first = None
-    for chunk, a, b, text in _sentences(data, source):
+    for chunk, a, b, text in _sentences(data, source, head=True):
         first = first or (chunk, a, b)
         if title and " ".join(text.split()) == title:
             return _cite(chunk, record.get("display_title") or source, a, b)
@@ -331,7 +334,7 @@ def _title(data: IndexData, record: dict[str, Any]) -> Citation | None:
 
 def _byline(data: IndexData, record: dict[str, Any]) -> Citation | None:
     source = record["source"]
-    for chunk, a, b, text in _sentences(data, source):
+    for chunk, a, b, text in _sentences(data, source, head=True):
         if byline(text.strip()):
             return _cite(chunk, record.get("display_title") or source, a, b)
     return None

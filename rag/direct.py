@@ -215,6 +215,12 @@ def trimmed(text: str, start: int, end: int) -> tuple[int, int] | None:
     return (start, end) if end > start else None
 
 
+@functools.lru_cache(maxsize=256)
+def said_as(phrase: str) -> re.Pattern[str]:
+    """``phrase`` wherever a text says it, case and line breaks aside: an answer given before, found again."""
+    return re.compile(r"\s+".join(map(re.escape, phrase.split())), re.IGNORECASE)
+
+
 _CLAUSE_START = re.compile(
     r"(?:is|are|was|were|has|have|had|will|would|can|could|said|says|which|who|whom|that|where|when|while|"
     r"but|as|because|although|though|if|it|he|she|they|we|i|you|there|this|these|those)\b",
@@ -228,8 +234,7 @@ def rest_of_list(sentence: str, given: str) -> tuple[int, int] | None:
     services, the third sector, schools, and other agencies …" holds what "Who else?" asks after
     "community services". The rest must read as list items (short, none opening a clause: ", is aiming
     to …" is no item) and end with "and" or "or" before the last."""
-    pattern = re.compile(r"\s+".join(map(re.escape, given.split())), re.IGNORECASE) if given.split() else None
-    for m in pattern.finditer(sentence) if pattern else ():
+    for m in said_as(given).finditer(sentence) if given.split() else ():
         items: list[tuple[int, int]] = []
         at = m.end()
         while item := re.match(r",\s*(?:(and|or)\s+)?([^,.;:!?()“”\"]+)", sentence[at:]):

@@ -74,7 +74,7 @@ class Pipeline:
             standalone = condense(config, question, conversation.validate(history)) or standalone
         asked = collection.asked(standalone) if not turn.unresolved else None
         listed = (
-            collection.answer(asked, self.data, self.retriever, turn.exclude, find=self._article_about)
+            collection.answer(asked, self.data, self.documents, self.retriever, turn.exclude, find=self._article_about)
             if asked
             else None
         )
@@ -102,7 +102,7 @@ class Pipeline:
         else:
             answer = answerer.answer(query, passages, turn.exclude)
             if answer.abstained and (writer := collection.writer_asked(standalone)):
-                answer = collection.answer(writer, self.data, self.retriever) or answer  # who a writer is
+                answer = collection.answer(writer, self.data, self.documents, self.retriever) or answer  # who they are
             items = iter([answer])
         for item in items:
             if isinstance(item, Answer):
