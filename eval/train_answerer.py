@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT / "eval"))
 
 from train_reader import trained_on  # noqa: E402
 
-from rag import answering, conversation, evaluation  # noqa: E402
+from rag import answering, conversation, evaluation, evidence, spans  # noqa: E402
 from rag.config import load_config  # noqa: E402
 from rag.pipeline import get_pipeline  # noqa: E402
 from rag.reader import Reader  # noqa: E402
@@ -66,7 +66,7 @@ def collect(items, config, group_of):
         turn = conversation.rewrite(item.question, list(item.history))
         query, _ = pipeline.query(turn.standalone)
         passages = pipeline.retriever.search(query, config)
-        cands = answering.candidates(query, passages, pipeline.data, pipeline.retriever, query.text)
+        cands = evidence.candidates(query, passages, pipeline.data, pipeline.retriever, query.text)
         labels = [label(item, c) for c in cands]
         records.append(
             {
@@ -81,7 +81,7 @@ def collect(items, config, group_of):
     return records
 
 
-def label(item, c: answering.Candidate) -> int:
+def label(item, c: evidence.Candidate) -> int:
     """Whether quoting this candidate's sentence answers the question."""
     source = evaluation.gold_source(item.source) if item.source else None
     return int(
@@ -100,9 +100,9 @@ def fit(X: np.ndarray, y: np.ndarray, names: tuple[str, ...], weights=None) -> a
 
 def fit_select(records) -> answering.LogisticModel:
     usable = [r for r in records if any(r["labels"])]
-    X = np.asarray([[c.features[n] for n in answering.SENTENCE_FEATURES] for r in usable for c in r["cands"]])
+    X = np.asarray([[c.features[n] for n in evidence.SENTENCE_FEATURES] for r in usable for c in r["cands"]])
     y = np.asarray([label for r in usable for label in r["labels"]])
-    return fit(X, y, answering.SENTENCE_FEATURES)
+    return fit(X, y, evidence.SENTENCE_FEATURES)
 
 
 def read(records, select, reader: Reader | None, k: int = READER_CANDIDATES, spill: float | None = None) -> None:
@@ -122,7 +122,7 @@ def read(records, select, reader: Reader | None, k: int = READER_CANDIDATES, spi
             for c in leaders:
                 c.features["reader"] = 0.0
         else:
-            r["cands"][: len(leaders)] = answering.read(reader, r["query"], leaders, spill)
+            r["cands"][: len(leaders)] = spans.read(reader, r["query"], leaders, spill)
             r["labels"][: len(leaders)] = [label(r["item"], c) for c in r["cands"][: len(leaders)]]
 
 
@@ -143,20 +143,20 @@ def question_rows(records, rerank, k: int = READER_CANDIDATES):
         scored = sorted(range(len(leaders)), key=lambda i: -rerank.logit(leaders[i].features))
         ranked = [leaders[i] for i in scored] + r["cands"][k:]
         top_label = r["labels"][scored[0]]
-        rows.append((answering.answerable_features(ranked, r["passages"]), top_label, r["item"], r["group"]))
+        rows.append((evidence.answerable_features(ranked, r["passages"]), top_label, r["item"], r["group"]))
     return rows
 
 
 def fit_answerable(rows, gold_share: float | None = GOLD_SHARE) -> answering.LogisticModel:
     """News gets ``gold_share`` of the total weight (None: one question, one vote), so that one
     probability can mean the same on both corpora without overfitting the small gold set."""
-    X = np.asarray([[f[n] for n in answering.ANSWERABLE_FEATURES] for f, *_ in rows])
+    X = np.asarray([[f[n] for n in evidence.ANSWERABLE_FEATURES] for f, *_ in rows])
     y = np.asarray([label for _, label, *_ in rows])
     gold = np.asarray([is_gold(group) for *_, group in rows])
     if gold_share is None or not gold.any() or gold.all():
-        return fit(X, y, answering.ANSWERABLE_FEATURES)
+        return fit(X, y, evidence.ANSWERABLE_FEATURES)
     weights = np.where(gold, gold_share / gold.sum(), (1 - gold_share) / (~gold).sum()) * len(rows)
-    return fit(X, y, answering.ANSWERABLE_FEATURES, weights)
+    return fit(X, y, evidence.ANSWERABLE_FEATURES, weights)
 
 
 def probabilities(rows, model):

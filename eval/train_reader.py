@@ -54,9 +54,9 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag.answering import headline as read_under  # noqa: E402
 from rag.reader import MAX_HEAD_TOKENS  # noqa: E402
 from rag.retrieval import tokenize  # noqa: E402
+from rag.spans import headline as read_under  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "squad_v1_train"
 MAX_LEN = 192
@@ -333,7 +333,7 @@ def mix(rows: list[dict], extra: list[dict], share: float, seed: int) -> list[di
 
 def encode(tokenizer, row: dict, rng: random.Random, headlines: bool = False) -> tuple[list[int], int, int] | None:
     """Token ids of [CLS] question [SEP] head window [SEP] and the answer's token span (0, 0 for none). With
-    ``headlines`` the head is what ``rag.answering.read`` gives the reader: the article's title, and its
+    ``headlines`` the head is what ``rag.spans.read`` gives the reader: the article's title, and its
     opening sentence when that holds a word of the question's that the window lacks."""
     q = tokenizer.encode(row["question"], add_special_tokens=False).ids[:MAX_QUESTION]
     c = tokenizer.encode(row["context"], add_special_tokens=False)
@@ -821,7 +821,7 @@ def main() -> None:
     ap.add_argument(
         "--headlines",
         action="store_true",
-        help="read each window under its article's title (and opening sentence), as rag.answering.read does",
+        help="read each window under its article's title (and opening sentence), as rag.spans.read does",
     )
     ap.add_argument("--stop-at", type=int, help="stop (and checkpoint) at this step of the --steps schedule")
     ap.add_argument("--soup", nargs="+", metavar="CHECKPOINT", help="average these checkpoints' weights into --out")

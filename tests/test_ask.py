@@ -231,13 +231,13 @@ def test_a_short_answer_that_is_most_of_its_sentence_does_not_echo_it() -> None:
     ],
 )
 def test_a_short_answer_of_the_questions_own_words_is_no_answer(question: str, short: str, echo: bool) -> None:
-    from rag.answering import echoes
+    from rag.spans import echoes
 
     assert echoes(question, short) is echo
 
 
 def test_no_short_answer_repeats_only_the_question(seed_config: Config) -> None:
-    from rag.answering import echoes
+    from rag.spans import echoes
 
     questions = [
         *QUESTIONS,
@@ -498,7 +498,7 @@ pounds, the harbour master said, and would have to be repeated every few years a
 
 
 def test_an_articles_head_is_its_title_and_opening_sentence_never_its_byline(tmp_path: Path) -> None:
-    from rag.answering import article_head
+    from rag.evidence import article_head
     from rag.pipeline import get_pipeline
 
     config = one_article(tmp_path, "harbour.txt", HARBOUR)
@@ -515,7 +515,7 @@ def test_a_title_less_piece_is_read_under_no_headline_not_under_its_lead_words(t
     """The display title of a piece with no title (and a file name of no words) is its opening words; read
     as a headline, they are a text the reader never met in training, and a window that holds the opening
     reads it twice."""
-    from rag.answering import article_head
+    from rag.evidence import article_head
     from rag.pipeline import get_pipeline
 
     body = HARBOUR.split("\n\n", 2)[2]
@@ -645,7 +645,7 @@ def test_a_span_given_before_gives_way_to_the_next_best_with_its_own_margin() ->
 
 
 def test_what_counts_as_repeating_an_answer_given_before() -> None:
-    from rag.answering import repeats
+    from rag.spans import repeats
 
     text = "The meeting takes place at BMA headquarters in Central London, with cardiology and schools."
     test = repeats(["Central London", "cardiology clinics"])
@@ -721,7 +721,7 @@ def test_a_span_that_only_repeats_the_question_gives_way_to_the_next_best_keepin
     ],
 )
 def test_a_short_answer_drops_a_lead_the_question_already_says(question: str, span: str, short: str) -> None:
-    from rag.answering import unasked
+    from rag.spans import unasked
 
     text = f"Yesterday {span} said so."
     start, end = len("Yesterday "), len("Yesterday ") + len(span)
@@ -787,9 +787,11 @@ def test_a_person_asked_about_in_full_is_found_under_title_and_surname(
     assert_contract(answer)
     assert answer.span is not None and answer.span.quote == "crews working split shifts"
     assert "Dr Rennie has indicated" in answer.citations[0].quote
-    import rag.answering
+    import rag.evidence
+    import rag.spans
 
-    monkeypatch.setattr(rag.answering, "names_in_full", lambda *_: [])
+    monkeypatch.setattr(rag.evidence, "names_in_full", lambda *_: [])
+    monkeypatch.setattr(rag.spans, "names_in_full", lambda *_: [])
     unaided = ask("What does Eilidh Rennie favour?", config=config)
     assert answer.confidence > unaided.confidence + 0.05
 
@@ -808,7 +810,8 @@ def test_a_follow_up_is_answered_by_a_name_its_context_carries(seed_config: Conf
 def test_a_leader_moved_onto_the_best_sentence_is_no_rival_to_it(pipeline, seed_config: Config) -> None:
     """The reader may move a leader to its neighbour, which can be the sentence another leader already
     is: the best answer's lead over the rest must not count that copy of itself."""
-    from rag.answering import ExtractiveAnswerer, answerable_features
+    from rag.answering import ExtractiveAnswerer
+    from rag.evidence import answerable_features
 
     query, _ = pipeline.query("Who chairs the NHS Alliance?")
     passages = pipeline.retriever.search(query, seed_config)
@@ -834,7 +837,7 @@ wooden hull left the slipway.
 def test_a_sentence_led_by_a_pronoun_matches_the_names_of_the_sentence_before_it(tmp_path: Path) -> None:
     """ "He died in 1932" is about the Ivar Lund the sentence before names: for "When did Ivar Lund die?"
     it matches those names, and "She died in 1961", about someone else, does not."""
-    from rag.answering import candidates
+    from rag.evidence import candidates
     from rag.pipeline import get_pipeline
 
     config = one_article(tmp_path, "yard.txt", YARD_HISTORY)
@@ -947,7 +950,7 @@ def test_a_request_about_a_topic_the_documents_never_name_is_not_answered(tmp_pa
 def test_a_sentence_pointing_back_or_inside_an_unattributed_quote_does_not_stand_alone(
     sentence: str, leans: bool
 ) -> None:
-    from rag.answering import leans_back
+    from rag.evidence import leans_back
 
     assert leans_back(sentence) is leans
 
