@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from . import calibration
 from .config import Config
@@ -38,7 +38,7 @@ from .reader import READER_DIR, get_reader, reader_precision
 from .retrieval import Query, Retriever
 from .spans import echoes, read, unasked
 from .store import IndexData
-from .types import COMMENT, LEAD_SEP, Answer, Citation, Passage
+from .types import COMMENT, LEAD_SEP, Answer, Chunk, Citation, Passage
 
 MODEL_PATH = Path(__file__).parent / "models" / "extractive.json"
 NOREADER_MODEL_PATH = Path(__file__).parent / "models" / "extractive-noreader.json"  # fitted without the reader
@@ -183,7 +183,10 @@ class ExtractiveAnswerer:
         if best.support and self.config.max_answer_sentences > 1:
             citations.append(citation(best.passage, *best.support))
         span = None
-        if best.span and best.span != (best.start, best.end):
+        listed = self._listed(best)
+        if listed:
+            citations = listed
+        elif best.span and best.span != (best.start, best.end):
             chunk = best.passage.chunk
             b = best.span[1] - chunk.start
             edges = trimmed(chunk.text, unasked(query.text, chunk.text, best.span[0] - chunk.start, b), b)
@@ -229,6 +232,26 @@ class ExtractiveAnswerer:
             answerer=self.name,
         )
 
+    def _listed(self, best: Candidate) -> list[Citation] | None:
+        """A list's lead line and its items, when the answer is the line that leads into a list ("It
+        writes its counts as:"), or an item the reader found right under it, or the lead is where the
+        reader found the answer to the sentence the question matched: the list is what was asked for, and
+        one item of it, or the lead alone, would answer in part."""
+        if self.config.max_answer_sentences < 2:
+            return None
+        chunk = best.passage.chunk
+        leads = [(best.start, best.end), *([best.support] if best.support else [])]
+        lead = next((x for x in leads if chunk.text[: x[1] - chunk.start].rstrip().endswith(":")), None)
+        if lead is None:
+            return None
+        ids = self.data.chunks_of.get(chunk.source, [chunk.id])
+        following = [self.data.chunks[i] for i in ids[ids.index(chunk.id) :]] if chunk.id in ids else [chunk]
+        items = list_items(following, lead[1])
+        if len(items) < 2 or (lead != leads[0] and leads[0] not in [i[1:] for i in items]):
+            return None
+        head = citation(best.passage, *lead)
+        return [head, *(dataclasses.replace(head, **quoted(c, a, b)) for c, a, b in items[:LIST_ITEMS])]
+
     def _chosen(self, ranked: Sequence[Candidate]) -> list[Candidate]:
         """The best sentence, plus the one after it when the best cannot stand alone."""
         best = ranked[0]
@@ -245,23 +268,49 @@ class ExtractiveAnswerer:
         return chosen
 
 
+LIST_ITEM_RE = re.compile(r"[•·▪●◦‣∙*+\-–]\s+\S|\d{1,2}[.)]\s+\S")
+LIST_ITEMS = 10  # the most items a list answer quotes
+
+
+def list_items(chunks: Sequence[Chunk], after: int) -> list[tuple[Chunk, int, int]]:
+    """The items of the list that begins right after offset ``after`` in the first of ``chunks`` (a
+    document's chunks in order, a list may run on into the next): the first sentence of each line that
+    opens with a list marker ("• ", "- ", "1. "), up to the first line that does not."""
+    items: list[tuple[Chunk, int, int]] = []
+    for chunk in chunks:
+        for a, b in chunk.sentences:
+            if a < after:
+                continue
+            after = b
+            at = a - chunk.start
+            opens_line = not chunk.text[chunk.text.rfind("\n", 0, at) + 1 : at].strip()
+            if opens_line and LIST_ITEM_RE.match(chunk.text, at):
+                items.append((chunk, a, b))
+            elif opens_line or not items:
+                return items
+    return items
+
+
+def quoted(chunk: Chunk, start: int, end: int) -> dict[str, Any]:
+    """What a citation of ``chunk[start:end]`` says, beyond its passage's title."""
+    return {
+        "quote": chunk.text[start - chunk.start : end - chunk.start],
+        "start": start,
+        "end": end,
+        "kind": chunk.kind,
+        "label": chunk.label,
+        "page": chunk.page,
+    }
+
+
 def citation(passage: Passage, start: int, end: int) -> Citation:
-    chunk = passage.chunk
-    return Citation(
-        source=chunk.source,
-        quote=chunk.text[start - chunk.start : end - chunk.start],
-        start=start,
-        end=end,
-        title=passage.title,
-        kind=chunk.kind,
-        label=chunk.label,
-        page=chunk.page,
-    )
+    return Citation(source=passage.chunk.source, title=passage.title, **quoted(passage.chunk, start, end))
 
 
 def unmark(text: str) -> str:
-    """A document's own "[12]" would read as a citation marker; show it with full-width brackets instead."""
-    return re.sub(r"\[(\d+)\]", "［\\1］", text)
+    """A document's own "[12]" would read as a citation marker; show it with full-width brackets instead.
+    A sentence wrapped across lines in its file reads as one line."""
+    return re.sub(r"\[(\d+)\]", "［\\1］", re.sub(r"[ \t]*\n\s*", " ", text))
 
 
 ECHO = 0.6  # a short answer this share of its sentence, or more, does not lead
@@ -270,7 +319,7 @@ ECHO = 0.6  # a short answer this share of its sentence, or more, does not lead
 def compose(citations: Sequence[Citation], span: Citation | None = None) -> str:
     """Quote each citation in order, saying so when the words are a reader's rather than the article's;
     a short answer, when there is one, leads, unless it is most of its sentence: then it would only
-    echo the quote that follows (``Answer.span`` still carries it)."""
+    echo the quote that follows (``Answer.span`` still carries it). A list's items go on lines of their own."""
     lead = span is not None and (not citations or len(span.quote) < ECHO * len(citations[0].quote))
     parts = []
     for n, c in enumerate(citations, start=1):
@@ -278,8 +327,8 @@ def compose(citations: Sequence[Citation], span: Citation | None = None) -> str:
             who = (c.label or "a reader's comment").replace("Reader's comment", "a reader's comment")
             parts.append(f"According to {who}: “{unmark(c.quote)}” [{n}]")
         else:
-            parts.append(f"{unmark(c.quote)} [{n}]")
-    text = " ".join(parts)
+            parts.append(f"{chr(10) if n > 1 and LIST_ITEM_RE.match(c.quote) else ''}{unmark(c.quote)} [{n}]")
+    text = " ".join(parts).replace(" \n", "\n")
     return f"{unmark(span.quote).strip(' ,;:')}{LEAD_SEP}{text}" if lead and span is not None else text
 
 

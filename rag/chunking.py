@@ -38,10 +38,35 @@ def _lines(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
             yield s + lead, s + len(body)
 
 
+WRAPPED_END = ".!?…:;\"'’”)]"  # a line that ends so may end its sentence
+
+
+def _unwrapped(text: str, lines: Iterator[tuple[int, int]]) -> Iterator[tuple[int, int]]:
+    """Lines joined where a sentence was wrapped across them: the next line, right below, goes on in
+    lower case ("…chiefly for data" / "acquisition. Here is…"), which a heading, a list item or a new
+    sentence does not."""
+    current: tuple[int, int] | None = None
+    for a, b in lines:
+        if (
+            current is not None
+            and text.count("\n", current[1], a) == 1
+            and text[a].islower()
+            and text[current[1] - 1] not in WRAPPED_END
+        ):
+            current = (current[0], b)
+            continue
+        if current is not None:
+            yield current
+        current = (a, b)
+    if current is not None:
+        yield current
+
+
 def sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
-    """Sentence spans within ``text[start:end]``; a line break always ends a sentence."""
+    """Sentence spans within ``text[start:end]``; a line break ends a sentence unless the sentence was
+    only wrapped there (``_unwrapped``)."""
     out: list[tuple[int, int]] = []
-    for ls, le in _lines(text, start, end):
+    for ls, le in _unwrapped(text, _lines(text, start, end)):
         line = text[ls:le]
         _, offsets = blingfire.text_to_sentences_and_offsets(line)
         spans = [(ls + a, ls + b) for a, b in offsets] or [(ls, le)]

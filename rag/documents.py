@@ -187,7 +187,7 @@ def _parse_date(raw: str) -> str:
 
 def _looks_like_date(raw: str) -> bool:
     return _parse_date(raw) != _squash(raw).strip(" ,.") or bool(
-        re.fullmatch(r"\d{1,2} \w+ \d{4}|\w+ \d{1,2},? \d{4}", _squash(raw))
+        re.fullmatch(r"\d{1,2} \w+ \d{4}|\w+ \d{1,2},? \d{4}|\d{4}-\d{2}-\d{2}", _squash(raw).strip(" ,."))
     )
 
 
@@ -230,8 +230,11 @@ def _headline(text: str, lines: list[tuple[int, Block]], anchored: bool, has_bod
     return sized[-1][0] if sized and sized[-1][1] <= limit else None
 
 
-def parse(source: str, text: str) -> Document:
-    """Split ``text`` into metadata, article sections and comment sections."""
+def parse(source: str, text: str, title_line: str | None = None, furnished: bool = True) -> Document:
+    """Split ``text`` into metadata, article sections and comment sections. ``title_line`` is the title
+    when the file states one (a Markdown heading): the header line that reads so is taken, not guessed.
+    A text that is not ``furnished`` (Markdown: its structure says what is text) keeps every block after
+    the first paragraph, where a web page's captions, sign-offs and widgets would be dropped."""
     bl = blocks(text)
     kept: list[tuple[Block, str, str | None]] = []
     title = author = date = None
@@ -260,14 +263,15 @@ def parse(source: str, text: str) -> Document:
         kept.append((b, BODY, None))
     meta = {b for b, _, _ in kept}
     lines = [(i, b) for i, b in enumerate(header[:anchor]) if b not in meta and "\n" not in text[b.start : b.end]]
-    at = _headline(text, lines, anchored=anchor < len(header), has_body=bool(prose))
+    stated = [i for i, b in lines if title_line and _squash(text[b.start : b.end]) == title_line]
+    at = stated[0] if stated else _headline(text, lines, anchored=anchor < len(header), has_body=bool(prose))
     if at is not None:
         title = text[header[at].start : header[at].end]
     for i, b in enumerate(header):
         if b not in meta and (at is None or i >= at):
             kept.append((b, BODY, None))
-    for b in article[first_prose : last_prose + 1]:
-        if not _is_chrome(text[b.start : b.end]):
+    for b in article[first_prose : last_prose + 1] if furnished else article[first_prose:]:
+        if not furnished or not _is_chrome(text[b.start : b.end]):
             kept.append((b, BODY, None))
 
     label = None
@@ -346,5 +350,5 @@ def load(path: Path, max_bytes: int | None = None, raw: bytes | None = None) -> 
     if not raw:
         raise CorpusError(f"{path}: is empty")
     extracted = formats.extract(path, suffix, raw)
-    doc = parse(display_source(path), extracted.text)
+    doc = parse(display_source(path), extracted.text, extracted.title, extracted.furnished)
     return dataclasses.replace(doc, pages=extracted.pages, extracted=True)

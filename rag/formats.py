@@ -1,4 +1,4 @@
-"""Turn HTML, PDF and Word files into the plain text that the index quotes from.
+"""Turn Markdown, HTML, PDF and Word files into the plain text that the index quotes from.
 
 For these formats the extracted text (title, byline and date first, when the file says
 them) is what citation offsets index; it is stored with the index and shown by
@@ -8,24 +8,28 @@ its page.
 
 from __future__ import annotations
 
+import html
 import io
 import logging
 import multiprocessing
+import re
 import threading
 import zipfile
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 from .errors import CorpusError
 
 log = logging.getLogger(__name__)
 
-TEXT_SUFFIXES = (".txt", ".md", ".text")
+TEXT_SUFFIXES = (".txt", ".text")
+MARKDOWN_SUFFIXES = (".md", ".markdown")
 HTML_SUFFIXES = (".html", ".htm")
 PDF_SUFFIXES = (".pdf",)
 DOCX_SUFFIXES = (".docx",)
-EXTRACTED_SUFFIXES = HTML_SUFFIXES + PDF_SUFFIXES + DOCX_SUFFIXES
+EXTRACTED_SUFFIXES = MARKDOWN_SUFFIXES + HTML_SUFFIXES + PDF_SUFFIXES + DOCX_SUFFIXES
 ALL_SUFFIXES = TEXT_SUFFIXES + EXTRACTED_SUFFIXES
 
 
@@ -33,10 +37,100 @@ ALL_SUFFIXES = TEXT_SUFFIXES + EXTRACTED_SUFFIXES
 class Extracted:
     text: str
     pages: tuple[tuple[int, int, int], ...] = ()  # (page number, start, end) in ``text``
+    title: str | None = None  # the title the file states (a Markdown document's first heading)
+    furnished: bool = True  # may hold page furniture (captions, sign-offs) around the text; Markdown does not
 
 
 def _join(header: list[str], paragraphs: list[str]) -> str:
     return "\n\n".join([h for h in header if h] + [p for p in paragraphs if p]) + "\n"
+
+
+FRONT_MATTER_RE = re.compile(r"\A---[ \t]*\n(?P<body>.*?\n)(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
+FRONT_FIELD_RE = re.compile(r"^(?P<key>title|author|date)[ \t]*:[ \t]*(?P<value>.+?)[ \t]*$", re.MULTILINE | re.I)
+TAG_RE = re.compile(r"<[^>]*>")
+HTML_HEADING_RE = re.compile(r"<h[1-6][\s>]", re.I)
+
+
+def _inline(token: Any) -> str:
+    """An inline run as it reads: a link's words without its address, no image (mostly badges), no
+    markup; a soft line break is a space, so a hard-wrapped sentence stays one sentence."""
+    out = []
+    for child in token.children or ():
+        if child.type in ("text", "code_inline"):
+            out.append(child.content)
+        elif child.type == "softbreak":
+            out.append(" ")
+        elif child.type == "hardbreak":
+            out.append("\n")
+    return "".join(out).strip()
+
+
+def _html_words(html_text: str) -> str:
+    lines = (" ".join(line.split()) for line in html.unescape(TAG_RE.sub(" ", html_text)).splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+def markdown_to_text(raw: bytes | str, name: str) -> Extracted:
+    """The document as it reads, block by block: headings, paragraphs, list items ("• ", "1. "), table
+    rows ("a | b"), code as written, HTML blocks by their words. A heading before any text is its title;
+    front matter's title, author and date are read as a web page's are."""
+    from markdown_it import MarkdownIt
+
+    if isinstance(raw, bytes):
+        if b"\x00" in raw[:8192]:
+            raise CorpusError(f"{name}: looks binary (contains NUL bytes), not a Markdown file")
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise CorpusError(f"{name}: is not UTF-8 (byte {e.start}); convert it, e.g. iconv -t UTF-8") from None
+    source = raw.replace("\r\n", "\n").replace("\r", "\n")
+    header: list[str] = []
+    title = None
+    front = FRONT_MATTER_RE.match(source)
+    if front:
+        fields = {m["key"].lower(): m["value"].strip("\"' ") for m in FRONT_FIELD_RE.finditer(front["body"])}
+        title = fields.get("title") or None
+        header = [title or "", f"By {fields['author']}" if fields.get("author") else ""]
+        header.append(f"Published: {fields['date']}" if fields.get("date") else "")
+        source = source[front.end() :]
+    blocks: list[str] = []
+    row: list[str] = []
+    marker = ""  # the list item's marker, for its first paragraph
+    heading = cell = False
+    for token in MarkdownIt("commonmark").enable("table").parse(source):
+        kind = token.type
+        if kind == "heading_open":
+            heading = True
+        elif kind == "list_item_open":
+            marker = f"{token.info}{token.markup} " if token.info else "• "
+        elif kind in ("th_open", "td_open"):
+            cell = True
+        elif kind == "tr_open":
+            row = []
+        elif kind == "tr_close" and any(row):
+            blocks.append(" | ".join(c for c in row if c))
+        elif kind == "inline" and cell:
+            row.append(_inline(token))
+            cell = False
+        elif kind == "inline":
+            text = _inline(token)
+            if text and heading and title is None and not blocks:
+                title = " ".join(text.split())
+            if text:
+                blocks.append(marker + text)
+                marker = ""
+            heading = False
+        elif kind in ("fence", "code_block") and token.content.strip():
+            blocks.append(token.content.strip("\n"))
+        elif kind == "html_block" and (words := _html_words(token.content)):
+            if title is None and not blocks and HTML_HEADING_RE.search(token.content):
+                title = " ".join(words.split())
+            blocks.append(words)
+    if not blocks:
+        raise CorpusError(f"{name}: the Markdown file has no text")
+    if header and title and blocks[0] == title:
+        blocks.pop(0)
+    return Extracted(_join(header, blocks), title=title, furnished=False)
 
 
 def html_to_text(raw: bytes | str, name: str) -> str:
@@ -162,6 +256,8 @@ def _check_zip(path: Path, raw: bytes) -> None:
 
 
 def _extract_here(path: Path, suffix: str, raw: bytes) -> Extracted:
+    if suffix in MARKDOWN_SUFFIXES:
+        return markdown_to_text(raw, str(path))
     if suffix in HTML_SUFFIXES:
         return Extracted(html_to_text(raw, str(path)))
     if suffix in PDF_SUFFIXES:

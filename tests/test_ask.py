@@ -961,3 +961,39 @@ def test_a_request_about_someone_named_only_in_a_byline_quotes_the_byline(tmp_pa
     answer = ask("Ana Lima", config=config)
     assert not answer.abstained and answer.citations[0].quote == "By Ana Lima"
     assert ask("When will fares rise?", config=config).citations[0].quote != "By Ana Lima"
+
+
+HARBOUR_PLANS = """Council sets out harbour plans
+
+By Ana Ruiz
+
+The harbour committee met on Monday to agree its spending for the coming year, after a long debate about \
+the state of the piers.
+
+The committee agreed three priorities:
+
+• rebuilding the north pier, which was damaged in the January storms
+
+• dredging the inner basin so that larger ferries can berth at low tide
+
+• installing electric charging points for the fishing fleet
+
+The chair, Rhona Tait, said the work would begin in the spring.
+"""
+
+
+@pytest.mark.parametrize("chunk_tokens", [400, 40])
+def test_a_line_leading_into_a_list_is_answered_with_the_list(tmp_path: Path, chunk_tokens: int) -> None:
+    """The items are the answer, also where the list runs on into the next chunk (40 tokens)."""
+    config = one_article(tmp_path, "plans.txt", HARBOUR_PLANS, chunk_tokens=chunk_tokens, chunk_overlap=8)
+    answer = ask("What priorities did the harbour committee agree?", config=config)
+    assert_contract(answer)
+    assert [c.quote for c in answer.citations] == [
+        "The committee agreed three priorities:",
+        "• rebuilding the north pier, which was damaged in the January storms",
+        "• dredging the inner basin so that larger ferries can berth at low tide",
+        "• installing electric charging points for the fishing fleet",
+    ]
+    assert answer.span is None and answer.text.startswith("The committee agreed three priorities: [1]\n• rebuilding")
+    single = ask("What priorities did the harbour committee agree?", config=config, max_answer_sentences=1)
+    assert len(single.citations) == 1

@@ -78,3 +78,19 @@ def test_lines_end_sentences() -> None:
     text = "- job plan\n- set hours\nA full sentence here. And another."
     spans = chunking.sentences(text, 0, len(text))
     assert [text[a:b] for a, b in spans] == ["- job plan", "- set hours", "A full sentence here.", "And another."]
+
+
+def test_a_sentence_wrapped_across_lines_is_one_sentence() -> None:
+    text = (
+        "Trafilatura is widely used in the academic domain, chiefly for data\nacquisition. Here is how:\n"
+        "cite it\nHeading line\nThe next sentence.\n\nlower case after a blank line."
+    )
+    spans = chunking.sentences(text, 0, len(text))
+    assert [text[a:b] for a, b in spans] == [
+        "Trafilatura is widely used in the academic domain, chiefly for data\nacquisition.",
+        "Here is how:",
+        "cite it",
+        "Heading line",
+        "The next sentence.",
+        "lower case after a blank line.",
+    ]

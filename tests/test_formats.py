@@ -63,7 +63,9 @@ def mixed(tmp_path: Path) -> tuple[Config, Path]:
         ],
     )
     (folder / "page.html").write_text(
-        "<html><head><title>Lighthouse reopens</title></head><body><nav>Home | News | Sport | Weather</nav>"
+        "<html><head><title>Lighthouse reopens</title>"
+        '<meta property="article:published_time" content="2024-05-04T09:00:00+00:00"></head>'
+        "<body><nav>Home | News | Sport | Weather</nav>"
         "<article><h1>Lighthouse reopens</h1>"
         + "".join(
             f"<p>Paragraph {i}: the restored lighthouse at Noup Head welcomed visitors again after a "
@@ -115,7 +117,7 @@ def test_word_and_html(mixed: tuple[Config, Path]) -> None:
     answer = ask("Who proposed a later evening sailing?", config=config)
     assert answer.citations[0].source.endswith("minutes.docx") and "Rhona Tait" in answer.text
     text, record = indexing.document_text(config, str(folder / "page.html"))
-    assert record["title"] == "Lighthouse reopens"
+    assert record["title"] == "Lighthouse reopens" and record["date"] == "2024-05-04"  # an ISO date is a date
     assert "Noup Head" in text and "Home | News" not in text and "Copyright" not in text
 
 
@@ -233,3 +235,79 @@ def test_a_half_written_checkpoint_does_not_stop_the_next_build(corpus_config: C
     report = indexing.build(corpus_config)
     assert report.documents == 2 and report.sentences_embedded == report.sentences
     assert not list(folder.parent.glob("*/*.npz"))
+
+
+HARBOUR_MD = """---
+title: "Harbour Watch"
+author: Ana Ruiz
+date: 2024-05-04
+---
+
+[![build](https://img.shields.io/badge/build-passing-green.svg)](https://ci.example.org)
+
+Harbour Watch is a **small tool** that counts boats in a harbour from
+[webcam stills](https://example.org/stills), and it is used
+by the harbour masters of Stromness and Kirkwall.
+
+## Installing
+
+Install it with:
+
+```
+pip install harbour-watch
+```
+
+## Output formats
+
+It writes its counts as:
+
+- CSV files
+- JSON lines
+- a daily *PDF* report
+
+| Harbour | Boats |
+|---|---|
+| Stromness | 314 |
+"""
+
+
+def test_markdown_is_read_as_it_renders() -> None:
+    from rag.formats import markdown_to_text
+
+    extracted = markdown_to_text(HARBOUR_MD, "harbour.md")
+    text = extracted.text
+    assert extracted.title == "Harbour Watch"
+    assert text.startswith("Harbour Watch\n\nBy Ana Ruiz\n\nPublished: 2024-05-04\n\n")
+    assert "http" not in text and "build" not in text and "**" not in text and "[" not in text
+    assert "from webcam stills, and it is used by the harbour masters" in text  # one line: wrapped, not broken
+    assert "• CSV files" in text and "• a daily PDF report" in text
+    assert "Stromness | 314" in text and "pip install harbour-watch" in text
+    headed = markdown_to_text("<h1>Tide Tables</h1>\n\nThe tables list high water.\n", "t.md")
+    assert headed.title == "Tide Tables" and headed.text.startswith("Tide Tables\n\nThe tables")
+    untitled = markdown_to_text("Some text first.\n\n# A heading later\n", "u.md")
+    assert untitled.title is None
+    with pytest.raises(CorpusError, match="no text"):
+        markdown_to_text("![logo](https://example.org/logo.png)\n", "logo.md")
+
+
+def test_markdown_answers_quote_whole_wrapped_sentences(tmp_path: Path) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "harbour.md").write_text(HARBOUR_MD, encoding="utf-8")
+    (folder / "empty.md").write_text("![logo](https://example.org/logo.png)\n", encoding="utf-8")
+    config = load_config(env={}, corpus=str(folder), index_dir=str(tmp_path / "index"))
+    report = indexing.build(config)
+    assert report.documents == 1 and "no text" in dict(report.skipped)[str(folder / "empty.md")]
+    answer = ask("Which harbour masters use Harbour Watch?", config=config)
+    c = answer.citations[0]
+    assert c.quote.startswith("Harbour Watch is a small tool") and c.quote.endswith("Stromness and Kirkwall.")
+    assert "\n" not in answer.text  # a sentence wrapped in its file reads as one line
+    text, record = indexing.document_text(config, c.source)
+    assert text[c.start : c.end] == c.quote
+    assert (record["title"], record["author"], record["date"]) == ("Harbour Watch", "Ana Ruiz", "2024-05-04")
+    # the sections after the first paragraph are the document's own text, not a web page's sign-offs
+    assert "314" in ask("How many boats are in Stromness?", config=config).text
+    listed = ask("What does Harbour Watch write its counts as?", config=config)
+    quotes = [c.quote for c in listed.citations]
+    assert quotes == ["It writes its counts as:", "• CSV files", "• JSON lines", "• a daily PDF report"]
+    assert listed.span is None and all(text[c.start : c.end] == c.quote for c in listed.citations)

@@ -114,7 +114,7 @@ def render_answer(answer: Answer, turn: int, documents: dict[str, dict[str, Any]
     """The answer with clickable markers, then its sources; abstentions show what was considered instead."""
     text = re.sub(
         r"\[(\d+)\]", lambda m: f"<a class='cite' href='#cite-{turn}-{m.group(1)}'>[{m.group(1)}]</a>", esc(answer.text)
-    )
+    ).replace("\n", "<br>")  # a list's items, one a line
     lead = esc(unmark(answer.span.quote).strip(" ,;:")) + LEAD_SEP if answer.span is not None else None
     if lead and text.startswith(lead):  # a short answer that leads (one that would echo its sentence does not)
         text = f"<b class='short-answer'>{lead[: -len(LEAD_SEP)]}</b>{LEAD_SEP}{text[len(lead) :]}"
