@@ -29,7 +29,7 @@ from .types import Chunk, Document
 
 log = logging.getLogger(__name__)
 
-PARSER_VERSION = 6
+PARSER_VERSION = 7
 BATCH = 128
 
 Progress = Callable[[str, int, int], None]

@@ -94,3 +94,14 @@ def test_a_sentence_wrapped_across_lines_is_one_sentence() -> None:
         "The next sentence.",
         "lower case after a blank line.",
     ]
+    legal = (
+        "THERE IS NO WARRANTY, TO THE EXTENT PERMITTED BY\nAPPLICABLE LAW.\n"
+        '"control" means (i) the power, or\n(ii) ownership.\nNOTICE\nVersion 3'
+    )
+    spans = chunking.sentences(legal, 0, len(legal))
+    assert [legal[a:b] for a, b in spans] == [
+        "THERE IS NO WARRANTY, TO THE EXTENT PERMITTED BY\nAPPLICABLE LAW.",
+        '"control" means (i) the power, or\n(ii) ownership.',
+        "NOTICE",
+        "Version 3",
+    ]
