@@ -133,20 +133,47 @@ def markdown_to_text(raw: bytes | str, name: str) -> Extracted:
     return Extracted(_join(header, blocks), title=title, furnished=False)
 
 
+def _words(element: Any) -> str:
+    return " ".join("".join(element.itertext()).split())
+
+
+def _page_blocks(xml: str) -> list[str]:
+    """trafilatura's XML of a page's main text, block by block: a paragraph's words on one line (a page's
+    source wraps them anywhere, and its text output keeps those breaks), list items ("• "), table rows
+    ("a | b"), code as written."""
+    from lxml import etree
+
+    root = etree.fromstring(xml.encode("utf-8"))
+    main = root.find("main")
+    blocks: list[str] = []
+    for element in main if main is not None else root:
+        if element.tag == "list":
+            blocks += [f"• {words}" for item in element.findall("item") if (words := _words(item))]
+        elif element.tag == "table":
+            rows = ([_words(cell) for cell in row.iter("cell")] for row in element.iter("row"))
+            blocks += [" | ".join(c for c in cells if c) for cells in rows if any(cells)]
+        elif element.tag == "code":
+            code = "".join(element.itertext()).strip("\n")
+            blocks += [code] if code.strip() else []
+        elif element.tag != "graphic" and (words := _words(element)):
+            blocks.append(words)
+    return blocks
+
+
 def html_to_text(raw: bytes | str, name: str) -> str:
     """The page's main text (navigation, adverts and comments dropped) via trafilatura."""
     import trafilatura
 
-    html = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
-    body = trafilatura.extract(html, output_format="txt", include_comments=False, include_tables=True)
-    if not body or not body.strip():
+    page = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+    body = trafilatura.extract(page, output_format="xml", include_comments=False, include_tables=True)
+    paragraphs = _page_blocks(body) if body else []
+    if not paragraphs:
         raise CorpusError(f"{name}: no readable article text was found in this HTML page")
-    meta = trafilatura.extract_metadata(html, extensive=False)  # dates from the page's metadata, never guessed
-    paragraphs = [line.strip() for line in body.splitlines() if line.strip()]
+    meta = trafilatura.extract_metadata(page, extensive=False)  # dates from the page's metadata, never guessed
     header = []
-    if meta is not None and meta.title and (not paragraphs or paragraphs[0] != meta.title.strip()):
+    if meta is not None and meta.title and paragraphs[0] != meta.title.strip():
         header.append(meta.title.strip())
-    elif paragraphs:
+    else:
         header.append(paragraphs.pop(0))
     if meta is not None and meta.author:
         header.append(f"By {meta.author.strip()}")

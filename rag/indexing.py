@@ -29,7 +29,7 @@ from .types import Chunk, Document
 
 log = logging.getLogger(__name__)
 
-PARSER_VERSION = 7
+PARSER_VERSION = 8
 BATCH = 128
 
 Progress = Callable[[str, int, int], None]

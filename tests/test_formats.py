@@ -311,3 +311,28 @@ def test_markdown_answers_quote_whole_wrapped_sentences(tmp_path: Path) -> None:
     quotes = [c.quote for c in listed.citations]
     assert quotes == ["It writes its counts as:", "• CSV files", "• JSON lines", "• a daily PDF report"]
     assert listed.span is None and all(text[c.start : c.end] == c.quote for c in listed.citations)
+
+
+def test_html_paragraphs_wrapped_in_the_source_read_as_one() -> None:
+    """A page's source wraps its paragraphs anywhere (around inline code and links too); trafilatura's
+    text output kept those breaks, and each piece was indexed as a paragraph of its own."""
+    from rag.formats import html_to_text
+
+    page = (
+        "<html><head><title>Storing Lists of Values</title></head><body><main><h1>Storing Lists of Values</h1>"
+        "<p>To create a new, empty vector, we call the <code>Vec::new</code> function, as shown in\n"
+        "<a href='#l1'>Listing 8-1</a>. Vectors can only store values\nof the same type.</p>"
+        "<p>Threads bring three kinds of problems, and the book lists them here for the reader:</p>"
+        "<ul><li>Race conditions, in which threads access data\nin an inconsistent order</li>"
+        "<li>Deadlocks</li></ul>"
+        "<table><tr><th>Method</th><th>Returns</th></tr><tr><td>get</td><td>Option&lt;&amp;T&gt;</td></tr></table>"
+        "</main></body></html>"
+    )
+    text = html_to_text(page, "vectors.html")
+    assert text.startswith("Storing Lists of Values\n\n")
+    assert (
+        "To create a new, empty vector, we call the Vec::new function, as shown in Listing 8-1. "
+        "Vectors can only store values of the same type.\n" in text
+    )
+    assert "• Race conditions, in which threads access data in an inconsistent order\n\n• Deadlocks" in text
+    assert "get | Option<&T>" in text
