@@ -997,3 +997,14 @@ def test_a_line_leading_into_a_list_is_answered_with_the_list(tmp_path: Path, ch
     assert answer.span is None and answer.text.startswith("The committee agreed three priorities: [1]\n• rebuilding")
     single = ask("What priorities did the harbour committee agree?", config=config, max_answer_sentences=1)
     assert len(single.citations) == 1
+
+
+def test_a_list_answer_renders_its_items_one_a_line_naming_the_source_once(tmp_path: Path) -> None:
+    from ui.app import render_answer
+
+    config = one_article(tmp_path, "plans.txt", HARBOUR_PLANS)
+    answer = ask("What priorities did the harbour committee agree?", config=config)
+    page = render_answer(answer, 1, {})
+    assert page.count("<br>• ") == 3  # each item on a line of its own
+    assert page.count("Council sets out harbour plans</a>") == 1 and page.count("class='same-source'") == 3
+    assert page.count("<blockquote>") == 4

@@ -136,6 +136,13 @@ def render_answer(answer: Answer, turn: int, documents: dict[str, dict[str, Any]
     for n, c in enumerate(answer.citations, start=1):
         record = documents.get(c.source)
         meta = _meta(record)
+        before = answer.citations[n - 2] if n > 1 else None
+        if before is not None and (c.source, c.page) == (before.source, before.page):  # named once (a list's items)
+            sources.append(
+                f"<li class='same-source'><a class='cite source' href='#cite-{turn}-{n}'><b>[{n}]</b></a>"
+                f"<blockquote>{esc(c.quote)}</blockquote></li>"
+            )
+            continue
         label = f"<span class='comment-label'>{esc(c.label)}</span>" if c.label else ""
         if c.page:
             meta = f"{meta + ' · ' if meta else ''}p. {c.page}"
