@@ -11,8 +11,11 @@ from __future__ import annotations
 import html
 import io
 import logging
-import multiprocessing
+import os
 import re
+import socket
+import subprocess
+import sys
 import threading
 import zipfile
 from dataclasses import dataclass
@@ -248,6 +251,7 @@ def docx_to_text(path: Path, raw: bytes | None = None) -> Extracted:
 # Extraction of HTML, PDF and Word runs in a child process with a memory ceiling and a time limit: a
 # decompression bomb, a zip bomb or a file that parses for minutes costs one skipped file, never the build.
 EXTRACT_TIMEOUT_S = 60.0
+HOME = str(Path(__file__).resolve().parent.parent)  # the child imports this copy of rag
 EXTRACT_MEMORY_MB = 2048
 MAX_EXPANDED_MB = 200  # what a Word file's zipped parts may add up to, uncompressed
 
@@ -316,11 +320,15 @@ def _serve(conn: Connection, memory_mb: int) -> None:
 
 
 class _Extractor:
-    """One long-lived child process, started on first use and again after it is killed."""
+    """One long-lived child process, started on first use and again after it is killed. It is a fresh
+    interpreter running this module (``python -m rag.formats FD MB``), not a multiprocessing child: a
+    spawned child imports the parent's main script again, so a script that calls ``ask()`` at its top
+    level, with no ``if __name__ == "__main__":`` guard, re-ran itself in the child and every HTML, PDF
+    and Word file was skipped as unreadable."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._proc: multiprocessing.process.BaseProcess | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
 
     def run(self, path: Path, suffix: str, raw: bytes) -> Extracted:
@@ -348,23 +356,33 @@ class _Extractor:
         return value  # type: ignore[return-value]
 
     def _started(self) -> Connection:
-        if self._proc is None or not self._proc.is_alive() or self._conn is None:
+        if self._proc is None or self._proc.poll() is not None or self._conn is None:
             self._stop()
-            ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: none of the parent's models
-            parent, child = ctx.Pipe()
-            self._proc = ctx.Process(target=_serve, args=(child, EXTRACT_MEMORY_MB), daemon=True, name="extract")
-            self._proc.start()
+            parent, child = socket.socketpair()
+            fd = child.fileno()
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", __name__, str(fd), str(EXTRACT_MEMORY_MB)],
+                pass_fds=(fd,),
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (HOME, os.environ.get("PYTHONPATH"))))},
+            )
             child.close()
-            self._conn = parent
+            self._conn = Connection(parent.detach())
         return self._conn
 
     def _stop(self) -> None:
         if self._conn is not None:
             self._conn.close()
-        if self._proc is not None and self._proc.is_alive():
+        if self._proc is not None and self._proc.poll() is None:
             self._proc.kill()
-            self._proc.join(5)
+            self._proc.wait(5)
         self._proc, self._conn = None, None
 
 
 _EXTRACTOR = _Extractor()
+
+
+if __name__ == "__main__":  # the extractor's child; its replies must name rag.formats' classes, not __main__'s
+    from rag.formats import _serve as serve
+
+    serve(Connection(int(sys.argv[1])), int(sys.argv[2]))

@@ -336,3 +336,26 @@ def test_html_paragraphs_wrapped_in_the_source_read_as_one() -> None:
     )
     assert "• Race conditions, in which threads access data in an inconsistent order\n\n• Deadlocks" in text
     assert "get | Option<&T>" in text
+
+
+def test_a_script_without_a_main_guard_indexes_html(tmp_path: Path) -> None:
+    """A script that calls ``ask()`` at its top level: the extractor's child must not run it again."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "page.html").write_text(
+        "<html><head><title>Lighthouse reopens</title></head><body><article><h1>Lighthouse reopens</h1>"
+        "<p>The restored lighthouse at Noup Head welcomed visitors again after a two-year restoration costing "
+        "eighty thousand pounds.</p></article></body></html>",
+        encoding="utf-8",
+    )
+    script = tmp_path / "quick.py"
+    script.write_text(
+        "from rag import ask, load_config\n"
+        f"config = load_config(env={{}}, corpus={str(folder)!r}, index_dir={str(tmp_path / 'index')!r})\n"
+        "print(ask('How much did the lighthouse restoration cost?', config=config).text)\n",
+        encoding="utf-8",
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "eighty thousand pounds" in done.stdout
