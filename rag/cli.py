@@ -153,6 +153,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+WRAP_RE = re.compile(r"[ \t]*\n\s*")
+
+
 def print_answer(answer: typing.Any, out: typing.TextIO = sys.stdout) -> None:
     print(printable(answer.text), file=out)
     for note in answer.notes:
@@ -163,7 +166,8 @@ def print_answer(answer: typing.Any, out: typing.TextIO = sys.stdout) -> None:
         where = f" ({c.label})" if c.label else ""
         page = f" (p. {c.page})" if c.page else ""
         print(printable(f"[{n}] {c.source}:{c.start}-{c.end}{page} {c.title or ''}{where}"), file=out)
-        print(printable(f"    “{c.quote}”"), file=out)
+        quote = WRAP_RE.sub(" ", c.quote)  # a sentence wrapped in its file, on one line
+        print(printable(f"    “{quote}”"), file=out)
     if answer.abstained and answer.passages:
         print("\nClosest passages considered:", file=out)
         for p in answer.passages[:3]:
