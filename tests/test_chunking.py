@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -74,34 +75,38 @@ def test_special_tokens_are_counted_as_text() -> None:
     assert chunking.count_tokens("<|endoftext|>") > 1
 
 
-def test_lines_end_sentences() -> None:
-    text = "- job plan\n- set hours\nA full sentence here. And another."
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "- job plan\n- set hours\nA full sentence here. And another.",
+            ["- job plan", "- set hours", "A full sentence here.", "And another."],
+        ),
+        (
+            "Trafilatura is widely used in the academic domain, chiefly for data\nacquisition. Here is how:\n"
+            "cite it\nHeading line\nThe next sentence.\n\nlower case after a blank line.",
+            [
+                "Trafilatura is widely used in the academic domain, chiefly for data\nacquisition.",
+                "Here is how:",
+                "cite it",
+                "Heading line",
+                "The next sentence.",
+                "lower case after a blank line.",
+            ],
+        ),
+        (
+            "THERE IS NO WARRANTY, TO THE EXTENT PERMITTED BY\nAPPLICABLE LAW.\n"
+            '"control" means (i) the power, or\n(ii) ownership.\nNOTICE\nVersion 3',
+            [
+                "THERE IS NO WARRANTY, TO THE EXTENT PERMITTED BY\nAPPLICABLE LAW.",
+                '"control" means (i) the power, or\n(ii) ownership.',
+                "NOTICE",
+                "Version 3",
+            ],
+        ),
+    ],
+)
+def test_lines_end_sentences_unless_a_sentence_was_wrapped(text: str, expected: list[str]) -> None:
+    """A line break ends a sentence (a list item, a heading), except where the sentence only wrapped."""
     spans = chunking.sentences(text, 0, len(text))
-    assert [text[a:b] for a, b in spans] == ["- job plan", "- set hours", "A full sentence here.", "And another."]
-
-
-def test_a_sentence_wrapped_across_lines_is_one_sentence() -> None:
-    text = (
-        "Trafilatura is widely used in the academic domain, chiefly for data\nacquisition. Here is how:\n"
-        "cite it\nHeading line\nThe next sentence.\n\nlower case after a blank line."
-    )
-    spans = chunking.sentences(text, 0, len(text))
-    assert [text[a:b] for a, b in spans] == [
-        "Trafilatura is widely used in the academic domain, chiefly for data\nacquisition.",
-        "Here is how:",
-        "cite it",
-        "Heading line",
-        "The next sentence.",
-        "lower case after a blank line.",
-    ]
-    legal = (
-        "THERE IS NO WARRANTY, TO THE EXTENT PERMITTED BY\nAPPLICABLE LAW.\n"
-        '"control" means (i) the power, or\n(ii) ownership.\nNOTICE\nVersion 3'
-    )
-    spans = chunking.sentences(legal, 0, len(legal))
-    assert [legal[a:b] for a, b in spans] == [
-        "THERE IS NO WARRANTY, TO THE EXTENT PERMITTED BY\nAPPLICABLE LAW.",
-        '"control" means (i) the power, or\n(ii) ownership.',
-        "NOTICE",
-        "Version 3",
-    ]
+    assert [text[a:b] for a, b in spans] == expected
