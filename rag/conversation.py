@@ -429,6 +429,14 @@ def answered_thing(question: str, answer: str) -> str | None:
 _COUNTS = {"two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "many", "several", "other"}
 
 
+def _still_about(standalone: str) -> bool:
+    """Whether a rewritten question pointed back at a thing ("How much faster is it…? (tiktoken)"): a next
+    "it" means that thing again, not everything the question asked ("How do I install it?" is about
+    tiktoken, not about being faster than other tokenisers)."""
+    own, context = carried(standalone)
+    return bool(context) and bool(set(_words(own)) & THING_PRONOUNS)
+
+
 def _asks_plural(question: str) -> bool:
     """Whether "which/what …?" asks for things of a plural kind ("Which PCTs received the letter?", "Which
     NHS trusts…?"): a follow-up's "it" then means what that question was about (the letter), not the
@@ -475,6 +483,8 @@ def rewrite_one(question: str, previous: Sequence[tuple[str, str]]) -> Rewrite:
     if needs_context and thing:
         if thing.lower() not in standalone.lower():
             standalone, used = carrying(standalone, thing), True
+    elif needs_context and pronouns and not plural and _still_about(last_q):
+        standalone, used = carrying(standalone, carried(last_q)[1]), True  # "it" twice: the same thing
     elif needs_context:
         asked = about(last_q) or last_q  # after "Tell me about polysystems", "Tell me more" is about polysystems
         missing = [t for t in key_terms(asked) if t.lower() not in {w.lower() for w in _WORD_RE.findall(standalone)}]

@@ -437,3 +437,13 @@ def test_tell_me_more_after_a_topic_is_about_that_topic_and_says_nothing_twice()
     assert about(turn.standalone) == "ferry timetable" and turn.exclude == ("The timetable changes in May. [1]",)
     assert rewrite("Anything else?", history).exclude == tuple(a for _, a in history)
     assert about(rewrite("Tell me more about its fares", history[:1]).standalone) == "its fares ferry timetable"
+
+
+def test_it_again_means_the_thing_the_turn_before_pointed_at() -> None:
+    """A second "it" is tiktoken again, not "faster than other tokenisers tiktoken"."""
+    history = [
+        ("What is tiktoken?", "tiktoken is a fast BPE tokeniser for use with OpenAI's models. [1]"),
+        ("How much faster is it than other tokenisers?", "3-6x — tiktoken is between 3-6x faster … [1]"),
+    ]
+    assert rewrite("How much faster is it than other tokenisers?", history[:1]).standalone.endswith("(tiktoken)")
+    assert rewrite("How do I install it?", history).standalone == "How do I install it? (tiktoken)"
