@@ -180,7 +180,7 @@ class ExtractiveAnswerer:
         chosen = self._chosen(ranked)
         citations = [citation(c.passage, c.start, c.end) for c in chosen]
         best = chosen[0]
-        if best.support and self.config.max_answer_sentences > 1:
+        if best.support and self.config.max_answer_sentences > 1 and not _heading(best.passage.chunk, *best.support):
             citations.append(citation(best.passage, *best.support))
         span = None
         listed = self._listed(best)
@@ -266,6 +266,13 @@ class ExtractiveAnswerer:
             ):
                 chosen.append(nearest)
         return chosen
+
+
+def _heading(chunk: Chunk, start: int, end: int) -> bool:
+    """Whether a sentence is a heading (a few words that do not end like a sentence): the question matched
+    it, the answer is the text under it, and quoting it too says nothing ("⏳ tiktoken")."""
+    words = chunk.text[start - chunk.start : end - chunk.start].split()
+    return len(words) < 8 and not words[-1].endswith(tuple(".!?…:;\"'’”)"))
 
 
 LIST_ITEM_RE = re.compile(r"[•·▪●◦‣∙*+\-–]\s+\S|\d{1,2}[.)]\s+\S")

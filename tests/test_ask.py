@@ -1008,3 +1008,38 @@ def test_a_list_answer_renders_its_items_one_a_line_naming_the_source_once(tmp_p
     assert page.count("<br>• ") == 3  # each item on a line of its own
     assert page.count("Council sets out harbour plans</a>") == 1 and page.count("class='same-source'") == 3
     assert page.count("<blockquote>") == 4
+
+
+TIDEWATCH = """# Tidewatch
+
+Tidewatch is a small command-line tool that predicts high and low water for Scottish harbours.
+
+## Installing
+
+Install it with pip.
+
+## Getting help
+
+Please post questions in the project's issue tracker. If you work at the harbour board, ask the duty officer \
+instead.
+"""
+
+
+def test_a_heading_the_question_matched_is_not_quoted_as_support(tmp_path: Path) -> None:
+    """The reader finds the answer under the heading the question matched ("Getting help"); the heading
+    itself says nothing more, so only the answer is quoted."""
+    from rag.pipeline import get_pipeline
+
+    config = one_article(tmp_path, "tidewatch.md", TIDEWATCH)
+    (Path(config.corpus) / "ferries.md").write_text(
+        "# Ferry timetable notes\n\nThe summer timetable starts in May. Sailings to Scrabster leave at seven in the "
+        "morning and at four in the afternoon.\n",
+        encoding="utf-8",
+    )
+    for question, quote in [
+        ("What is Tidewatch?", "Tidewatch is a small command-line tool"),
+        ("How do I get help with Tidewatch?", "Please post questions in the project's issue tracker."),
+    ]:
+        answer = ask(question, config=config)
+        assert_contract(answer, get_pipeline(config).source_text)  # offsets index the text read from Markdown
+        assert [c.quote[: len(quote)] for c in answer.citations] == [quote]
