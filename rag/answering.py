@@ -45,7 +45,7 @@ NOREADER_MODEL_PATH = Path(__file__).parent / "models" / "extractive-noreader.js
 ABSTAIN_TEXT = "The documents don't say."
 
 RERANK_FEATURES = ("select_logit", "reader")
-
+# how much of a topic's words (idf-weighted) a sentence must hold to be quoted as what the documents say of it
 TOPIC_COVERAGE = 0.6
 
 
@@ -272,7 +272,7 @@ def _heading(chunk: Chunk, start: int, end: int) -> bool:
     """Whether a sentence is a heading (a few words that do not end like a sentence): the question matched
     it, the answer is the text under it, and quoting it too says nothing ("⏳ tiktoken")."""
     words = chunk.text[start - chunk.start : end - chunk.start].split()
-    return len(words) < 8 and not words[-1].endswith(tuple(".!?…:;\"'’”)"))
+    return 0 < len(words) < 8 and not words[-1].endswith(tuple(".!?…:;\"'’”)"))
 
 
 LIST_ITEM_RE = re.compile(r"[•·▪●◦‣∙*+\-–]\s+\S|\d{1,2}[.)]\s+\S")

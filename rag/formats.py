@@ -248,10 +248,9 @@ def docx_to_text(path: Path, raw: bytes | None = None) -> Extracted:
     return Extracted(_join(header, paragraphs))
 
 
-# Extraction of HTML, PDF and Word runs in a child process with a memory ceiling and a time limit: a
+# Extraction of Markdown, HTML, PDF and Word runs in a child process with a memory ceiling and a time limit: a
 # decompression bomb, a zip bomb or a file that parses for minutes costs one skipped file, never the build.
 EXTRACT_TIMEOUT_S = 60.0
-HOME = str(Path(__file__).resolve().parent.parent)  # the child imports this copy of rag
 EXTRACT_MEMORY_MB = 2048
 MAX_EXPANDED_MB = 200  # what a Word file's zipped parts may add up to, uncompressed
 
@@ -317,6 +316,9 @@ def _serve(conn: Connection, memory_mb: int) -> None:
             reply = (False, f"{path}: the text cannot be extracted ({type(e).__name__}: {str(e)[:200]})")
         del raw
         conn.send(reply)
+
+
+HOME = str(Path(__file__).resolve().parent.parent)  # the child imports this copy of rag
 
 
 class _Extractor:

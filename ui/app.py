@@ -137,8 +137,8 @@ def render_answer(answer: Answer, turn: int, documents: dict[str, dict[str, Any]
         record = documents.get(c.source)
         meta = _meta(record)
         before = answer.citations[n - 2] if n > 1 else None
-        if before is not None and (c.source, c.page) == (before.source, before.page):  # named once (a list's items)
-            sources.append(
+        if before is not None and (c.source, c.page, c.label) == (before.source, before.page, before.label):
+            sources.append(  # its source named once (a list's items)
                 f"<li class='same-source'><a class='cite source' href='#cite-{turn}-{n}'><b>[{n}]</b></a>"
                 f"<blockquote>{esc(c.quote)}</blockquote></li>"
             )
