@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from rag import ask, indexing, load_config
+from rag import ask, embedding_cache, indexing, load_config
 from rag.config import ROOT, Config
 from rag.errors import CorpusError
 from rag.pipeline import forget
@@ -228,7 +228,7 @@ def test_kill_9_while_embedding_then_resume(tmp_path: Path) -> None:
 
 def test_a_half_written_checkpoint_does_not_stop_the_next_build(corpus_config: Config) -> None:
     """A build killed while writing a checkpoint shard leaves a partial file; the next build skips it."""
-    folder = indexing.EmbeddingCache(corpus_config).folder
+    folder = embedding_cache.EmbeddingCache(corpus_config).folder
     folder.mkdir(parents=True)
     (folder / "partial-1.npz").write_bytes(b"PK\x03\x04 cut short")
     (folder / "shard-2.npz").write_bytes(b"PK\x03\x04 cut short")
