@@ -137,7 +137,17 @@ def markdown_to_text(raw: bytes | str, name: str) -> Extracted:
 
 
 def _words(element: Any) -> str:
-    return " ".join("".join(element.itertext()).split())
+    """An element's words, its own line breaks (``<lb/>``, a page's ``<br>``) kept and the source's
+    wrapping not."""
+    lines, line = [], []
+    for piece in element.xpath(".//text() | .//lb"):
+        if isinstance(piece, str):
+            line.append(piece)
+        else:
+            lines.append(line)
+            line = []
+    words = (" ".join("".join(x).split()) for x in [*lines, line])
+    return "\n".join(w for w in words if w)
 
 
 def _page_blocks(xml: str) -> list[str]:

@@ -325,6 +325,7 @@ def test_html_paragraphs_wrapped_in_the_source_read_as_one() -> None:
         "<p>Threads bring three kinds of problems, and the book lists them here for the reader:</p>"
         "<ul><li>Race conditions, in which threads access data\nin an inconsistent order</li>"
         "<li>Deadlocks</li></ul>"
+        "<p>Write to the Harbour Office,<br>Pier Road, Kirkwall.</p>"
         "<table><tr><th>Method</th><th>Returns</th></tr><tr><td>get</td><td>Option&lt;&amp;T&gt;</td></tr></table>"
         "</main></body></html>"
     )
@@ -336,6 +337,7 @@ def test_html_paragraphs_wrapped_in_the_source_read_as_one() -> None:
     )
     assert "• Race conditions, in which threads access data in an inconsistent order\n\n• Deadlocks" in text
     assert "get | Option<&T>" in text
+    assert "Write to the Harbour Office,\nPier Road, Kirkwall." in text  # a <br> still breaks the line
 
 
 def test_a_script_without_a_main_guard_indexes_html(tmp_path: Path) -> None:
