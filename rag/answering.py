@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from . import calibration
 from .config import Config
@@ -250,7 +250,7 @@ class ExtractiveAnswerer:
         if len(items) < 2 or (lead != leads[0] and leads[0] not in [i[1:] for i in items]):
             return None
         head = citation(best.passage, *lead)
-        return [head, *(dataclasses.replace(head, **quoted(c, a, b)) for c, a, b in items[:LIST_ITEMS])]
+        return [head, *(Citation.of(c, a, b, head.title) for c, a, b in items[:LIST_ITEMS])]
 
     def _chosen(self, ranked: Sequence[Candidate]) -> list[Candidate]:
         """The best sentence, plus the one after it when the best cannot stand alone."""
@@ -298,20 +298,8 @@ def list_items(chunks: Sequence[Chunk], after: int) -> list[tuple[Chunk, int, in
     return items
 
 
-def quoted(chunk: Chunk, start: int, end: int) -> dict[str, Any]:
-    """What a citation of ``chunk[start:end]`` says, beyond its passage's title."""
-    return {
-        "quote": chunk.text[start - chunk.start : end - chunk.start],
-        "start": start,
-        "end": end,
-        "kind": chunk.kind,
-        "label": chunk.label,
-        "page": chunk.page,
-    }
-
-
 def citation(passage: Passage, start: int, end: int) -> Citation:
-    return Citation(source=passage.chunk.source, title=passage.title, **quoted(passage.chunk, start, end))
+    return Citation.of(passage.chunk, start, end, passage.title)
 
 
 def unmark(text: str) -> str:

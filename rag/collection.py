@@ -221,7 +221,7 @@ def _comments(data: IndexData, records: dict[str, dict[str, Any]], name: str) ->
             if other is not chunk or len(chunk.text[a - chunk.start : b - chunk.start].split()) >= QUOTED_WORDS:
                 break
             b = b2
-        citations.append(_cite(chunk, record.get("display_title") or record["source"], a, b))
+        citations.append(Citation.of(chunk, a, b, record.get("display_title") or record["source"]))
         who = label.partition(" by ")[2] if label else ""
         parts.append(f"{who + ': ' if who else ''}“{' '.join(citations[-1].quote.split())}” [{len(citations)}]")
     titles = dict.fromkeys(f"“{r.get('display_title') or r['source']}”" for r, *_ in found[:LISTED])
@@ -251,7 +251,7 @@ def _summary(data: IndexData, record: dict[str, Any], name: str) -> Answer:
         words = text.split()
         if chunk.kind != "body" or len(words) < 6 or " ".join(words) == title or is_metadata(text):
             continue
-        picked.append(_cite(chunk, record.get("display_title") or record["source"], a, b))
+        picked.append(Citation.of(chunk, a, b, record.get("display_title") or record["source"]))
         if len(picked) == SUMMARY_SENTENCES:
             break
     heading = record.get("display_title") or record["source"]
@@ -307,19 +307,6 @@ def _sentences(data: IndexData, source: str, head: bool = False) -> Iterator[tup
             yield chunk, a, b, chunk.text[a - chunk.start : b - chunk.start]
 
 
-def _cite(chunk: Any, title: str, a: int, b: int) -> Citation:
-    return Citation(
-        source=chunk.source,
-        quote=chunk.text[a - chunk.start : b - chunk.start],
-        start=a,
-        end=b,
-        title=title,
-        kind=chunk.kind,
-        label=chunk.label,
-        page=chunk.page,
-    )
-
-
 def _title(data: IndexData, record: dict[str, Any]) -> Citation | None:
     """The document's title where its text states it, else its first sentence."""
     source = record["source"]
@@ -328,15 +315,15 @@ def _title(data: IndexData, record: dict[str, Any]) -> Citation | None:
     for chunk, a, b, text in _sentences(data, source, head=True):
         first = first or (chunk, a, b)
         if title and " ".join(text.split()) == title:
-            return _cite(chunk, record.get("display_title") or source, a, b)
-    return _cite(first[0], record.get("display_title") or source, first[1], first[2]) if first else None
+            return Citation.of(chunk, a, b, record.get("display_title") or source)
+    return Citation.of(first[0], first[1], first[2], record.get("display_title") or source) if first else None
 
 
 def _byline(data: IndexData, record: dict[str, Any]) -> Citation | None:
     source = record["source"]
     for chunk, a, b, text in _sentences(data, source, head=True):
         if byline(text.strip()):
-            return _cite(chunk, record.get("display_title") or source, a, b)
+            return Citation.of(chunk, a, b, record.get("display_title") or source)
     return None
 
 
@@ -350,7 +337,7 @@ def _mentions(
     named = all(w[:1].isupper() for w in re.findall(r"[^\W\d_]+", what))
     phrase = re.compile(r"(?<!\w)" + r"\W+".join(map(re.escape, re.findall(r"\w+", what))) + r"(?!\w)", re.I)
     found: dict[str, tuple[dict[str, Any], Citation | None]] = {}
-    ids = [i for i in retriever.chunks_with_all(terms) if data.chunks[i].source not in found]
+    ids = retriever.chunks_with_all(terms)
     for cid in ids[:SCANNED]:
         chunk = data.chunks[cid]
         if chunk.source in found:
@@ -359,6 +346,6 @@ def _mentions(
             text = chunk.text[a - chunk.start : b - chunk.start]
             if phrase.search(text) if named else terms <= set(tokenize([text])[0]):
                 record = records.get(chunk.source, {"source": chunk.source})
-                found[chunk.source] = (record, _cite(chunk, record.get("display_title") or chunk.source, a, b))
+                found[chunk.source] = (record, Citation.of(chunk, a, b, record.get("display_title") or chunk.source))
                 break
     return list(found.values()), len(ids) <= SCANNED

@@ -109,6 +109,12 @@ class Citation:
     label: str | None = None
     page: int | None = None
 
+    @classmethod
+    def of(cls, chunk: Chunk, start: int, end: int, title: str | None = None) -> Citation:
+        """The chunk's words at document offsets ``start:end``, with what the chunk says of them."""
+        quote = chunk.text[start - chunk.start : end - chunk.start]
+        return cls(chunk.source, quote, start, end, title, chunk.kind, chunk.label, chunk.page)
+
 
 @dataclass(frozen=True)
 class Answer:
