@@ -44,6 +44,24 @@ ASKS_EXPANSION = (
     re.compile(rf"\b{_ACRONYM} (?:stands for|is short for)\b", re.IGNORECASE),
 )
 MAX_EXPANSION_WORDS = 12
+# "What is ownership?", "Who is Tom Coffey?", "What does copyleft mean?": the question names a thing and asks
+# only what it is, so a sentence saying "X is a …" answers it whatever else the question shares with it
+ASKS_DEFINITION = (
+    re.compile(r"^\W*(?:what\s+is\s+meant\s+by|define|definition\s+of)\s+(?P<x>[^?]{1,80}?)\s*\?*\s*$", re.I),
+    re.compile(r"^\W*(?:what|who)(?:['’]s|\s+(?:is|are|was|were))\s+(?P<x>[^?]{1,80}?)\s*\?*\s*$", re.I),
+    re.compile(
+        r"^\W*what\s+(?:does|do|did)\s+(?:the\s+)?(?:word\s+|term\s+)?(?P<x>[^?]{1,80}?)\s+mean\s*\?*\s*$", re.I
+    ),
+)
+MAX_DEFINED_WORDS = 6
+_NOT_DEFINED = re.compile(
+    r"(?:it|this|that|these|those|they|he|she|him|her|them|there|here|which|what|who|you|we|i|one|some|not|"
+    r"his|its|their|our|your|my|happening|going on|new|next|the (?:matter|problem|issue|point|answer|reason))\b.*",
+    re.I,
+)
+_DETERMINER = r"(?:(?:the|a|an)\s+)?"
+_QUOTE = r"[\"'“‘]?"
+_UNQUOTE = r"[\"'”’]?"
 # "According to X, …?" / "…, according to X?": X is whose words the answer is, not words the answer holds
 ATTRIBUTION = (
     re.compile(r"^\W*according to (?P<who>[^,?]{2,80}),\s*(?P<rest>.+)$", re.IGNORECASE | re.DOTALL),
@@ -62,19 +80,59 @@ class Form:
 
 
 @functools.lru_cache(maxsize=256)
-def _asks(question: str) -> tuple[bool, bool, str | None]:
+def _asks(question: str) -> tuple[bool, bool, str | None, re.Pattern[str] | None]:
     """What form the question asks for: once per question, not once per sentence."""
     expanded = next((m for pattern in ASKS_EXPANSION if (m := pattern.search(question))), None)
     return (
         bool(ASKS_AUTHOR.search(question)),
         bool(ASKS_PUBLISHED.search(question)),
         expanded.group(1) if expanded else None,
+        _definitions(question),
+    )
+
+
+def asks_definition(question: str) -> str | None:
+    """The thing a question asks to be defined ("What is a vector?" → "vector"), or ``None``."""
+    for pattern in ASKS_DEFINITION:
+        if m := pattern.match(question):
+            thing = re.sub(rf"^{_DETERMINER}", "", m.group("x").strip(" \"'“”‘’"), flags=re.I).strip()
+            words = thing.split()
+            if 0 < len(words) <= MAX_DEFINED_WORDS and not _NOT_DEFINED.fullmatch(thing):
+                return thing
+            return None
+    return None
+
+
+def _definitions(question: str) -> re.Pattern[str] | None:
+    """A sentence that defines what the question asks about: "X is a …", "X means …", "… are called X".
+    The copula must lead into a noun phrase (an article, a number, a name, a possessive): "Tom Coffey is
+    expected to speak" says something of him, not who he is."""
+    thing = asks_definition(question)
+    if thing is None:
+        return None
+    words = [re.escape(w) for w in thing.split()]
+    words[-1] += r"(?:e?s)?"  # "What is a vector?" is defined by "Vectors allow …"
+    x = _QUOTE + r"[\s-]+".join(words) + r"(?:<[^<>\s]{1,20}>)?" + _UNQUOTE  # "Rc<T>" is Rc
+    start = r"^\W*(?:•\s*|\d+\)\s*)?"
+    lead = rf"{start}(?:{HONORIFICS}\.?\s+|[\w-]+['’]s\s+)?{_DETERMINER}"  # "Rust’s closures"
+    noun_phrase = r"(?=(?:a|an|the|one|any|each|two|three)\b|\d|(?-i:[A-Z])|\w+['’]s\b)"
+    copula = (
+        rf"(?:(?:is|are|was|were)\s+(?!not\b){noun_phrase}"
+        r"|means|refers\s+to|denotes|stands\s+for|shall\s+mean|(?:is|are)\s+defined\s+as)\s*(?P<is>.+)"
+    )
+    verb = r"(?P<does>(?:allow|let|enable|provide|represent|store|hold|contain|describe|define)s?\b.+)"
+    return re.compile(
+        rf"{lead}{x}(?:\s*\([^()]{{1,60}}\))?,?\s+(?:{copula}|{verb})"
+        rf"|{start}(?P<called>.{{8,200}}?)\s+(?:is|are|was|were)\s+(?:called|known\s+as|termed|referred\s+to\s+as)\s+"
+        rf"{_DETERMINER}{x}\W*$"
+        rf"|.*?\b{x},\s+which\s+(?:is|are)\s+{noun_phrase}(?P<which>[^,;:()]+)",  # "… the type Rc<T>, which is …"
+        re.IGNORECASE | re.DOTALL,
     )
 
 
 def asks_of_article(question: str) -> bool:
     """Whether the question asks who wrote a piece or when it was published: its first chunk answers."""
-    author, published, _ = _asks(question)
+    author, published, _, _ = _asks(question)
     return author or published
 
 
@@ -119,7 +177,7 @@ def attribution(question: str) -> tuple[str, str] | None:
 
 def direct_form(question: str, sentence: str) -> Form | None:
     """Where in ``sentence`` the fixed-form answer to ``question`` lies, or ``None``."""
-    author, published, acronym = _asks(question)
+    author, published, acronym, definitions = _asks(question)
     stripped = sentence.strip()
     lead = len(sentence) - len(sentence.lstrip())
     found = None
@@ -132,7 +190,23 @@ def direct_form(question: str, sentence: str) -> Form | None:
     if found is not None:
         return Form(*found, of_article=True)
     found = expansion(acronym, sentence) if acronym else None
+    if found is None and definitions is not None and (m := definitions.match(sentence)):
+        group = next(g for g in ("is", "does", "called", "which") if m.group(g) is not None)
+        found = trimmed(sentence, m.start(group), _clause_end(sentence, m.start(group), m.end(group)))
     return Form(*found, of_article=False) if found else None
+
+
+_CLAUSE_BREAK = re.compile(
+    r"[:;]\s|\s[–—]\s|\s\(|,\s+(?:which|who|whose|where|when|while|such\s+as|including|as\s+in|as\s+well\s+as|but|so|"
+    r"although|though|because|like|for\s+example|e\.g\.|i\.e\.|[a-z]+ed|[a-z]+ing|[a-z]+ly)\b"
+)
+
+
+def _clause_end(sentence: str, start: int, end: int) -> int:
+    """Where a definition's words stop: before a clause that goes on to something else ("DECnet is a suite
+    of network protocols created by Digital Equipment Corporation, originally released in 1975…")."""
+    m = _CLAUSE_BREAK.search(sentence, start, end)
+    return m.start() if m else end
 
 
 def expansion(acronym: str, sentence: str) -> tuple[int, int] | None:

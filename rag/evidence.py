@@ -169,8 +169,10 @@ def candidates(
             s_terms[i] = set().union(*(p_terms[p.chunk.id] for p in article))
             rows = [seen[(p.source, a)] for p in article for a, _ in p.chunk.sentences if (p.source, a) in seen]
             dense[i] = dense[rows].max()
-        elif form:  # a definition spells the abbreviation out: it says what the question names
-            s_terms[i] |= set(tokenize([asks_expansion(question) or ""])[0])
+        elif form and (acronym := asks_expansion(question)):  # it spells the abbreviation out: says what is named
+            s_terms[i] |= set(tokenize([acronym])[0])
+        elif form:  # "X is a …" answers the whole of "What is X?", its "what" included
+            s_terms[i] |= q_terms
     heads = {p.source: article_head(data, p) for p, _, _, _ in spans}  # one per article
     credited = credited_terms(question)
     if credited:

@@ -202,3 +202,97 @@ def test_the_rest_of_a_list_answers_what_else(sentence: str, given: str, rest: s
 
     found = rest_of_list(sentence, given)
     assert (sentence[found[0] : found[1]] if found else None) == rest
+
+
+@pytest.mark.parametrize(
+    ("question", "sentence", "answer"),
+    [
+        ("What is ownership?", "Ownership is a set of rules that govern memory.", "a set of rules that govern memory"),
+        (
+            "What's a vector?",
+            "Vectors allow you to store more than one value.",
+            "allow you to store more than one value",
+        ),
+        (
+            "What are threads?",
+            "The features that run these parts are called threads.",
+            "The features that run these parts",
+        ),
+        (
+            "Who is Tom Coffey?",
+            "Dr Tom Coffey is the clinical lead for polysystems.",
+            "the clinical lead for polysystems",
+        ),
+        ("What does copyleft mean?", "“Copyleft” means that copies keep the licence.", "that copies keep the licence"),
+        ("What is meant by a Licensor?", '"Licensor" shall mean the copyright owner.', "the copyright owner"),
+        ("What is the stack?", "The stack stores values in order: last in, first out.", "stores values in order"),
+        ("What is a polysystem?", "A polysystem (a federation of practices) is a GP network.", "a GP network"),
+        # the definition stops where the sentence goes on to something else
+        (
+            "What is a mutex?",
+            "Mutex is an abbreviation for mutual exclusion, as in only one at a time.",
+            "an abbreviation for mutual exclusion",
+        ),
+        (
+            "What was Quarrynet?",
+            "Quarrynet was a data network run by Ofcom, originally built in 1975.",
+            "a data network run by Ofcom",
+        ),
+        (
+            "What is Rc?",
+            "We use the type Rc<T>, which is an abbreviation for reference counting.",
+            "an abbreviation for reference counting",
+        ),
+        (
+            "What are closures?",
+            "Rust’s closures are the functions you can save in a variable.",
+            "the functions you can save in a variable",
+        ),
+    ],
+)
+def test_a_definition_answers_what_a_thing_is(question: str, sentence: str, answer: str) -> None:
+    form = direct_form(question, sentence)
+    assert form is not None and not form.of_article
+    assert sentence[form.start : form.end] == answer
+
+
+@pytest.mark.parametrize(
+    ("question", "sentence"),
+    [
+        ("Who is Tom Coffey?", "Tom Coffey is expected to speak at the conference."),  # says what he does
+        ("What is the heap?", "The heap is not organised."),
+        ("What is it?", "It is a tool."),  # a pronoun names nothing to define
+        ("What is the vector for?", "The vector is a list."),  # asks its purpose, not what it is
+        ("What is ownership?", "Shared ownership is a scheme for buyers."),  # another thing
+        ("What is a vector?", "Vector graphics are drawn with lines."),
+        ("What is Michelle Drage's salary?", "Michelle Drage is the chief executive."),
+    ],
+)
+def test_no_definition_no_span(question: str, sentence: str) -> None:
+    assert direct_form(question, sentence) is None
+
+
+QUILL = """# Quillmark
+
+Quillmark runs on Linux, macOS and Windows. Quillmark reads Markdown files from a folder you choose.
+
+Quillmark is a command-line tool that turns meeting notes into slides.
+
+Install Quillmark with pip. Quillmark keeps your notes where they are and writes the slides beside them.
+Quillmark needs Python 3.10 or newer. Quillmark has no settings file.
+"""
+
+
+def test_a_single_document_is_asked_what_its_subject_is(tmp_path) -> None:
+    """Every sentence names the subject, so its words carry no weight: only the definition's form does."""
+    from rag import ask
+    from rag.config import load_config
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "README.md").write_text(QUILL, encoding="utf-8")
+    config = load_config(env={}, corpus=str(docs), index_dir=str(tmp_path / "index"))
+    answer = ask("What is Quillmark?", config=config)
+    assert not answer.abstained
+    assert answer.span is not None and answer.span.quote == "a command-line tool that turns meeting notes into slides"
+    assert answer.citations[0].quote.startswith("Quillmark is a command-line tool")
