@@ -23,7 +23,7 @@ from typing import Protocol
 from . import calibration
 from .config import Config
 from .conversation import SHORT_ANSWER_RE, about
-from .direct import rest_of_list, trimmed
+from .direct import asks_procedure, rest_of_list, trimmed
 from .errors import UnknownNameError
 from .evidence import (
     ANSWERABLE_FEATURES,
@@ -193,6 +193,10 @@ class ExtractiveAnswerer:
             span = citation(best.passage, edges[0] + chunk.start, edges[1] + chunk.start) if edges else None
         if span is not None and echoes(query.text, span.quote):
             span = None
+        if not listed and asks_procedure(query.text):  # the steps are the sentence, not a word of it
+            chunk = best.passage.chunk
+            edges = trimmed(chunk.text, best.start - chunk.start, best.end - chunk.start)
+            span = citation(best.passage, edges[0] + chunk.start, edges[1] + chunk.start) if edges else span
         return Answer(
             text=compose(citations, span),
             abstained=False,

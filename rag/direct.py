@@ -54,6 +54,11 @@ ASKS_DEFINITION = (
     ),
 )
 MAX_DEFINED_WORDS = 6
+# "How do I install it?", "How to get help?": the user asks for the steps, which a name or a word never is
+# ("pip" of "pip install tiktoken"); SQuAD's "How would one describe the summers?" wants "hot and dry"
+ASKS_PROCEDURE = re.compile(
+    r"^\W*how\s+(?:(?:do|can|could|should|would|will|might|may|must|shall)\s+i|to)\b", re.IGNORECASE
+)
 _NOT_DEFINED = re.compile(
     r"(?:it|this|that|these|those|they|he|she|him|her|them|there|here|which|what|who|you|we|i|one|some|not|"
     r"his|its|their|our|your|my|happening|going on|new|next|the (?:matter|problem|issue|point|answer|reason))\b.*",
@@ -89,6 +94,11 @@ def _asks(question: str) -> tuple[bool, bool, str | None, re.Pattern[str] | None
         expanded.group(1) if expanded else None,
         _definitions(question),
     )
+
+
+def asks_procedure(question: str) -> bool:
+    """Whether the question asks how to do something: its answer is the whole sentence, not a span of it."""
+    return bool(ASKS_PROCEDURE.search(question))
 
 
 def asks_definition(question: str) -> str | None:

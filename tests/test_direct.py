@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.direct import direct_form, is_metadata
+from rag.direct import asks_procedure, direct_form, is_metadata
 
 DEFINES = "Plans include multispecialty community providers (MCPs) and primary and acute care systems (PACS)."
 
@@ -296,3 +296,33 @@ def test_a_single_document_is_asked_what_its_subject_is(tmp_path) -> None:
     assert not answer.abstained
     assert answer.span is not None and answer.span.quote == "a command-line tool that turns meeting notes into slides"
     assert answer.citations[0].quote.startswith("Quillmark is a command-line tool")
+
+
+@pytest.mark.parametrize(
+    ("question", "procedure"),
+    [
+        ("How do I install Quillmark?", True),
+        ("how can i get help", True),
+        ("How to convert notes?", True),
+        ("How would one describe the summers in Fresno?", False),  # wants "hot and dry"
+        ("How many PCTs responded?", False),
+        ("How do GPs keep control?", False),
+    ],
+)
+def test_how_do_i_asks_for_the_steps(question: str, procedure: bool) -> None:
+    assert asks_procedure(question) is procedure
+
+
+def test_the_steps_are_the_whole_sentence(tmp_path) -> None:
+    """A word of the sentence ("pip") is no answer to "How do I install it?"."""
+    from rag import ask
+    from rag.config import load_config
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "README.md").write_text(QUILL, encoding="utf-8")
+    config = load_config(env={}, corpus=str(docs), index_dir=str(tmp_path / "index"))
+    answer = ask("How do I install Quillmark?", config=config)
+    assert not answer.abstained
+    assert answer.span is not None and answer.span.quote == "Install Quillmark with pip"
+    assert answer.text.startswith("Install Quillmark with pip. [1]")
