@@ -16,9 +16,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .conversation import HONORIFICS, SHORT_ANSWER_RE
+from .conversation import SHORT_ANSWER_RE
 from .direct import is_metadata
 from .documents import byline
+from .names import HONORIFICS
 from .retrieval import Retriever, tokenize
 from .store import IndexData
 from .types import COMMENT, LEAD_SEP, Answer, Citation

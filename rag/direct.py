@@ -14,8 +14,8 @@ import itertools
 import re
 from dataclasses import dataclass
 
-from .conversation import HONORIFICS
 from .documents import byline, dateline
+from .names import HONORIFICS
 
 ASKS_AUTHOR = re.compile(
     r"\bwho (?:wrote|writes|has written|authored|reported|penned)\b|\bwritten by\b|"

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .conversation import about, full_names, names_in_full
+from .conversation import about
 from .direct import asks_expansion, asks_of_article, direct_form, is_metadata
+from .names import full_names, names_in_full
 from .retrieval import Query, Retriever, commenter_terms, credited_terms, tokenize
 from .store import IndexData
 from .types import COMMENT, Chunk, Passage

@@ -14,9 +14,10 @@ import functools
 import re
 from collections.abc import Callable, Sequence
 
-from .conversation import carried, full_names, names_in_full, people, shifted, spliced, unshifted
+from .conversation import carried
 from .direct import asks_expansion, asks_of_article, is_metadata, said_as
 from .evidence import Candidate, normalise
+from .names import full_names, names_in_full, people, shifted, spliced, unshifted
 from .reader import Reader
 from .retrieval import tokenize
 from .types import COMMENT

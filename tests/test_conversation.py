@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from rag.conversation import full_names, names_in_full, people, rewrite, shifted, spliced, unshifted, validate
+from rag.conversation import rewrite, validate
 from rag.errors import HistoryError
+from rag.names import full_names, names_in_full, people, shifted, spliced, unshifted
 
 
 def test_no_history_leaves_the_question_alone() -> None:

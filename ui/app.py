@@ -24,8 +24,8 @@ import gradio as gr
 
 from rag import Answer, Config, load_config
 from rag.answering import ANSWERERS, unmark
-from rag.conversation import people
 from rag.errors import RagError
+from rag.names import people
 from rag.pipeline import check_names, forget, get_pipeline
 from rag.types import LEAD_SEP
 from rag.uploads import ACCEPTED, add_files
