@@ -60,6 +60,12 @@ DATELINE_RE = re.compile(
     r"(?:publication date|published(?: on)?|date|posted(?: on)?|updated(?: on)?)\s*:?\s*(?P<date>[^\n]{4,40})",
     re.IGNORECASE,
 )
+FIELD_RE = re.compile(r"(?P<label>[A-Z][\w'’&/ -]{0,40}?):[ \t]+(?P<value>[^\s:][^\n]{0,120})")
+FURNITURE_LABEL_RE = re.compile(
+    r"(?:share|follow|tags?|topics?|categor(?:y|ies)|filed under|print|e-?mail|related|read more|see also|"
+    r"comments?|subscribe|advertisement|sponsored|cite|image|photo|picture|credit|source)s?\b",
+    re.IGNORECASE,
+)
 BULLET_RE = re.compile(r"[ \t]*[•·▪●◦‣∙][ \t]*")
 HEADING_MARK_RE = re.compile(r"#{1,6}[ \t]+")
 _CLOSERS = "\"'’”»)]*_ \t"
@@ -144,6 +150,19 @@ def _is_prose(text: str) -> bool:
 
 def _is_chrome(text: str) -> bool:
     return bool(CHROME_RE.fullmatch(_squash(text)))
+
+
+def _is_field(text: str) -> bool:
+    """A line that states one thing under a label ("Next meeting: 9 April 2024", "Contact: Ana Ruiz"): what
+    follows the last paragraph is a page's sign-off and widgets, but such a line is the document's own."""
+    m = FIELD_RE.fullmatch(text.strip())
+    return (
+        bool(m)
+        and _words(m["label"]) <= 4
+        and _words(m["value"]) <= 15
+        and not FURNITURE_LABEL_RE.match(m["label"])
+        and not _is_chrome(text)
+    )
 
 
 def blocks(text: str) -> list[Block]:
@@ -272,6 +291,9 @@ def parse(source: str, text: str, title_line: str | None = None, furnished: bool
             kept.append((b, BODY, None))
     for b in article[first_prose : last_prose + 1] if furnished else article[first_prose:]:
         if not furnished or not _is_chrome(text[b.start : b.end]):
+            kept.append((b, BODY, None))
+    for b in article[last_prose + 1 :] if furnished and prose else []:
+        if _is_field(text[b.start : b.end]):  # "Next meeting: 9 April 2024" under the minutes
             kept.append((b, BODY, None))
 
     label = None

@@ -193,3 +193,25 @@ def test_display_source_is_repo_relative_or_absolute(tmp_path: Path) -> None:
     outside = tmp_path / "x.txt"
     assert documents.display_source(outside) == str(outside.resolve())
     assert Path(documents.display_source(outside)).is_absolute()
+
+
+def test_a_labelled_line_after_the_last_paragraph_is_kept_and_sign_offs_are_not() -> None:
+    minutes = "\n\n".join(
+        [
+            "Harbour board meeting",
+            "The board discussed the state of the north pier after the January storms and agreed to apply.",
+            "Next meeting: 9 April 2024",
+            "Contact: Ana Ruiz, harbour office",
+            "Share: Twitter, Facebook",
+            "Tags: harbour, storms",
+            "Photo: Ewan Flett",
+            "Downloads",
+            "Gareth Iacobucci The BMJ",
+            "Cite this as BMJ Careers ; doi:",
+        ]
+    )
+    text = kept_text(documents.parse("minutes.txt", minutes))
+    assert "Next meeting: 9 April 2024" in text
+    assert "Contact: Ana Ruiz, harbour office" in text
+    for furniture in ("Share:", "Tags:", "Photo:", "Downloads", "The BMJ", "Cite this"):
+        assert furniture not in text, furniture
