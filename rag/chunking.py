@@ -7,6 +7,7 @@ counted as plain text, never as a special token.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import itertools
 import re
@@ -71,11 +72,42 @@ def _unwrapped(text: str, lines: Iterator[tuple[int, int]]) -> Iterator[tuple[in
         yield current
 
 
+FENCE_RE = re.compile(r"^[ \t]*(?:```|~~~)", re.MULTILINE)
+
+
+@functools.lru_cache(maxsize=8)
+def _fences(text: str) -> list[int]:
+    """Where the fence lines of code blocks start (after their indent), in order."""
+    return [m.end() - 3 for m in FENCE_RE.finditer(text)]
+
+
 def sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
     """Sentence spans within ``text[start:end]``; a line break ends a sentence unless the sentence was
-    only wrapped there (``_unwrapped``)."""
+    only wrapped there (``_unwrapped``). Inside a fenced code block each line is one unit as written
+    ("import bm25s" / "import Stemmer" are two lines of code, not a sentence wrapped), and the fence
+    lines are none."""
     out: list[tuple[int, int]] = []
-    for ls, le in _unwrapped(text, _lines(text, start, end)):
+    fences = _fences(text)
+    inside = bisect.bisect_left(fences, start) % 2 == 1
+    prose: list[tuple[int, int]] = []
+    for a, b in [*_lines(text, start, end), (end, end)]:
+        at = bisect.bisect_left(fences, a)
+        fence = a < end and at < len(fences) and fences[at] == a
+        if a == end or fence or inside:
+            out += _prose(text, prose)
+            prose = []
+        if fence:
+            inside = not inside
+        elif inside and a < end:
+            out.append((a, b))
+        elif a < end:
+            prose.append((a, b))
+    return out
+
+
+def _prose(text: str, lines: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for ls, le in _unwrapped(text, iter(lines)):
         line = text[ls:le]
         _, offsets = blingfire.text_to_sentences_and_offsets(line)
         spans = [(ls + a, ls + b) for a, b in offsets] or [(ls, le)]

@@ -44,6 +44,15 @@ class Extracted:
     furnished: bool = True  # may hold page furniture (captions, sign-offs) around the text; Markdown does not
 
 
+FENCE = "```"
+
+
+def fenced(code: str) -> str:
+    """A code block as written, between fence lines: its lines are code, each read as written, never
+    joined into a sentence or split by a sentence splitter (``rag.chunking.sentences``)."""
+    return f"{FENCE}\n{code.strip(chr(10))}\n{FENCE}"
+
+
 def _join(header: list[str], paragraphs: list[str]) -> str:
     return "\n\n".join([h for h in header if h] + [p for p in paragraphs if p]) + "\n"
 
@@ -124,7 +133,7 @@ def markdown_to_text(raw: bytes | str, name: str) -> Extracted:
                 marker = ""
             heading = False
         elif kind in ("fence", "code_block") and token.content.strip():
-            blocks.append(token.content.strip("\n"))
+            blocks.append(fenced(token.content))
         elif kind == "html_block" and (words := _html_words(token.content)):
             if title is None and not blocks and HTML_HEADING_RE.search(token.content):
                 title = " ".join(words.split())
@@ -166,8 +175,8 @@ def _page_blocks(xml: str) -> list[str]:
             rows = ([_words(cell) for cell in row.iter("cell")] for row in element.iter("row"))
             blocks += [" | ".join(c for c in cells if c) for cells in rows if any(cells)]
         elif element.tag == "code":
-            code = "".join(element.itertext()).strip("\n")
-            blocks += [code] if code.strip() else []
+            code = "".join(element.itertext())
+            blocks += [fenced(code)] if code.strip() else []
         elif element.tag != "graphic" and (words := _words(element)):
             blocks.append(words)
     return blocks

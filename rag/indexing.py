@@ -28,7 +28,7 @@ from .types import Chunk, Document
 
 log = logging.getLogger(__name__)
 
-PARSER_VERSION = 10
+PARSER_VERSION = 11
 
 
 @dataclass

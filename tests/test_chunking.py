@@ -110,3 +110,24 @@ def test_lines_end_sentences_unless_a_sentence_was_wrapped(text: str, expected: 
     """A line break ends a sentence (a list item, a heading), except where the sentence only wrapped."""
     spans = chunking.sentences(text, 0, len(text))
     assert [text[a:b] for a, b in spans] == expected
+
+
+CODE_DOC = (
+    "Install it with:\n\n```\nimport bm25s\nimport Stemmer  # optional: for stemming\n\n"
+    "retriever = bm25s.BM25(corpus=corpus,\n    k1=1.2)\n```\n\nThen run it and\nsee the results.\n"
+)
+
+
+@pytest.mark.parametrize("start", [0, CODE_DOC.index("retriever")])
+def test_code_lines_are_read_as_written_and_fences_are_not_sentences(start: int) -> None:
+    spans = chunking.sentences(CODE_DOC, start, len(CODE_DOC))
+    got = [CODE_DOC[a:b] for a, b in spans]
+    code = [
+        "import bm25s",
+        "import Stemmer  # optional: for stemming",
+        "retriever = bm25s.BM25(corpus=corpus,",
+        "k1=1.2)",
+    ]
+    expected = ["Install it with:", *code, "Then run it and\nsee the results."]
+    assert got == [s for s in expected if CODE_DOC.index(s) >= start]
+    assert not any("```" in s for s in got)

@@ -281,7 +281,7 @@ def test_markdown_is_read_as_it_renders() -> None:
     assert "http" not in text and "build" not in text and "**" not in text and "[" not in text
     assert "from webcam stills, and it is used by the harbour masters" in text  # one line: wrapped, not broken
     assert "• CSV files" in text and "• a daily PDF report" in text
-    assert "Stromness | 314" in text and "pip install harbour-watch" in text
+    assert "Stromness | 314" in text and "\n\n```\npip install harbour-watch\n```\n\n" in text  # code, fenced
     headed = markdown_to_text("<h1>Tide Tables</h1>\n\nThe tables list high water.\n", "t.md")
     assert headed.title == "Tide Tables" and headed.text.startswith("Tide Tables\n\nThe tables")
     untitled = markdown_to_text("Some text first.\n\n# A heading later\n", "u.md")
@@ -361,3 +361,19 @@ def test_a_script_without_a_main_guard_indexes_html(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "eighty thousand pounds" in done.stdout
+
+
+def test_html_code_is_fenced_and_its_lines_stay_lines() -> None:
+    from rag.chunking import sentences
+    from rag.formats import html_to_text
+
+    page = (
+        "<html><body><article><h1>Vectors</h1><p>To create a new, empty vector, we call the function as shown "
+        "in the listing below for you to read.</p><pre><code>let v: Vec&lt;i32&gt; = Vec::new();\nlet w = 1;"
+        "</code></pre><p>Note that we added a type annotation here, because we are not inserting any values."
+        "</p></article></body></html>"
+    )
+    text = html_to_text(page, "vectors.html")
+    assert "\n\n```\nlet v: Vec<i32> = Vec::new();\nlet w = 1;\n```\n\n" in text
+    lines = [text[a:b] for a, b in sentences(text, 0, len(text))]
+    assert "let v: Vec<i32> = Vec::new();" in lines and "let w = 1;" in lines
