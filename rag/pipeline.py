@@ -66,7 +66,7 @@ class Pipeline:
         """Pieces of the answer's text as they are written (generator answerers), then the verified ``Answer``."""
         config = config or self.config
         question = check_question(question)
-        turn = conversation.rewrite(question, history)
+        turn = conversation.rewrite(punctuated(question), history)
         standalone = turn.standalone
         if config.answerer == "generator" and turn.used_history:
             from .grounding import condense
@@ -288,3 +288,21 @@ def check_names(config: Config) -> None:
     ):
         if name not in valid:
             raise UnknownNameError(kind, name, list(valid))
+
+
+ASKING_RE = re.compile(
+    r"^\W*(?:what|who|whom|whose|which|when|where|why|how|is|are|was|were|do|does|did|can|could|will|would|"
+    r"should|shall|has|have|had|may|might|must)\b",
+    re.IGNORECASE,
+)
+
+
+def punctuated(question: str) -> str:
+    """A question typed without its question mark, given one: the embedding model, the selector and the
+    reader all learnt from questions that end in "?", and without it "What comedian is also a university
+    graduate" retrieves other passages than the same words asked with it (the held-out view's questions
+    with their question marks cut: accuracy 0.740 → 0.725)."""
+    last = question[-1:]
+    if ASKING_RE.match(question) and last and (last.isalnum() or last in "\"'”’)"):
+        return question + "?"
+    return question
