@@ -43,6 +43,13 @@ ASKS_EXPANSION = (
     ),
     re.compile(rf"\b{_ACRONYM} (?:stands for|is short for)\b", re.IGNORECASE),
 )
+# typed in lower case, an abbreviation is told by the question alone: "stand for" says what it is
+_NOT_TYPED = r"(?!(?:it|this|that|they|these|those)\b)"
+ASKS_EXPANSION_TYPED = re.compile(
+    rf"\bwhat (?:does|do|did) (?:the )?(?:abbreviation |acronym |initials )?['\"‘“]?{_NOT_TYPED}"
+    rf"([a-z][a-z0-9&]{{1,7}})['\"’”]? (?:stand for|abbreviate)\b|\b{_NOT_TYPED}([a-z][a-z0-9&]{{1,7}}) is short for\b",
+    re.IGNORECASE,
+)
 MAX_EXPANSION_WORDS = 12
 # "What is ownership?", "Who is Tom Coffey?", "What does copyleft mean?": the question names a thing and asks
 # only what it is, so a sentence saying "X is a …" answers it whatever else the question shares with it
@@ -88,10 +95,11 @@ class Form:
 def _asks(question: str) -> tuple[bool, bool, str | None, re.Pattern[str] | None]:
     """What form the question asks for: once per question, not once per sentence."""
     expanded = next((m for pattern in ASKS_EXPANSION if (m := pattern.search(question))), None)
+    typed = ASKS_EXPANSION_TYPED.search(question) if expanded is None else None  # "what does lmc stand for"
     return (
         bool(ASKS_AUTHOR.search(question)),
         bool(ASKS_PUBLISHED.search(question)),
-        expanded.group(1) if expanded else None,
+        expanded.group(1) if expanded else (typed.group(1) or typed.group(2)).upper() if typed else None,
         _definitions(question),
     )
 

@@ -19,6 +19,7 @@ DEFINES = "Plans include multispecialty community providers (MCPs) and primary a
         ("What does PACS stand for?", DEFINES, "primary and acute care systems"),
         ("What are MCPs?", DEFINES, "multispecialty community providers"),
         ("What does MCP mean?", DEFINES, "multispecialty community providers"),
+        ("what does pacs stand for", DEFINES, "primary and acute care systems"),  # typed in lower case
         ("What is DNA?", "DNA (deoxyribonucleic acid) carries genes.", "deoxyribonucleic acid"),
         # a name written out in full elsewhere, with no abbreviation beside it
         (
@@ -49,6 +50,7 @@ def test_the_form_gives_the_short_answer(question: str, sentence: str, answer: s
         ("How long has she worked there?", "Publication date: 04 March 2021"),
         ("When was the ferry story published?", "Publication date: soon"),  # not a date
         ("What does PACS stand for?", "Plans include PACS and MCPs."),  # named, never defined
+        ("What does it stand for?", "Plans include information technology (IT)."),  # "it" points back
         ("What does the NHS do?", "The NHS (National Health Service) treats patients."),
         ("What does XYZ stand for?", "Plans include extra care homes (XCH)."),  # letters do not match
         ("Who wrote the piece?", "By the time the ferry left, the storm had passed and the harbour was quiet again."),
