@@ -47,6 +47,7 @@ class Config:
     reader_candidates: int | None = None
     reader_dir: str | None = None
     max_answer_sentences: int = 2
+    spelling: bool = True  # a question's slips are read as the words the documents use (rag/spelling.py)
     generator: str = "openai"
     llm_base_url: str | None = None
     llm_model: str | None = None

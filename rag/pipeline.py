@@ -10,7 +10,7 @@ import unicodedata
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from . import collection, conversation, indexing
+from . import collection, conversation, indexing, spelling
 from .answering import ABSTAIN_TEXT, ANSWERERS, get_answerer
 from .config import Config, load_config
 from .embedding import EMBEDDERS, get_embedder
@@ -66,7 +66,10 @@ class Pipeline:
         """Pieces of the answer's text as they are written (generator answerers), then the verified ``Answer``."""
         config = config or self.config
         question = check_question(question)
-        turn = conversation.rewrite(punctuated(question), history)
+        words = spelling.speller(self.data) if config.spelling else None
+        read, slips = words.read(question) if words is not None else (question, [])
+        slipped = [f"read “{s.typed}” as “{s.read}”, a word the documents use" for s in slips]
+        turn = conversation.rewrite(punctuated(read), history)
         standalone = turn.standalone
         if config.answerer == "generator" and turn.used_history:
             from .grounding import condense
@@ -79,9 +82,13 @@ class Pipeline:
             else None
         )
         if listed is not None:  # "What documents do you have?": the index answers, not a passage
-            yield dataclasses.replace(self.verified(listed), question=question, standalone_question=standalone)
+            answer = self.verified(listed)
+            yield dataclasses.replace(
+                answer, question=question, standalone_question=standalone, notes=[*answer.notes, *slipped]
+            )
             return
         query, notes = self.query(standalone)
+        notes = [*slipped, *notes]
         passages = self.retriever.search(query, config)
         if turn.unresolved:  # "Where does he work?" with no one (no man) named before: any answer is a guess
             why = f"this chat names only {', '.join(turn.named)}" if turn.named else "this chat has no earlier question"

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,6 +29,9 @@ from .config import Config
 from .errors import IndexBusyError, IndexCorruptError, IndexWriteError
 from .types import Chunk
 from .vectors import VectorStore
+
+if TYPE_CHECKING:
+    from .spelling import Speller
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +57,13 @@ class IndexData:
     def __post_init__(self) -> None:
         self.row_of = np.full(int(self.sentence_ids.max()) + 1 if len(self.sentence_ids) else 0, -1, np.int64)
         self.row_of[self.sentence_ids] = np.arange(len(self.sentence_ids))
+
+    @functools.cached_property
+    def speller(self) -> Speller:
+        """The corpus's words, for reading a question's slips: built on the first question that needs it."""
+        from .spelling import Speller
+
+        return Speller(c.text for c in self.chunks)
 
     @functools.cached_property
     def chunks_of(self) -> dict[str, list[int]]:
