@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from . import chunking, documents, store
+from . import chunking, documents, spelling, store
 from . import vectors as vectors_
 from .config import ROOT, Config
 from .embedding import get_embedder, vector_family
@@ -524,6 +524,7 @@ def _publish(
         sentence_vectors=vectors,
         bm25=build_bm25([passage_text(c, headings[c.source]) for c in chunks]),
         sentence_ids=ids,
+        words=spelling.count_words(c.text for c in chunks),
     )
     try:
         store.write(config.index_path, data)

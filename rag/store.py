@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 2
 POINTER = "CURRENT"
+WORDS = "words.json"
 LOCK = ".lock"
 REBUILD_HINT = "rebuild it with `rag index --rebuild` (or delete the folder; the next question rebuilds it)"
 
@@ -53,6 +54,7 @@ class IndexData:
     sentence_vectors: np.ndarray | vectors.VectorFile  # a loaded index reads its rows from disk on demand
     bm25: Any
     sentence_ids: np.ndarray  # stable id of each sentence row, as the vector store knows it
+    words: dict[str, int] | None = None  # the corpus's words and counts (rag/spelling.py); None: not stored
 
     def __post_init__(self) -> None:
         self.row_of = np.full(int(self.sentence_ids.max()) + 1 if len(self.sentence_ids) else 0, -1, np.int64)
@@ -61,9 +63,9 @@ class IndexData:
     @functools.cached_property
     def speller(self) -> Speller:
         """The corpus's words, for reading a question's slips: built on the first question that needs it."""
-        from .spelling import Speller
+        from .spelling import Speller, count_words
 
-        return Speller(c.text for c in self.chunks)
+        return Speller(self.words if self.words is not None else count_words(c.text for c in self.chunks))
 
     @functools.cached_property
     def chunks_of(self) -> dict[str, list[int]]:
@@ -229,6 +231,8 @@ def write(index_dir: Path, data: IndexData) -> Path:
         np.save(tmp / "sentence_spans.npy", data.sentence_spans)
         np.save(tmp / "sentence_vectors.npy", data.sentence_vectors.astype(np.float16))
         data.bm25.save(str(tmp / "bm25"), show_progress=False)
+        if data.words is not None:
+            _write_json(tmp / WORDS, data.words)
         _write_json(tmp / "manifest.json", data.manifest)
         _fsync_dir(tmp)
         final = index_dir / name
@@ -269,10 +273,11 @@ def read(index_dir: Path, config: Config | None = None) -> IndexData | None:
         sentence_spans = np.load(build / "sentence_spans.npy", allow_pickle=False)
         sentence_vectors = vectors.VectorFile(build / "sentence_vectors.npy")
         bm25 = bm25s.BM25.load(str(build / "bm25"), show_progress=False, verbosity=0)
+        words = json.loads((build / WORDS).read_text(encoding="utf-8")) if (build / WORDS).exists() else None
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
         raise IndexCorruptError(f"the index in {build} is damaged ({type(e).__name__}: {e}); {REBUILD_HINT}") from None
     if not len(sentence_spans) == len(sentence_vectors) == dense.ntotal:
         raise IndexCorruptError(f"the index in {build} has mismatched parts; {REBUILD_HINT}")
-    data = IndexData(manifest, documents, chunks, dense, sentence_spans, sentence_vectors, bm25, sentence_ids)
+    data = IndexData(manifest, documents, chunks, dense, sentence_spans, sentence_vectors, bm25, sentence_ids, words)
     dense.attach(sentence_vectors, data.row_of)
     return data

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from rag import ask
 from rag.config import Config
-from rag.spelling import Speller
+from rag.spelling import Speller, count_words
 
 TEXTS = [
     "Pharmacists in Sefton dispense medicines. The Hamas delegation met in Cairo.",
@@ -29,7 +31,7 @@ TEXTS = [
     ],
 )
 def test_a_slip_is_read_as_the_documents_word(question: str, read: str) -> None:
-    got, slips = Speller(TEXTS).read(question)
+    got, slips = Speller(count_words(TEXTS)).read(question)
     assert got == read
     assert [(s.typed, s.read) for s in slips] == [
         (a, b) for a, b in zip(question.rstrip("?").split(), read.rstrip("?").split(), strict=True) if a != b
@@ -44,3 +46,20 @@ def test_ask_reads_the_slip_says_so_and_answers_as_if_typed_right(seed_config: C
     assert any("Geradda" in note and "Gerada" in note for note in typed.notes)
     as_typed = ask("Who is Clare Geradda?", config=seed_config.replace(spelling=False))
     assert as_typed.standalone_question == "Who is Clare Geradda?" and not as_typed.notes
+
+
+def test_the_index_stores_its_words_and_an_older_index_counts_them_on_load(corpus_config: Config) -> None:
+    from rag import indexing, store
+
+    indexing.build(corpus_config)
+    build = store.current_build(corpus_config.index_path)
+    assert build is not None
+    words = json.loads((build / store.WORDS).read_text(encoding="utf-8"))
+    assert words["polysystems"] >= 1 and all(w == w.lower() for w in words)
+    stored = store.read(corpus_config.index_path, corpus_config)
+    assert stored is not None and stored.words == words
+    (build / store.WORDS).unlink()  # an index built before words were stored
+    older = store.read(corpus_config.index_path, corpus_config)
+    assert older is not None and older.words is None
+    assert older.speller.read("Where are polysytems going?")[0] == "Where are polysystems going?"
+    assert older.speller.known == stored.speller.known
