@@ -177,6 +177,14 @@ def test_a_first_question_about_he_says_why_it_is_not_answered(page, shots: Path
     page.screenshot(path=str(shots / "05b-pronoun-in-an-empty-chat.png"))
 
 
+def test_a_slip_in_the_question_is_read_and_the_answer_says_so(page, shots: Path) -> None:
+    answer = ask(page, "Who is Clare Geradda?")
+    assert "abstained" not in answer.get_attribute("class")
+    assert "read “Geradda” as “Gerada”" in answer.locator(".notes").inner_text()
+    assert "Royal College of GPs chair" in answer.locator("p").first.inner_text()
+    page.screenshot(path=str(shots / "05c-a-slip-read.png"))
+
+
 def test_upload_then_answer_from_it(page, shots: Path, tmp_path: Path) -> None:
     doc = tmp_path / "harbour-report.txt"
     doc.write_text(

@@ -151,7 +151,7 @@ def render_answer(answer: Answer, turn: int, documents: dict[str, dict[str, Any]
             f"{' <span class=meta>' + meta + '</span>' if meta else ''}{label}"
             f"<blockquote>{esc(c.quote)}</blockquote></li>"
         )
-    notes = "".join(f"<div class='notes'>{esc(n)}</div>" for n in answer.notes if "fallback" in answer.answerer)
+    notes = "".join(f"<div class='notes'>{esc(n)}</div>" for n in answer.notes)  # how the question was read
     return f"<div class='answer'><p>{text}</p><ol class='sources'>{''.join(sources)}</ol>{notes}</div>"
 
 
