@@ -74,7 +74,7 @@ class Pipeline:
         if config.answerer == "generator" and turn.used_history:
             from .grounding import condense
 
-            standalone = condense(config, question, conversation.validate(history)) or standalone
+            standalone = condense(config, punctuated(read), conversation.validate(history)) or standalone
         asked = collection.asked(standalone) if not turn.unresolved else None
         listed = (
             collection.answer(asked, self.data, self.documents, self.retriever, turn.exclude, find=self._article_about)
