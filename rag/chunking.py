@@ -75,7 +75,7 @@ def _unwrapped(text: str, lines: Iterator[tuple[int, int]]) -> Iterator[tuple[in
 FENCE_RE = re.compile(r"^[ \t]*(?:```|~~~)", re.MULTILINE)
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=2)  # a document is chunked section by section: its text, and no other, held
 def _fences(text: str) -> list[int]:
     """Where the fence lines of code blocks start (after their indent), in order."""
     return [m.end() - 3 for m in FENCE_RE.finditer(text)]
