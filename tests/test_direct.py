@@ -285,16 +285,21 @@ Quillmark needs Python 3.10 or newer. Quillmark has no settings file.
 """
 
 
-def test_a_single_document_is_asked_what_its_subject_is(tmp_path) -> None:
-    """Every sentence names the subject, so its words carry no weight: only the definition's form does."""
-    from rag import ask
+@pytest.fixture(scope="module")
+def quill_config(tmp_path_factory: pytest.TempPathFactory):
+    """A corpus of one README whose every sentence names its subject."""
     from rag.config import load_config
 
-    docs = tmp_path / "docs"
-    docs.mkdir()
+    docs = tmp_path_factory.mktemp("quill")
     (docs / "README.md").write_text(QUILL, encoding="utf-8")
-    config = load_config(env={}, corpus=str(docs), index_dir=str(tmp_path / "index"))
-    answer = ask("What is Quillmark?", config=config)
+    return load_config(env={}, corpus=str(docs), index_dir=str(tmp_path_factory.mktemp("quill-index")))
+
+
+def test_a_single_document_is_asked_what_its_subject_is(quill_config) -> None:
+    """Every sentence names the subject, so its words carry no weight: only the definition's form does."""
+    from rag import ask
+
+    answer = ask("What is Quillmark?", config=quill_config)
     assert not answer.abstained
     assert answer.span is not None and answer.span.quote == "a command-line tool that turns meeting notes into slides"
     assert answer.citations[0].quote.startswith("Quillmark is a command-line tool")
@@ -315,16 +320,11 @@ def test_how_do_i_asks_for_the_steps(question: str, procedure: bool) -> None:
     assert asks_procedure(question) is procedure
 
 
-def test_the_steps_are_the_whole_sentence(tmp_path) -> None:
+def test_the_steps_are_the_whole_sentence(quill_config) -> None:
     """A word of the sentence ("pip") is no answer to "How do I install it?"."""
     from rag import ask
-    from rag.config import load_config
 
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "README.md").write_text(QUILL, encoding="utf-8")
-    config = load_config(env={}, corpus=str(docs), index_dir=str(tmp_path / "index"))
-    answer = ask("How do I install Quillmark?", config=config)
+    answer = ask("How do I install Quillmark?", config=quill_config)
     assert not answer.abstained
     assert answer.span is not None and answer.span.quote == "Install Quillmark with pip"
     assert answer.text.startswith("Install Quillmark with pip. [1]")
