@@ -305,11 +305,16 @@ ASKING_RE = re.compile(
 
 
 def punctuated(question: str) -> str:
-    """A question typed without its question mark, given one: the embedding model, the selector and the
-    reader all learnt from questions that end in "?", and without it "What comedian is also a university
-    graduate" retrieves other passages than the same words asked with it (the held-out view's questions
-    with their question marks cut: accuracy 0.740 → 0.725)."""
+    """A question typed without its question mark, or with a full stop, given one: the embedding model,
+    the selector and the reader all learnt from questions that end in "?", and without it "What comedian
+    is also a university graduate" retrieves other passages than the same words asked with it (the
+    held-out view's questions with their question marks cut: accuracy 0.740 → 0.725; with full stops
+    instead: 0.747 → 0.740)."""
     last = question[-1:]
-    if ASKING_RE.match(question) and last and (last.isalnum() or last in "\"'”’)"):
+    if not ASKING_RE.match(question) or not last:
+        return question
+    if last.isalnum() or last in "\"'”’)":
         return question + "?"
+    if last == "." and not question.endswith(".."):  # "Who chairs the NHS Alliance." asks all the same
+        return question[:-1] + "?"
     return question
