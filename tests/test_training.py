@@ -362,3 +362,22 @@ def test_a_stage_started_from_a_finished_runs_checkpoint_reads_the_rows_no_stage
     assert state["position"] == 156800
     (folder / "training.json").unlink()  # a run cut short has no record: its own position is all there is
     assert train_reader.load_init(str(folder / "checkpoint.pt"), None)["position"] == 28800
+
+
+def test_a_perturbed_copy_changes_only_how_its_questions_are_typed(dataset: Path, tmp_path: Path) -> None:
+    import perturb
+
+    rows = [json.loads(line) for line in (dataset / "questions.jsonl").read_text().splitlines()]
+    out = tmp_path / "typed"
+    changed = perturb.make(dataset, out, {"typo", "bare", "lower"}, seed=5)
+    typed = [json.loads(line) for line in (out / "questions.jsonl").read_text().splitlines()]
+    assert changed == len(rows) == len(typed)
+    for row, new in zip(rows, typed, strict=True):
+        assert {k: v for k, v in new.items() if k != "question"} == {k: v for k, v in row.items() if k != "question"}
+        q, t = row["question"].rstrip("?"), new["question"]
+        assert t == t.lower() and not t.endswith("?") and len(t) == len(q)
+        diff = [i for i, (a, b) in enumerate(zip(q.lower(), t, strict=True)) if a != b]
+        assert not diff or (len(diff) == 2 and diff[1] == diff[0] + 1 and q[diff[0] - 1].isalpha())
+    assert (out / "split.json").read_text() == (dataset / "split.json").read_text()
+    perturb.make(dataset, tmp_path / "again", {"typo", "bare", "lower"}, seed=5)  # the seed fixes the slips
+    assert (tmp_path / "again" / "questions.jsonl").read_text() == (out / "questions.jsonl").read_text()

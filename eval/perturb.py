@@ -1,0 +1,85 @@
+"""A copy of a SQuAD-style dataset folder whose questions are typed as users type them: with a slip, without
+a question mark, in lower case, with a full stop. The documents, paragraphs and split are linked, so the
+copy is answered from the same index; only the questions differ, so the figures compare side by side.
+
+    python eval/perturb.py .cache/sq-heldout .cache/sq-typo --typo --seed 5
+    rag eval --dataset .cache/sq-typo --split tune --limit 600 --index-dir .cache/sq-heldout-index
+
+``--typo`` swaps two neighbouring letters, never the first, of one word of five letters or more that is
+not a question word, in every question that has such a word.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+from pathlib import Path
+
+QUESTION_WORDS = {"which", "where", "whose", "there", "their", "about", "would", "could", "should"}
+WORD_RE = re.compile(r"[A-Za-z]{5,}")
+
+
+def typo(question: str, rng: random.Random) -> str:
+    words = [m for m in WORD_RE.finditer(question) if m.group(0).lower() not in QUESTION_WORDS]
+    if not words:
+        return question
+    m = rng.choice(words)
+    w = m.group(0)
+    i = rng.randrange(1, len(w) - 1)
+    return question[: m.start()] + w[:i] + w[i + 1] + w[i] + w[i + 2 :] + question[m.end() :]
+
+
+def perturb(question: str, how: set[str], rng: random.Random) -> str:
+    if "typo" in how:
+        question = typo(question, rng)
+    if "bare" in how or "stop" in how:
+        question = question.rstrip("? ").strip() + ("." if "stop" in how else "")
+    if "lower" in how:
+        question = question.lower()
+    return question
+
+
+def make(dataset: Path, out: Path, how: set[str], seed: int) -> int:
+    """Write the copy; the number of questions changed."""
+    rng = random.Random(seed)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("documents", "paragraphs.jsonl", "split.json"):
+        link = out / name
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        if (dataset / name).exists():
+            link.symlink_to((dataset / name).resolve())
+    changed = 0
+    with (
+        open(dataset / "questions.jsonl", encoding="utf-8") as f,
+        open(out / "questions.jsonl", "w", encoding="utf-8") as g,
+    ):
+        for line in f:
+            row = json.loads(line)
+            typed = perturb(row["question"], how, rng)
+            changed += typed != row["question"]
+            g.write(json.dumps({**row, "question": typed}, ensure_ascii=False) + "\n")
+    return changed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dataset", type=Path)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--typo", action="store_true", help="swap two letters of one word")
+    parser.add_argument("--bare", action="store_true", help="drop the question mark")
+    parser.add_argument("--stop", action="store_true", help="end with a full stop instead")
+    parser.add_argument("--lower", action="store_true", help="lower-case the question")
+    parser.add_argument("--seed", type=int, default=5)
+    args = parser.parse_args()
+    how = {k for k in ("typo", "bare", "stop", "lower") if getattr(args, k)}
+    if not how:
+        parser.error("say how to type the questions: --typo, --bare, --stop and/or --lower")
+    changed = make(args.dataset, args.out, how, args.seed)
+    print(f"wrote {args.out / 'questions.jsonl'}: {changed} questions typed differently ({', '.join(sorted(how))})")
+
+
+if __name__ == "__main__":
+    main()
