@@ -4,6 +4,8 @@ copy is answered from the same index; only the questions differ, so the figures 
 
     python eval/perturb.py .cache/sq-heldout .cache/sq-typo --typo --seed 5
     rag eval --dataset .cache/sq-typo --split tune --limit 600 --index-dir .cache/sq-heldout-index
+    python eval/perturb.py eval/gold.jsonl .cache/gold-typo.jsonl --typo --seed 5
+    rag eval --gold .cache/gold-typo.jsonl --split dev
 
 ``--typo`` swaps two neighbouring letters, never the first, of one word of five letters or more that is
 not a question word, in every question that has such a word.
@@ -42,20 +44,23 @@ def perturb(question: str, how: set[str], rng: random.Random) -> str:
 
 
 def make(dataset: Path, out: Path, how: set[str], seed: int) -> int:
-    """Write the copy; the number of questions changed."""
+    """Write the copy (of a dataset folder, or of a gold JSONL file such as eval/gold.jsonl, whose
+    questions' histories stay as they were); the number of questions changed."""
     rng = random.Random(seed)
-    out.mkdir(parents=True, exist_ok=True)
-    for name in ("documents", "paragraphs.jsonl", "split.json"):
-        link = out / name
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        if (dataset / name).exists():
-            link.symlink_to((dataset / name).resolve())
+    if dataset.is_file():
+        source, target = dataset, out
+        out.parent.mkdir(parents=True, exist_ok=True)
+    else:
+        source, target = dataset / "questions.jsonl", out / "questions.jsonl"
+        out.mkdir(parents=True, exist_ok=True)
+        for name in ("documents", "paragraphs.jsonl", "split.json"):
+            link = out / name
+            if link.is_symlink() or link.exists():
+                link.unlink()
+            if (dataset / name).exists():
+                link.symlink_to((dataset / name).resolve())
     changed = 0
-    with (
-        open(dataset / "questions.jsonl", encoding="utf-8") as f,
-        open(out / "questions.jsonl", "w", encoding="utf-8") as g,
-    ):
+    with open(source, encoding="utf-8") as f, open(target, "w", encoding="utf-8") as g:
         for line in f:
             row = json.loads(line)
             typed = perturb(row["question"], how, rng)
@@ -78,7 +83,7 @@ def main() -> None:
     if not how:
         parser.error("say how to type the questions: --typo, --bare, --stop and/or --lower")
     changed = make(args.dataset, args.out, how, args.seed)
-    print(f"wrote {args.out / 'questions.jsonl'}: {changed} questions typed differently ({', '.join(sorted(how))})")
+    print(f"wrote {args.out}: {changed} questions typed differently ({', '.join(sorted(how))})")
 
 
 if __name__ == "__main__":

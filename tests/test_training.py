@@ -381,3 +381,18 @@ def test_a_perturbed_copy_changes_only_how_its_questions_are_typed(dataset: Path
     assert (out / "split.json").read_text() == (dataset / "split.json").read_text()
     perturb.make(dataset, tmp_path / "again", {"typo", "bare", "lower"}, seed=5)  # the seed fixes the slips
     assert (tmp_path / "again" / "questions.jsonl").read_text() == (out / "questions.jsonl").read_text()
+
+
+def test_a_gold_file_is_perturbed_question_by_question_and_its_histories_kept(tmp_path: Path) -> None:
+    import perturb
+
+    gold = tmp_path / "gold.jsonl"
+    rows = [
+        {"id": "g1", "question": "Who chairs the NHS Alliance?", "history": [], "split": "dev"},
+        {"id": "g2", "question": "Where does he work?", "history": [["Who chairs it?", "Dixon"]], "split": "dev"},
+    ]
+    gold.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    assert perturb.make(gold, tmp_path / "out" / "bare.jsonl", {"bare"}, seed=5) == 2
+    out = [json.loads(line) for line in (tmp_path / "out" / "bare.jsonl").read_text().splitlines()]
+    assert [r["question"] for r in out] == ["Who chairs the NHS Alliance", "Where does he work"]
+    assert [r["history"] for r in out] == [r["history"] for r in rows]
