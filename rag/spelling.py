@@ -105,7 +105,7 @@ _lock = threading.Lock()
 
 
 def speller(data: IndexData) -> Speller | None:
-    """The index's speller, or ``None`` while a large index's words are still being counted."""
+    """The index's speller, or ``None`` while a large index's is still being made (in the background)."""
     if "speller" in data.__dict__ or len(data.chunks) <= SYNC_CHUNKS:
         return data.speller
     with _lock:
