@@ -21,6 +21,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_reader import reader_articles
 
 
+def linked(dataset: Path, out: Path, names: tuple[str, ...]) -> None:
+    """``out`` holding links to the dataset's ``names`` (those it has), replacing what was there."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        link = out / name
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        if (dataset / name).exists():
+            link.symlink_to((dataset / name).resolve())
+
+
 def make_view(dataset: Path, out: Path) -> dict[str, list[str]]:
     split = json.loads((dataset / "split.json").read_text(encoding="utf-8"))
     learnt = set(reader_articles(dataset))
@@ -29,13 +40,7 @@ def make_view(dataset: Path, out: Path) -> dict[str, list[str]]:
         "reader": sorted(learnt),
         **{k: v for k, v in split.items() if k not in ("tune", "reader")},
     }
-    out.mkdir(parents=True, exist_ok=True)
-    for name in ("documents", "paragraphs.jsonl", "questions.jsonl"):
-        link = out / name
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        if (dataset / name).exists():
-            link.symlink_to((dataset / name).resolve())
+    linked(dataset, out, ("documents", "paragraphs.jsonl", "questions.jsonl"))
     (out / "split.json").write_text(json.dumps(view, indent=1) + "\n", encoding="utf-8")
     return view
 

@@ -17,7 +17,12 @@ import argparse
 import json
 import random
 import re
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from heldout_view import linked
 
 QUESTION_WORDS = {"which", "where", "whose", "there", "their", "about", "would", "could", "should"}
 WORD_RE = re.compile(r"[A-Za-z]{5,}")
@@ -52,13 +57,7 @@ def make(dataset: Path, out: Path, how: set[str], seed: int) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
     else:
         source, target = dataset / "questions.jsonl", out / "questions.jsonl"
-        out.mkdir(parents=True, exist_ok=True)
-        for name in ("documents", "paragraphs.jsonl", "split.json"):
-            link = out / name
-            if link.is_symlink() or link.exists():
-                link.unlink()
-            if (dataset / name).exists():
-                link.symlink_to((dataset / name).resolve())
+        linked(dataset, out, ("documents", "paragraphs.jsonl", "split.json"))
     changed = 0
     with open(source, encoding="utf-8") as f, open(target, "w", encoding="utf-8") as g:
         for line in f:
