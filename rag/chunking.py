@@ -89,20 +89,17 @@ def sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
     out: list[tuple[int, int]] = []
     fences = _fences(text)
     inside = bisect.bisect_left(fences, start) % 2 == 1
-    prose: list[tuple[int, int]] = []
-    for a, b in [*_lines(text, start, end), (end, end)]:
+    prose: list[tuple[int, int]] = []  # the lines since the last fence, read as prose together
+    for a, b in _lines(text, start, end):
         at = bisect.bisect_left(fences, a)
-        fence = a < end and at < len(fences) and fences[at] == a
-        if a == end or fence or inside:
+        if at < len(fences) and fences[at] == a:
             out += _prose(text, prose)
-            prose = []
-        if fence:
-            inside = not inside
-        elif inside and a < end:
+            prose, inside = [], not inside
+        elif inside:
             out.append((a, b))
-        elif a < end:
+        else:
             prose.append((a, b))
-    return out
+    return out + _prose(text, prose)
 
 
 def _prose(text: str, lines: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -390,6 +390,26 @@ _NOT_SUBJECT_RE = re.compile(
 
 _WH = r"(?:what|who|whom|whose|which|when|where|why|how)"
 _AUX = r"(?:is|are|was|were|do|does|did|can|could|will|would|should|shall|has|have|had|may|might|must)"
+
+ASKING_RE = re.compile(rf"^\W*(?:{_WH}|{_AUX})\b", re.IGNORECASE)
+
+
+def punctuated(question: str) -> str:
+    """A question typed without its question mark, or with a full stop, given one: the embedding model,
+    the selector and the reader all learnt from questions that end in "?", and without it "What comedian
+    is also a university graduate" retrieves other passages than the same words asked with it (the
+    held-out view's questions with their question marks cut: accuracy 0.740 → 0.725; with full stops
+    instead: 0.747 → 0.740)."""
+    last = question[-1:]
+    if not ASKING_RE.match(question) or not last:
+        return question
+    if last.isalnum() or last in "\"'”’)":
+        return question + "?"
+    if last == "." and not question.endswith(".."):  # "Who chairs the NHS Alliance." asks all the same
+        return question[:-1] + "?"
+    return question
+
+
 TOPIC_ASKED = (
     re.compile(
         r"^\W*(?:(?:can|could|would|will) you\s+)?(?:please\s+)?(?:tell me|talk|say something|tell us)"

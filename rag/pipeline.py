@@ -69,12 +69,12 @@ class Pipeline:
         words = spelling.speller(self.data) if config.spelling else None
         read, slips = words.read(question) if words is not None else (question, [])
         slipped = [f"read “{s.typed}” as “{s.read}”, a word the documents use" for s in slips]
-        turn = conversation.rewrite(punctuated(read), history)
+        turn = conversation.rewrite(conversation.punctuated(read), history)
         standalone = turn.standalone
         if config.answerer == "generator" and turn.used_history:
             from .grounding import condense
 
-            standalone = condense(config, punctuated(read), conversation.validate(history)) or standalone
+            standalone = condense(config, conversation.punctuated(read), conversation.validate(history)) or standalone
         asked = collection.asked(standalone) if not turn.unresolved else None
         listed = (
             collection.answer(asked, self.data, self.documents, self.retriever, turn.exclude, find=self._article_about)
@@ -295,26 +295,3 @@ def check_names(config: Config) -> None:
     ):
         if name not in valid:
             raise UnknownNameError(kind, name, list(valid))
-
-
-ASKING_RE = re.compile(
-    r"^\W*(?:what|who|whom|whose|which|when|where|why|how|is|are|was|were|do|does|did|can|could|will|would|"
-    r"should|shall|has|have|had|may|might|must)\b",
-    re.IGNORECASE,
-)
-
-
-def punctuated(question: str) -> str:
-    """A question typed without its question mark, or with a full stop, given one: the embedding model,
-    the selector and the reader all learnt from questions that end in "?", and without it "What comedian
-    is also a university graduate" retrieves other passages than the same words asked with it (the
-    held-out view's questions with their question marks cut: accuracy 0.740 → 0.725; with full stops
-    instead: 0.747 → 0.740)."""
-    last = question[-1:]
-    if not ASKING_RE.match(question) or not last:
-        return question
-    if last.isalnum() or last in "\"'”’)":
-        return question + "?"
-    if last == "." and not question.endswith(".."):  # "Who chairs the NHS Alliance." asks all the same
-        return question[:-1] + "?"
-    return question
