@@ -299,12 +299,33 @@ def _long_form_start(short: str, text: str) -> int | None:
 
 def trimmed(text: str, start: int, end: int) -> tuple[int, int] | None:
     """``text[start:end]`` without the spaces, quote marks and punctuation at its edges: a short answer is
-    the words ("all the noise"), not the quote mark or comma the tokens around them began with."""
+    the words ("all the noise"), not the quote mark or comma the tokens around them began with. A bracket
+    it opens is closed: "90.20 K (−182.95 °C" reads on to "°F)", unless the aside is long, when the answer
+    stops before it ("VideoGuard UK equipped receiver", not the half of "(all of which are dedicated …")."""
     while start < end and text[start] in " \t\u00a0,;:“‘\"'":
         start += 1
     while end > start and text[end - 1] in " \t\u00a0,;:.”’\"'":
         end -= 1
+    if end > start and (opened := _unclosed(text, start, end)) is not None:
+        close = re.match(r"[^()\[\]\n]{0,160}?[)\]]", text[end:])
+        if close and len(text[opened + 1 : end + close.end() - 1].split()) <= MAX_ASIDE_WORDS:
+            return start, end + close.end()
+        return trimmed(text, start, opened) if opened > start else trimmed(text, start + 1, end)
     return (start, end) if end > start else None
+
+
+MAX_ASIDE_WORDS = 6
+
+
+def _unclosed(text: str, start: int, end: int) -> int | None:
+    """Where the first bracket left open in ``text[start:end]`` opens."""
+    opened: list[int] = []
+    for i in range(start, end):
+        if text[i] in "([":
+            opened.append(i)
+        elif text[i] in ")]" and opened:
+            opened.pop()
+    return opened[0] if opened else None
 
 
 @functools.lru_cache(maxsize=256)

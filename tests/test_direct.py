@@ -170,6 +170,39 @@ def test_an_according_to_clause_is_told_from_the_question_it_credits(
 
 
 @pytest.mark.parametrize(
+    ("sentence", "span", "short"),
+    [
+        (
+            "Oxygen condenses at 90.20 K (−182.95 °C, −297.31 °F) under pressure.",
+            "90.20 K (−182.95 °C",
+            "90.20 K (−182.95 °C, −297.31 °F)",
+        ),
+        (
+            "Firms substitute equipment for labor inputs (workers) over time.",
+            "labor inputs (work",
+            "labor inputs (workers)",
+        ),
+        (
+            "It needs a VideoGuard UK equipped receiver (all of which are dedicated to the Sky service, and cannot "
+            "be used to decrypt other services).",
+            "VideoGuard UK equipped receiver (all of which are dedicated to the Sky service",
+            "VideoGuard UK equipped receiver",
+        ),
+        ("Register with the council (GPhC is its name", "(GPhC", "GPhC"),
+        ("He said “all the noise” was a distraction.", "“all the noise”", "all the noise"),
+        ("Costs [see table 2] rose.", "Costs [see", "Costs [see table 2]"),
+    ],
+)
+def test_a_short_answer_closes_the_bracket_it_opens(sentence: str, span: str, short: str) -> None:
+    from rag.direct import trimmed
+
+    start = sentence.index(span)
+    found = trimmed(sentence, start, start + len(span))
+    assert found is not None
+    assert sentence[found[0] : found[1]] == short
+
+
+@pytest.mark.parametrize(
     ("sentence", "given", "rest"),
     [
         (
