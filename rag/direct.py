@@ -227,10 +227,10 @@ def _clause_end(sentence: str, start: int, end: int) -> int:
     return m.start() if m else end
 
 
-def expansion(acronym: str, sentence: str) -> tuple[int, int] | None:
+def expansion(acronym: str, sentence: str, names: bool = True) -> tuple[int, int] | None:
     """The words that ``acronym`` abbreviates, where the sentence defines it: "long form (ACR)" or
     "ACR (long form)" (Schwartz and Hearst's rule: the acronym's letters, in order, from the end, the
-    first one starting a word)."""
+    first one starting a word), or, with ``names``, a name written out in full with its initials."""
     short = acronym[:-1] if acronym.endswith("s") and acronym[:-1].isupper() else acronym
     for m in re.finditer(rf"\(\s*{re.escape(short)}s?\s*\)", sentence):
         words = list(re.finditer(r"\S+", sentence[: m.start()]))[-min(len(short) + 5, MAX_EXPANSION_WORDS) :]
@@ -241,7 +241,7 @@ def expansion(acronym: str, sentence: str) -> tuple[int, int] | None:
     m = re.search(rf"\b{re.escape(short)}s?\s*\(([^()]{{3,120}})\)", sentence)
     if m and _long_form_start(short, m.group(1)) == 0:
         return trimmed(sentence, m.start(1), m.end(1))
-    return _proper_name(short, sentence)
+    return _proper_name(short, sentence) if names else None
 
 
 _CAPITALISED = re.compile(r"[A-Z][a-z]+(?:-[A-Za-z]+)*")

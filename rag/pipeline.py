@@ -13,11 +13,12 @@ from typing import Any
 from . import collection, conversation, indexing, spelling
 from .answering import ABSTAIN_TEXT, ANSWERERS, get_answerer
 from .config import Config, load_config
+from .direct import asks_expansion
 from .embedding import EMBEDDERS, get_embedder
 from .errors import IndexMismatchError, QuestionError, UnknownNameError
 from .generation import GENERATORS
 from .indexing import Progress
-from .retrieval import MODES, Query, Retriever, tokenize
+from .retrieval import MODES, SHORT_FORM, Query, Retriever, tokenize
 from .types import Answer, Citation, Passage
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,24 @@ class Pipeline:
             notes.append(note)
         vector = self.embedder.embed([fitted], "query")[0]
         return Query(text if topic is not None else fitted, vector, tuple(tokenize([fitted])[0])), notes
+
+    def spelt_out(self, query: Query) -> Query | None:
+        """``query`` to search again with the abbreviations it uses spelt out as the documents spell them
+        ("How many GPs does Londonwide Local Medical Committees represent?"), or ``None`` where it uses none
+        the documents spell out. "What does LMC stand for?" is not helped to an echo."""
+        text = query.text
+        if asks_expansion(text):
+            return None
+
+        def spell(m: re.Match[str]) -> str:
+            long = self.retriever.spelt_out(m.group(0))
+            return long if long and long.lower() not in text.lower() else m.group(0)
+
+        searched = self.embedder.truncate(SHORT_FORM.sub(spell, text))
+        if searched == text:
+            return None
+        vector = self.embedder.embed([searched], "query")[0]
+        return dataclasses.replace(query, search=Query(searched, vector, tuple(tokenize([searched])[0])))
 
     def retrieve(self, text: str, config: Config | None = None) -> list[Passage]:
         query, _ = self.query(text)
@@ -108,6 +127,9 @@ class Pipeline:
             items: Iterator[str | Answer] = answerer.stream(query, passages, turn.exclude)
         else:
             answer = answerer.answer(query, passages, turn.exclude)
+            if answer.abstained and (spelt := self.spelt_out(query)) is not None:  # "LMCs" where the text spells it out
+                again = answerer.answer(query, self.retriever.search(spelt, config), turn.exclude)
+                answer = answer if again.abstained else again
             if answer.abstained and (writer := collection.writer_asked(standalone)):
                 answer = collection.answer(writer, self.data, self.documents, self.retriever) or answer  # who they are
             items = iter([answer])

@@ -32,6 +32,9 @@ DEFINITION_CHUNKS = 200  # an article defines an abbreviation near its start; a 
 LEXICAL_VERSION = 2  # bump when tokenize() changes: BM25 postings must be rebuilt to match
 STOPWORDS = "en"
 CREDITS_KEPT = 256  # articles' credit lines kept for "…, according to X?"
+SPELLING_ARTICLES = 8  # the first articles using an abbreviation that are read for where it is spelt out
+SPELT_KEPT = 1024
+SHORT_FORM = re.compile(r"\b[A-Z][A-Z0-9&]*[A-Z]s?\b")  # LMCs, NHS, IPCC
 ASKS_ABOUT_COMMENTS = re.compile(r"\b(?:comments?|commenters?|commented|readers?)\b", re.IGNORECASE)
 
 
@@ -80,6 +83,9 @@ class Query:
     text: str
     vector: np.ndarray
     terms: tuple[str, ...]
+    # the question with its abbreviations spelt out ("Local Medical Committees" for "LMCs"): searched beside it, each
+    # passage scoring the better of the two, when the question as asked finds no answer
+    search: Query | None = None
 
 
 @functools.lru_cache(maxsize=256)
@@ -114,6 +120,7 @@ class Retriever:
         pairs = sorted((c.first_sentence + j, c.id) for c in data.chunks for j in range(len(c.sentences)))
         self._sentence_chunk = np.asarray([cid for _, cid in pairs], dtype=np.int64)
         self._credits: dict[tuple[str, frozenset[str]], tuple[frozenset[str], str]] = {}
+        self._spelt: dict[str, str | None] = {}
         self._sentence_ptr = np.searchsorted(
             np.asarray([sid for sid, _ in pairs], dtype=np.int64), np.arange(len(data.sentence_spans) + 1)
         )
@@ -138,6 +145,31 @@ class Retriever:
                         best, line = len(named), text
             self._credits[key] = (frozenset(found), line)
         return self._credits[key]
+
+    def spelt_out(self, short: str) -> str | None:
+        """What the documents spell ``short`` out as ("Local Medical Committees" for "LMCs"), read from the
+        first articles that use it, or ``None``: a question that says "LMCs" where the answer's sentence says
+        "Local Medical Committees" shares no word with it there. A two-letter abbreviation counts only where
+        it is defined in brackets ("United Nations (UN)"): too many names have its initials. Kept."""
+        if short not in self._spelt:
+            if len(self._spelt) >= SPELT_KEPT:
+                self._spelt.clear()
+            self._spelt[short] = self._find_spelling(short)
+        return self._spelt[short]
+
+    def _find_spelling(self, short: str) -> str | None:
+        names = sum(c.isupper() for c in short) >= 3
+        forms = {short, short[:-1]} if short.endswith("s") else {short}
+        ids = sorted({i for form in forms for i in self.chunks_with_all(tokenize([form])[0])})
+        sources = list(dict.fromkeys(self.data.chunks[i].source for i in ids))[:SPELLING_ARTICLES]
+        for source in sources:
+            for j in self.data.chunks_of.get(source, ())[:DEFINITION_CHUNKS]:
+                chunk = self.data.chunks[j]
+                for a, b in chunk.sentences:
+                    sentence = chunk.text[a - chunk.start : b - chunk.start]
+                    if found := expansion(short, sentence, names=names):
+                        return sentence[found[0] : found[1]]
+        return None
 
     def chunks_with_all(self, terms: Sequence[str] | set[str]) -> list[int]:
         """The chunks that hold every one of ``terms``, in corpus order (BM25's postings, rarest first)."""
@@ -197,10 +229,17 @@ class Retriever:
         n = len(self.data.chunks)
         k = min(config.candidates, n)
         bm25_all = self.bm25_scores(query.terms)
+        if query.search is not None:
+            bm25_all = np.maximum(bm25_all, self.bm25_scores(query.search.terms))
         fused: dict[int, float] = {}
         dense_by_id: dict[int, float] = {}
         if config.retrieval in ("hybrid", "dense"):
             dense_by_id = self.dense_search(query.vector, k)
+            if query.search is not None:
+                for i, score in self.dense_search(query.search.vector, k).items():
+                    if score > dense_by_id.get(i, -2.0):
+                        dense_by_id[i] = score
+                dense_by_id = dict(sorted(dense_by_id.items(), key=lambda kv: -kv[1])[:k])
             weight = config.dense_weight if config.retrieval == "hybrid" else 1.0
             for rank, i in enumerate(dense_by_id):
                 fused[i] = fused.get(i, 0.0) + weight / (config.rrf_k + rank + 1)

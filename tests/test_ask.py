@@ -835,6 +835,37 @@ def test_a_leader_moved_onto_the_best_sentence_is_no_rival_to_it(pipeline, seed_
     assert alone["reader_margin"] > 0 and alone["select_margin"] > 0
 
 
+@pytest.mark.parametrize(
+    ("short", "long"),
+    [
+        ("LMCs", "Local Medical Committees"),  # a name written out in full, in an article that says "LMCs"
+        ("PACS", "primary and acute care systems"),  # "primary and acute care systems (PACS)"
+        ("GP", None),  # two letters: only brackets would do, and the seeds never define it
+        ("QXZ", None),  # no document uses it
+    ],
+)
+def test_an_abbreviation_is_spelt_out_as_the_documents_spell_it(pipeline, short: str, long: str | None) -> None:
+    assert pipeline.retriever.spelt_out(short) == long
+
+
+def test_a_question_in_abbreviations_is_searched_again_spelt_out(pipeline, seed_config: Config) -> None:
+    """ "Londonwide LMCs" in the question, "Londonwide Local Medical Committees, which represents over 7000
+    GPs" in the article: searched as asked, the sentence is not among the passages, and the answer abstains;
+    searched again with the abbreviation spelt out, it is found."""
+    question = "How many GPs does Londonwide LMCs represent?"
+    query, _ = pipeline.query(question)
+    first = pipeline.retriever.search(query, seed_config)
+    assert not any("over 7000" in p.chunk.text for p in first)
+    spelt = pipeline.spelt_out(query)
+    assert spelt is not None and spelt.search is not None
+    assert spelt.search.text == "How many GPs does Londonwide Local Medical Committees represent?"
+    assert any("over 7000" in p.chunk.text for p in pipeline.retriever.search(spelt, seed_config))
+    answer = ask(question, config=seed_config)
+    assert not answer.abstained and answer.span is not None and answer.span.quote == "over 7000"
+    assert_contract(answer)
+    assert pipeline.spelt_out(pipeline.query("What does LMC stand for?")[0]) is None
+
+
 YARD_HISTORY = """The Lund yard: a short history
 
 Ivar Lund founded the shipyard at Arendal in 1901 with two slipways and forty men. He died in 1932 without
