@@ -24,7 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag import chunking, documents, evaluation, indexing  # noqa: E402
+from rag import chunking, documents, evaluation, indexing, sources  # noqa: E402
 from rag import vectors as vectors_  # noqa: E402
 from rag.config import load_config  # noqa: E402
 from rag.embedding import get_embedder, numeric_path  # noqa: E402
@@ -49,7 +49,7 @@ def build_stages(corpus: Path, repeat: int) -> list[tuple[str, float]]:
     embedder = get_embedder(config)
     rows: dict[str, list[float]] = {}
     for _ in range(repeat):
-        files = indexing.corpus_files([corpus])
+        files = sources.corpus_files([corpus])
         docs, t_parse = timed(lambda fs: [documents.load(p) for p in fs], files)
         chunks, t_chunk = timed(
             lambda ds: [c for d in ds for c in chunking.chunk_document(d, config.chunk_tokens, config.chunk_overlap)],

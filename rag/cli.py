@@ -129,9 +129,9 @@ def cmd_rm(args: argparse.Namespace) -> int:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    from . import indexing
+    from . import sources
 
-    rows = indexing.listing(config_from(args))
+    rows = sources.listing(config_from(args))
     if args.json:
         print(json.dumps([{k: r.get(k) for k in ("source", "title", "author", "date", "chunks")} for r in rows]))
         return 0
@@ -143,9 +143,9 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from . import indexing
+    from . import sources
 
-    text, record = indexing.document_text(config_from(args), args.source)
+    text, record = sources.document_text(config_from(args), args.source)
     if args.json:
         print(json.dumps({**record, "text": text}, ensure_ascii=False))
     else:

@@ -10,7 +10,7 @@ import unicodedata
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from . import collection, conversation, indexing, spelling
+from . import collection, conversation, indexing, sources, spelling
 from .answering import ABSTAIN_TEXT, ANSWERERS, get_answerer
 from .config import Config, load_config
 from .direct import asks_expansion
@@ -159,7 +159,7 @@ class Pipeline:
     def source_text(self, source: str) -> str:
         """The text citation offsets index: the file as the contract reads it, or the text extracted from
         an HTML, PDF or Word file, stored with the index (cached while unchanged)."""
-        path = indexing.text_path(self.config, source, self.documents.get(source))
+        path = sources.text_path(self.config, source, self.documents.get(source))
         stat = path.stat()
         key = (stat.st_size, stat.st_mtime_ns)
         cached = self._texts.get(source)
@@ -245,8 +245,8 @@ _LOCK = threading.Lock()
 
 
 def _key(config: Config) -> tuple[Any, ...]:
-    roots = tuple(str(r) for r in indexing.roots_for(config)) if config.corpus else None
-    return (str(config.index_path), roots, tuple(sorted(indexing.settings(config).items())), config.device)
+    roots = tuple(str(r) for r in sources.roots_for(config)) if config.corpus else None
+    return (str(config.index_path), roots, tuple(sorted(sources.settings(config).items())), config.device)
 
 
 def get_pipeline(config: Config, progress: Progress | None = None) -> Pipeline:

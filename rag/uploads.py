@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import documents, formats, indexing, store
+from . import documents, formats, indexing, sources, store
 from .config import Config
 from .errors import CorpusError, RagError
 from .indexing import BuildReport, Progress
@@ -75,7 +75,7 @@ def add_files(config: Config, files: Sequence[tuple[Path, str]], progress: Progr
     the files just written are removed again so the corpus is as it was.
     """
     result = UploadResult()
-    uploads = indexing.uploads_dir(config)
+    uploads = sources.uploads_dir(config)
     checked: list[tuple[str, str, bytes]] = []
     for path, name in files:
         try:

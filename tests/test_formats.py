@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from rag import ask, embedding_cache, indexing, load_config
+from rag import ask, embedding_cache, indexing, load_config, sources
 from rag.config import ROOT, Config
 from rag.errors import CorpusError
 from rag.pipeline import forget
@@ -107,7 +107,7 @@ def test_pdf_answers_carry_their_page_and_index_the_extracted_text(mixed: tuple[
     answer = ask("How many fishing boats were registered in Stromness?", config=config)
     c = answer.citations[0]
     assert c.source.endswith("survey.pdf") and c.page == 2 and "314" in c.quote
-    text, record = indexing.document_text(config, c.source)
+    text, record = sources.document_text(config, c.source)
     assert text[c.start : c.end] == c.quote
     assert record["title"] == "Harbour Survey" and record["author"] == "Ana Ruiz"
 
@@ -116,7 +116,7 @@ def test_word_and_html(mixed: tuple[Config, Path]) -> None:
     config, folder = mixed
     answer = ask("Who proposed a later evening sailing?", config=config)
     assert answer.citations[0].source.endswith("minutes.docx") and "Rhona Tait" in answer.text
-    text, record = indexing.document_text(config, str(folder / "page.html"))
+    text, record = sources.document_text(config, str(folder / "page.html"))
     assert record["title"] == "Lighthouse reopens" and record["date"] == "2024-05-04"  # an ISO date is a date
     assert "Noup Head" in text and "Home | News" not in text and "Copyright" not in text
 
@@ -302,7 +302,7 @@ def test_markdown_answers_quote_whole_wrapped_sentences(tmp_path: Path) -> None:
     c = answer.citations[0]
     assert c.quote.startswith("Harbour Watch is a small tool") and c.quote.endswith("Stromness and Kirkwall.")
     assert "\n" not in answer.text  # a sentence wrapped in its file reads as one line
-    text, record = indexing.document_text(config, c.source)
+    text, record = sources.document_text(config, c.source)
     assert text[c.start : c.end] == c.quote
     assert (record["title"], record["author"], record["date"]) == ("Harbour Watch", "Ana Ruiz", "2024-05-04")
     # the sections after the first paragraph are the document's own text, not a web page's sign-offs

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from rag import ask, documents, indexing, load_config, store
+from rag import ask, documents, indexing, load_config, sources, store
 from rag.config import ROOT, Config
 from rag.errors import CorpusError, IndexCorruptError, IndexMismatchError, IndexWriteError
 from rag.pipeline import forget, get_pipeline
@@ -32,7 +32,7 @@ def test_build_publishes_a_complete_index(corpus_config: Config) -> None:
     assert manifest["dimension"] == 384
     assert set(manifest["files"]) == {d["source"] for d in data.documents}
     assert all(len(f["sha256"]) == 64 for f in manifest["files"].values())
-    assert indexing.staleness(corpus_config) is None
+    assert sources.staleness(corpus_config) is None
     builds = [p.name for p in corpus_config.index_path.iterdir() if p.name.startswith("build-")]
     assert len(builds) == 1 and (corpus_config.index_path / store.POINTER).read_text().strip() == builds[0]
 
@@ -73,14 +73,14 @@ def test_changes_make_the_index_stale(corpus_config: Config, corpus: Path) -> No
     indexing.build(corpus_config)
     victim = sorted(corpus.iterdir())[0]
     victim.write_text(victim.read_text(encoding="utf-8") + "\nA new closing line.\n", encoding="utf-8")
-    assert "changed file" in (indexing.staleness(corpus_config) or "")
+    assert "changed file" in (sources.staleness(corpus_config) or "")
     indexing.build(corpus_config)
     (corpus / "new.txt").write_text("A brand new document about something else entirely.", encoding="utf-8")
-    assert "new file" in (indexing.staleness(corpus_config) or "")
+    assert "new file" in (sources.staleness(corpus_config) or "")
     indexing.build(corpus_config)
     victim.unlink()
-    assert "removed file" in (indexing.staleness(corpus_config) or "")
-    assert "settings changed" in (indexing.staleness(corpus_config.replace(chunk_tokens=64)) or "")
+    assert "removed file" in (sources.staleness(corpus_config) or "")
+    assert "settings changed" in (sources.staleness(corpus_config.replace(chunk_tokens=64)) or "")
 
 
 def test_stale_index_is_rebuilt_on_ask_and_logged(
@@ -142,7 +142,7 @@ def test_bad_files_are_skipped_with_a_warning(
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     for name in skipped:
         assert sum(name in w for w in warned) == 1, warned
-    assert indexing.staleness(corpus_config) is None  # skipped files do not make the index look stale
+    assert sources.staleness(corpus_config) is None  # skipped files do not make the index look stale
 
 
 def test_empty_corpus_is_a_clear_error(tmp_path: Path, corpus_config: Config) -> None:
@@ -244,7 +244,7 @@ def test_a_change_of_lexical_analysis_rebuilds_the_postings(corpus_config: Confi
     manifest["settings"]["lexical"] = 1
     manifest_path.write_text(json.dumps(manifest))
     forget(corpus_config)
-    assert "lexical 1 -> 2" in (indexing.staleness(corpus_config) or "")
+    assert "lexical 1 -> 2" in (sources.staleness(corpus_config) or "")
 
 
 def test_a_file_that_changes_during_a_build_is_not_recorded_as_fresh(
@@ -263,7 +263,7 @@ def test_a_file_that_changes_during_a_build_is_not_recorded_as_fresh(
     monkeypatch.setattr(documents, "parse", parse_then_edit)
     indexing.build(corpus_config)
     monkeypatch.undo()
-    assert "changed file" in (indexing.staleness(corpus_config) or ""), "the edit is seen, never recorded as indexed"
+    assert "changed file" in (sources.staleness(corpus_config) or ""), "the edit is seen, never recorded as indexed"
     forget()
     answer = ask("What is the breaking news?", config=corpus_config.replace(abstain_threshold=0.0))
     assert answer.citations and not answer.dropped_citations
@@ -279,7 +279,7 @@ def test_an_index_built_on_one_numeric_path_is_searched_from_another(corpus_conf
     tops = {}
     for precision in ("int8", "fp32", "bf16"):
         config = corpus_config.replace(precision=precision)
-        assert indexing.staleness(config) is None  # the path is not a setting the index depends on
+        assert sources.staleness(config) is None  # the path is not a setting the index depends on
         forget()
         tops[precision] = [[p.chunk.id for p in get_pipeline(config).retrieve(q, config)] for q in questions]
     for precision in ("fp32", "bf16"):

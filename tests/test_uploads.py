@@ -6,7 +6,7 @@ import threading
 import time
 from pathlib import Path
 
-from rag import ask, indexing, store
+from rag import ask, indexing, sources, store
 from rag.config import Config
 from rag.uploads import MAX_NAME, add_files
 
@@ -29,7 +29,7 @@ def test_two_uploads_with_one_name_are_both_kept(corpus_config: Config, tmp_path
     assert "Mondays" in ask("When is the Lerwick museum closed?", config=corpus_config).text
     again, _ = upload(corpus_config, tmp_path, "notes.txt", "The ferry to Hoy leaves at seven every morning.\n")
     assert again == first, "the same file again is not stored twice"
-    assert len(list(indexing.uploads_dir(corpus_config).iterdir())) == 2
+    assert len(list(sources.uploads_dir(corpus_config).iterdir())) == 2
 
 
 def test_a_long_name_keeps_its_extension_and_is_indexed(corpus_config: Config, tmp_path: Path) -> None:
@@ -38,19 +38,19 @@ def test_a_long_name_keeps_its_extension_and_is_indexed(corpus_config: Config, t
     assert rejected == [] and len(added) == 1
     stored = Path(added[0]).name
     assert stored.endswith(".md") and len(stored) <= MAX_NAME
-    sources = {d["source"] for d in store.read(corpus_config.index_path).documents}  # type: ignore[union-attr]
-    assert added[0] in sources
+    indexed = {d["source"] for d in store.read(corpus_config.index_path).documents}  # type: ignore[union-attr]
+    assert added[0] in indexed
     assert "4%" in ask("By how much were mooring fees raised?", config=corpus_config).text
 
 
 def test_names_cannot_leave_the_uploads_folder(corpus_config: Config, tmp_path: Path) -> None:
     added, _ = upload(corpus_config, tmp_path, "../../etc/evil.txt", "A harmless note about tides.\n")
-    assert Path(indexing.documents.resolve_source(added[0])).parent == indexing.uploads_dir(corpus_config).resolve()
+    assert Path(indexing.documents.resolve_source(added[0])).parent == sources.uploads_dir(corpus_config).resolve()
 
 
 def test_files_are_added_under_the_index_lock(corpus_config: Config, tmp_path: Path) -> None:
     indexing.build(corpus_config)
-    uploads = indexing.uploads_dir(corpus_config)
+    uploads = sources.uploads_dir(corpus_config)
     held, release = threading.Event(), threading.Event()
 
     def other_writer() -> None:
@@ -78,5 +78,5 @@ def test_a_removed_upload_can_be_uploaded_again(corpus_config: Config, tmp_path:
     indexing.remove(corpus_config, added)
     again, rejected = upload(corpus_config, tmp_path, "stones.txt", text)
     assert rejected == [] and again == added
-    sources = {d["source"] for d in store.read(corpus_config.index_path).documents}  # type: ignore[union-attr]
-    assert added[0] in sources
+    indexed = {d["source"] for d in store.read(corpus_config.index_path).documents}  # type: ignore[union-attr]
+    assert added[0] in indexed
