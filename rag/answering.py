@@ -23,7 +23,7 @@ from typing import Protocol
 from . import calibration
 from .config import Config
 from .conversation import SHORT_ANSWER_RE, about
-from .direct import asks_procedure, rest_of_list, trimmed
+from .direct import asks_procedure, asks_yes_no, rest_of_list, trimmed
 from .errors import UnknownNameError
 from .evidence import (
     ANSWERABLE_FEATURES,
@@ -36,7 +36,7 @@ from .evidence import (
 )
 from .reader import READER_DIR, get_reader, reader_precision
 from .retrieval import Query, Retriever
-from .spans import echoes, read, unasked
+from .spans import echoes, read, restates, unasked
 from .store import IndexData
 from .types import COMMENT, LEAD_SEP, Answer, Chunk, Citation, Passage
 
@@ -191,7 +191,9 @@ class ExtractiveAnswerer:
             b = best.span[1] - chunk.start
             edges = trimmed(chunk.text, unasked(query.text, chunk.text, best.span[0] - chunk.start, b), b)
             span = citation(best.passage, edges[0] + chunk.start, edges[1] + chunk.start) if edges else None
-        if span is not None and echoes(query.text, span.quote):
+        if span is not None and (
+            echoes(query.text, span.quote) or (asks_yes_no(query.text) and not restates(query.text, span.quote))
+        ):
             span = None
         if not listed and asks_procedure(query.text):  # the steps are the sentence, not a word of it
             chunk = best.passage.chunk

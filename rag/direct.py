@@ -51,6 +51,13 @@ ASKS_EXPANSION_TYPED = re.compile(
     re.IGNORECASE,
 )
 MAX_EXPANSION_WORDS = 12
+ASKS_YES_NO = re.compile(
+    r"^\W*(?:is|are|was|were|am|do|does|did|can|could|will|would|should|shall|has|have|had|may|might|must)"
+    r"(?:n['’]?t)?\s+(?!you\s+(?:please\s+)?(?:tell|say|explain|give|list|show|name|find|describe|summari[sz]e)\b)"
+    r"(?!you\s+know\s+(?:who|what|when|where|which|why|how)\b)",
+    re.IGNORECASE,
+)
+ASKS_CHOICE = re.compile(r"\bor\b(?!\s+not\b)", re.IGNORECASE)
 # "What is ownership?", "Who is Tom Coffey?", "What does copyleft mean?": the question names a thing and asks
 # only what it is, so a sentence saying "X is a …" answers it whatever else the question shares with it
 ASKS_DEFINITION = (
@@ -107,6 +114,13 @@ def _asks(question: str) -> tuple[bool, bool, str | None, re.Pattern[str] | None
 def asks_procedure(question: str) -> bool:
     """Whether the question asks how to do something: its answer is the whole sentence, not a span of it."""
     return bool(ASKS_PROCEDURE.search(question))
+
+
+def asks_yes_no(question: str) -> bool:
+    """Whether the question is answered yes or no ("Is NHS Sefton cutting primary care spending?"): no span
+    of a sentence says that, so the sentence is the answer, not a phrase of it ("10%"). A choice ("Is it
+    A or B?") and a request put politely ("Can you tell me who…?") are answered by a span as usual."""
+    return bool(ASKS_YES_NO.match(question)) and not ASKS_CHOICE.search(question)
 
 
 def asks_definition(question: str) -> str | None:

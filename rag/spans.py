@@ -202,6 +202,16 @@ def echoes(question: str, short: str) -> bool:
     return echo_test(question)(short)
 
 
+def restates(question: str, short: str) -> bool:
+    """Whether a short answer to a yes-or-no question says what it asks, holding at least half its terms
+    ("BSkyB does not carry any control over … picture quality" for "Does BSkyB carry any control over the
+    picture quality…?"). A phrase that does not ("10%" for "Is NHS Sefton cutting primary care spending?",
+    "fewer doctors choosing general practice" for "Can patients choose their GP?") answers nothing asked:
+    the sentence is shown alone."""
+    asked = set(tokenize([question])[0])
+    return bool(asked) and 2 * len(asked.intersection(tokenize([short])[0])) >= len(asked)
+
+
 def echo_test(question: str) -> Callable[[str], bool]:
     """``echoes`` for one question, its words read once: the reader asks it of every span it picks."""
     own, context = carried(question)

@@ -866,6 +866,16 @@ def test_a_question_in_abbreviations_is_searched_again_spelt_out(pipeline, seed_
     assert pipeline.spelt_out(pipeline.query("What does LMC stand for?")[0]) is None
 
 
+def test_a_yes_or_no_question_is_answered_by_the_sentence_not_a_phrase_of_it(seed_config: Config) -> None:
+    """No phrase of "NHS Sefton aims to cut … yet also plans a 10% cut in primary care spending" says yes or
+    no; "10%", the reader's span, would read as the answer. The sentence is quoted, with no short answer."""
+    answer = ask("Is NHS Sefton cutting primary care spending?", config=seed_config)
+    assert not answer.abstained and answer.span is None
+    assert "10% cut in primary care spending" in answer.citations[0].quote
+    assert not answer.text.startswith("10%")
+    assert_contract(answer)
+
+
 YARD_HISTORY = """The Lund yard: a short history
 
 Ivar Lund founded the shipyard at Arendal in 1901 with two slipways and forty men. He died in 1932 without

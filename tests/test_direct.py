@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.direct import asks_procedure, direct_form, is_metadata
+from rag.direct import asks_procedure, asks_yes_no, direct_form, is_metadata
 
 DEFINES = "Plans include multispecialty community providers (MCPs) and primary and acute care systems (PACS)."
 
@@ -361,3 +361,43 @@ def test_the_steps_are_the_whole_sentence(quill_config) -> None:
     assert not answer.abstained
     assert answer.span is not None and answer.span.quote == "Install Quillmark with pip"
     assert answer.text.startswith("Install Quillmark with pip. [1]")
+
+
+@pytest.mark.parametrize(
+    ("question", "yes_no"),
+    [
+        ("Is NHS Sefton cutting primary care spending?", True),
+        ("Did the BMA hold a rally?", True),
+        ("Isn't the clinic closed?", True),
+        ("Do I need Python 3.10?", True),
+        ("Is the clinic open on Monday or Tuesday?", False),  # a choice: the span names it
+        ("Can you tell me who wrote the piece?", False),  # a wh-question put politely
+        ("Do you know who chairs the NHS Alliance?", False),
+        ("Could you give me a recipe for banana bread?", False),
+        ("Who is Clare Gerada?", False),
+        ("Whose plan is it?", False),
+    ],
+)
+def test_a_yes_or_no_question_is_told_from_one_a_span_answers(question: str, yes_no: bool) -> None:
+    assert asks_yes_no(question) is yes_no
+
+
+@pytest.mark.parametrize(
+    ("question", "short", "restated"),
+    [
+        (
+            "Does BSkyB carry any control over the picture quality of a channel?",
+            "BSkyB does not carry any control over the channel's content or carriage issues such as picture quality",
+            True,
+        ),
+        ("Will GP consultations be shortened?", "reducing the length of GP consultations by a third", True),
+        ("Is NHS Sefton cutting primary care spending?", "10%", False),
+        ("Can patients choose their GP?", "fewer doctors choosing general practice as a career", False),
+    ],
+)
+def test_a_yes_or_no_question_keeps_only_a_short_answer_that_says_what_it_asks(
+    question: str, short: str, restated: bool
+) -> None:
+    from rag.spans import restates
+
+    assert restates(question, short) is restated
