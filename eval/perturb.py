@@ -1,6 +1,7 @@
 """A copy of a SQuAD-style dataset folder whose questions are typed as users type them: with a slip, without
-a question mark, in lower case, with a full stop. The documents, paragraphs and split are linked, so the
-copy is answered from the same index; only the questions differ, so the figures compare side by side.
+a question mark, in lower case, with a full stop, spelt the British way. The documents, paragraphs and split
+are linked, so the copy is answered from the same index; only the questions differ, so the figures compare
+side by side.
 
     python eval/perturb.py .cache/sq-heldout .cache/sq-typo --typo --seed 5
     rag eval --dataset .cache/sq-typo --split tune --limit 600 --index-dir .cache/sq-heldout-index
@@ -8,7 +9,9 @@ copy is answered from the same index; only the questions differ, so the figures 
     rag eval --gold .cache/gold-typo.jsonl --split dev
 
 ``--typo`` swaps two neighbouring letters, never the first, of one word of five letters or more that is
-not a question word, in every question that has such a word.
+not a question word, in every question that has such a word. ``--british`` spells each word as in Britain
+where that spelling is a word of English too (SymSpell's list): "color" → "colour", "organization" →
+"organisation", "center" → "centre", "license" → "licence", "traveled" → "travelled".
 """
 
 from __future__ import annotations
@@ -24,6 +27,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from heldout_view import linked
 
+BRITISH = tuple(
+    (re.compile(pattern), replacement)
+    for pattern, replacement in (
+        (r"(?<=\w\w\w)iz(e|ed|es|ing|ation|ations|er|ers)$", r"is\1"),
+        (r"yz(e|ed|es|ing)$", r"ys\1"),
+        (r"(?<=\w\w\w)or(s)?$", r"our\1"),
+        (r"([tb])er(s)?$", r"\1re\2"),
+        (r"ense(s)?$", r"ence\1"),
+        (r"og(s)?$", r"ogue\1"),
+        (r"(?<=\w\w\w)([aeiou])l(ed|ing)$", r"\1ll\2"),
+        (r"^program(s)?$", r"programme\1"),
+    )
+)
 QUESTION_WORDS = {"which", "where", "whose", "there", "their", "about", "would", "could", "should"}
 WORD_RE = re.compile(r"[A-Za-z]{5,}")
 
@@ -38,7 +54,25 @@ def typo(question: str, rng: random.Random) -> str:
     return question[: m.start()] + w[:i] + w[i + 1] + w[i] + w[i + 2 :] + question[m.end() :]
 
 
+def british(question: str) -> str:
+    from rag.spelling import _english
+
+    english = _english()
+
+    def spell(m: re.Match[str]) -> str:
+        word = m.group(0)
+        for pattern, replacement in BRITISH:
+            uk = pattern.sub(replacement, word.lower())
+            if uk != word.lower() and uk in english:
+                return uk.capitalize() if word[0].isupper() else uk
+        return word
+
+    return re.sub(r"[A-Za-z]+", spell, question)
+
+
 def perturb(question: str, how: set[str], rng: random.Random) -> str:
+    if "british" in how:
+        question = british(question)
     if "typo" in how:
         question = typo(question, rng)
     if "bare" in how or "stop" in how:
@@ -76,11 +110,12 @@ def main() -> None:
     parser.add_argument("--bare", action="store_true", help="drop the question mark")
     parser.add_argument("--stop", action="store_true", help="end with a full stop instead")
     parser.add_argument("--lower", action="store_true", help="lower-case the question")
+    parser.add_argument("--british", action="store_true", help="spell words as in Britain")
     parser.add_argument("--seed", type=int, default=5)
     args = parser.parse_args()
-    how = {k for k in ("typo", "bare", "stop", "lower") if getattr(args, k)}
+    how = {k for k in ("typo", "bare", "stop", "lower", "british") if getattr(args, k)}
     if not how:
-        parser.error("say how to type the questions: --typo, --bare, --stop and/or --lower")
+        parser.error("say how to type the questions: --typo, --bare, --stop, --lower and/or --british")
     changed = make(args.dataset, args.out, how, args.seed)
     print(f"wrote {args.out}: {changed} questions typed differently ({', '.join(sorted(how))})")
 

@@ -159,6 +159,26 @@ def _words(element: Any) -> str:
     return "\n".join(w for w in words if w)
 
 
+def _described(element: Any) -> list[str]:
+    """A definition list's terms, each with what it says of them on one line ("• Restart Shell: Restart the
+    shell to clean the environment…"): apart, "Restart Shell" and its description were two items, and
+    the description never named what it describes."""
+    blocks: list[str] = []
+    term = False
+    for item in element.findall("item"):
+        listed = [w for sub in item.iter("item") if sub is not item and (w := _words(sub).replace("\n", " "))]
+        words = ", ".join(listed) if listed else _words(item).replace("\n", " ")  # "Authors:" over a list of names
+        if not words:
+            continue
+        if (item.get("rend") or "").startswith("dd") and blocks and blocks[-1].startswith("• ") and term:
+            blocks[-1] += f" {words}" if blocks[-1].endswith(":") else f": {words}"
+            term = False
+        else:
+            blocks.append(f"• {words}")
+            term = (item.get("rend") or "").startswith("dt")
+    return blocks
+
+
 def _page_blocks(xml: str) -> list[str]:
     """trafilatura's XML of a page's main text, block by block: a paragraph's words on one line (a page's
     source wraps them anywhere, and its text output keeps those breaks), list items ("• "), table rows
@@ -169,7 +189,9 @@ def _page_blocks(xml: str) -> list[str]:
     main = root.find("main")
     blocks: list[str] = []
     for element in main if main is not None else root:
-        if element.tag == "list":
+        if element.tag == "list" and element.get("rend") == "dl":
+            blocks += _described(element)
+        elif element.tag == "list":
             blocks += [f"• {words}" for item in element.findall("item") if (words := _words(item))]
         elif element.tag == "table":
             rows = ([_words(cell) for cell in row.iter("cell")] for row in element.iter("row"))
@@ -182,16 +204,84 @@ def _page_blocks(xml: str) -> list[str]:
     return blocks
 
 
+PERMALINK_MARKS = frozenset({"¶", "#", "§", "🔗"})  # a heading's link to itself ("IDLE¶" on Sphinx pages)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def _unmarked(page: str) -> str:
+    """The page with its headings read as content. A documentation page names each section by its
+    heading's slug (``<section id="menus">``, ``id="editing-and-navigation"``), and trafilatura drops
+    whatever an id says is navigation, a menu, a footer or an author box: half of Python's IDLE page went.
+    Those ids go from sections and headings, and so do the links each heading has to itself (the "¶"
+    beside "IDLE")."""
+    import lxml.etree
+    import lxml.html
+
+    try:
+        root = lxml.html.document_fromstring(page.encode("utf-8"), parser=lxml.html.HTMLParser(encoding="utf-8"))
+    except (lxml.etree.ParserError, ValueError):
+        return page
+    changed = False
+    for a in root.iter("a"):
+        if (a.get("href") or "").startswith("#") and (a.text_content() or "").strip() in PERMALINK_MARKS:
+            a.drop_tree()
+            changed = True
+    for element in root.xpath(SECTIONS):
+        heading = element if element.tag in HEADINGS else next(element.iter(*HEADINGS), None)
+        if heading is not None and element.get("id", "").startswith(_slug(heading.text_content()) or "\0"):
+            del element.attrib["id"]
+            changed = True
+    return lxml.html.tostring(root, encoding="unicode") if changed else page
+
+
+HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
+# a page's own sections (HTML5's <section>, docutils' <div class="section">) and headings; never an aside, a nav
+# or a plain div, whose id may name a related-articles box after its heading
+SECTIONS = (
+    "//section[@id] | //div[@id][contains(concat(' ', normalize-space(@class), ' '), ' section ')] | "
+    + " | ".join(f"//{h}[@id]" for h in HEADINGS)
+)
+
+
+def _title_element(page: str) -> str | None:
+    found = TITLE_RE.search(page)
+    return " ".join(html.unescape(found.group(1)).split()) or None if found else None
+
+
+def _a_section(title: str, whole: str) -> bool:
+    """Whether the title trafilatura read is the name of a section, not of the page: one word (a manual's
+    first heading, "Abstract") that its ``<title>``, "Debian Python Policy 0.12.0.0 documentation", does not
+    hold. A page's headline is not ("IDLE" in "IDLE — Python 3.12 documentation")."""
+    words = title.split()
+    return len(words) == 1 and len(whole.split()) > 1 and words[0].lower() not in whole.lower()
+
+
+TITLE_RE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+
+
 def html_to_text(raw: bytes | str, name: str) -> str:
     """The page's main text (navigation, adverts and comments dropped) via trafilatura."""
+    return html_page(raw, name).text
+
+
+def html_page(raw: bytes | str, name: str) -> Extracted:
+    """The page's main text, and its title where the page states one (its ``<title>``, ``og:title`` or
+    first heading, as trafilatura reads them): "IDLE" is the title of Python's IDLE page, not "Source
+    code: Lib/idlelib/", the headline-length line nearest its first paragraph."""
     import trafilatura
 
     page = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+    page = _unmarked(page)
     body = trafilatura.extract(page, output_format="xml", include_comments=False, include_tables=True)
     paragraphs = _page_blocks(body) if body else []
     if not paragraphs:
         raise CorpusError(f"{name}: no readable article text was found in this HTML page")
     meta = trafilatura.extract_metadata(page, extensive=False)  # dates from the page's metadata, never guessed
+    if meta is not None and meta.title and (whole := _title_element(page)) and _a_section(meta.title, whole):
+        meta.title = whole
     header = []
     if meta is not None and meta.title and paragraphs[0] != meta.title.strip():
         header.append(meta.title.strip())
@@ -201,7 +291,8 @@ def html_to_text(raw: bytes | str, name: str) -> str:
         header.append(f"By {meta.author.strip()}")
     if meta is not None and meta.date:
         header.append(f"Published: {meta.date.strip()}")
-    return _join(header, paragraphs)
+    stated = " ".join(meta.title.split()) if meta is not None and meta.title and meta.title.strip() else None
+    return Extracted(_join(header, paragraphs), title=stated)
 
 
 def pdf_to_text(path: Path, raw: bytes | None = None) -> Extracted:
@@ -308,7 +399,7 @@ def _extract_here(path: Path, suffix: str, raw: bytes) -> Extracted:
     if suffix in MARKDOWN_SUFFIXES:
         return markdown_to_text(raw, str(path))
     if suffix in HTML_SUFFIXES:
-        return Extracted(html_to_text(raw, str(path)))
+        return html_page(raw, str(path))
     if suffix in PDF_SUFFIXES:
         return pdf_to_text(path, raw)
     return docx_to_text(path, raw)

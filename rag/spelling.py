@@ -38,6 +38,32 @@ WORD_RE = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")
 POSSESSIVE_RE = re.compile(r"['’]s$", re.IGNORECASE)
 
 
+# British and American spellings of one word: "licence" where the documents say "license", "color" where they
+# say "colour". Each is a word of English, so neither is a slip; it is read as the documents spell it.
+VARIANTS = tuple(
+    (re.compile(pattern), replacement)
+    for pattern, replacement in (
+        (r"(?<=\w\w)is(e|ed|es|ing|ation|ations|er|ers)$", r"iz\1"),
+        (r"(?<=\w\w)iz(e|ed|es|ing|ation|ations|er|ers)$", r"is\1"),
+        (r"ys(e|ed|es|ing)$", r"yz\1"),
+        (r"yz(e|ed|es|ing)$", r"ys\1"),
+        (r"(?<=\w\w\w)our(s|ed|ing|ite|ites|able|ful|er|ers|hood|less)?$", r"or\1"),
+        (r"(?<=\w\w\w)or(s|ed|ing|ite|ites|able|ful|er|ers|hood|less)?$", r"our\1"),
+        (r"(?<=\w\w)tre(s|d)?$", r"ter\1"),
+        (r"(?<=\w\w)ter(s|ed)?$", r"tre\1"),
+        (r"ence(s)?$", r"ense\1"),
+        (r"ense(s)?$", r"ence\1"),
+        (r"ogue(s)?$", r"og\1"),
+        (r"og(s)?$", r"ogue\1"),
+        (r"([aeiou])ll(ed|ing|er|ers)$", r"\1l\2"),
+        (r"([aeiou])l(ed|ing|er|ers)$", r"\1ll\2"),
+        (r"(?<=\w)(?:ae|oe)", "e"),
+        (r"gramme(s)?$", r"gram\1"),
+        (r"gram(s)?$", r"gramme\1"),
+    )
+)
+
+
 @dataclass(frozen=True)
 class Slip:
     typed: str
@@ -63,6 +89,7 @@ class Speller:
         from symspellpy import SymSpell
 
         self.known = frozenset(counts)
+        self._counts = counts
         self._symspell = SymSpell(max_dictionary_edit_distance=1, prefix_length=7)
         for word, n in heapq.nlargest(MAX_WORDS, counts.items(), key=lambda item: item[1]):
             if len(word) >= MIN_LENGTH - 1:
@@ -77,13 +104,12 @@ class Speller:
         for m in WORD_RE.finditer(question):
             typed = POSSESSIVE_RE.sub("", m.group(0))  # "Stearn's": the name is the word
             word = typed.lower()
-            if len(word) < MIN_LENGTH or word in self.known or word in english:
+            if len(word) < MIN_LENGTH or word in self.known:
                 continue
-            found = self._symspell.lookup(word, Verbosity.TOP, max_edit_distance=1)
-            if not found or found[0].distance != 1:
-                continue
-            term = found[0].term
-            if term[0] != word[0] or tokenize([term]) == tokenize([word]):
+            if not (term := self._variant(word) or "") and word not in english:
+                found = self._symspell.lookup(word, Verbosity.TOP, max_edit_distance=1)
+                term = found[0].term if found and found[0].distance == 1 else ""
+            if not term or term[0] != word[0] or tokenize([term]) == tokenize([word]):
                 continue  # "Pamas" is not "Hamas"; "analyzes" is "analyze" already, as BM25 reads it
             read = _cased(term, typed)
             parts += [question[last : m.start()], read]
@@ -92,6 +118,11 @@ class Speller:
         if slips:
             log.info("read %s", ", ".join(f"{s.typed!r} as {s.read!r}" for s in slips))
         return "".join([*parts, question[last:]]), slips
+
+    def _variant(self, word: str) -> str | None:
+        """How the documents spell ``word`` where they spell it the other side of the Atlantic."""
+        known = {v for pattern, replacement in VARIANTS if (v := pattern.sub(replacement, word)) in self.known}
+        return max(sorted(known), key=lambda v: self._counts[v]) if known else None
 
 
 def _cased(word: str, like: str) -> str:

@@ -340,6 +340,102 @@ def test_html_paragraphs_wrapped_in_the_source_read_as_one() -> None:
     assert "Write to the Harbour Office,\nPier Road, Kirkwall." in text  # a <br> still breaks the line
 
 
+def test_a_documentation_page_is_read_without_its_permalinks_and_under_its_own_title(tmp_path: Path) -> None:
+    """Sphinx and MkDocs pages put a link to each heading beside it ("IDLE¶"); it was read as part of the
+    heading, and the title guessed from the header lines was "Source code: Lib/idlelib/", the
+    headline-length line nearest the first paragraph, not the page's own "IDLE"."""
+    from rag.documents import load
+    from rag.formats import html_to_text
+
+    page = (
+        "<html><head><title>IDLE &#8212; Python 3.12 documentation</title></head><body><div class='body'>"
+        "<section id='idle'><h1>IDLE<a class='headerlink' href='#idle' title='Permalink'>¶</a></h1>"
+        "<p><strong>Source code:</strong> <a href='x'>Lib/idlelib/</a></p>"
+        "<p>IDLE is Python’s Integrated Development and Learning Environment, coded in pure Python with the "
+        "tkinter toolkit, and it works mostly the same on Windows, Unix and macOS.</p>"
+        "<section id='menus'><h2>Menus<a class='headerlink' href='#menus'>&#182;</a></h2>"
+        "<p>IDLE has two main window types, the Shell window and the Editor window, and each has its own "
+        "menus along the top of the window.</p>"
+        "<h2 id='s'>Search <a href='#s' class='anchor'>#</a></h2>"
+        "<p>Search finds text in the current window, and Search in Files finds it in many files at once.</p>"
+        "</section></section></div></body></html>"
+    )
+    text = html_to_text(page, "help.html")
+    assert "¶" not in text and "Search #" not in text and "Menus¶" not in text
+    assert "IDLE has two main window types" in text
+    path = tmp_path / "help.html"
+    path.write_text(page, encoding="utf-8")
+    assert load(path).title == "IDLE"
+    # a manual whose first heading names a section ("Abstract") is titled as its <title> says
+    manual = page.replace(
+        "<h1>IDLE<a class='headerlink' href='#idle' title='Permalink'>¶</a></h1>", "<h1>Abstract</h1>"
+    )
+    path.write_text(manual.replace("IDLE &#8212; Python 3.12 documentation", "Debian Python Policy"), encoding="utf-8")
+    assert load(path).title == "Debian Python Policy"
+
+
+MANUAL_SECTIONS = {
+    "menus": (
+        "Menus",
+        "IDLE has two main window types, the Shell window and the Editor window, and each has its own menus.",
+        "Output windows, such as those used for Find in Files, are a subtype of editor window with the same menu.",
+    ),
+    "editing-and-navigation": (
+        "Editing and Navigation",
+        "Editor windows show the file being edited, and the title bar shows the name of the file and its folder.",
+        "Key bindings are the same in both window types, and each can be changed in the settings dialog.",
+    ),
+    "startup": (
+        "Startup and Code Execution",
+        "Upon startup with the -s option, IDLE executes the file named by IDLESTARTUP or PYTHONSTARTUP.",
+        "Files named by these environment variables are good places to store functions used from the Shell.",
+    ),
+}
+
+
+def test_a_section_named_like_a_menu_is_read_and_an_aside_is_not() -> None:
+    """trafilatura drops whatever an id calls navigation or a menu: Python's IDLE page lost its sections
+    "Menus" (``<section id="menus">``) and "Editing and Navigation", more than half its text. A section
+    whose id is its heading's slug is the page's own; an aside that names itself "related" is still dropped."""
+    from rag.formats import html_to_text
+
+    sections = "".join(
+        f"<section id='{slug}'><h2>{heading}</h2><p>{one}</p><p>{two}</p></section>"
+        for slug, (heading, one, two) in MANUAL_SECTIONS.items()
+    )
+    page = (
+        "<html><head><title>IDLE</title></head><body><div class='body'><section id='idle'><h1>IDLE</h1>"
+        "<p>IDLE is Python’s Integrated Development and Learning Environment, coded in pure Python with the tkinter "
+        f"GUI toolkit, and it works mostly the same on Windows, Unix and macOS.</p>{sections}</section></div>"
+        "<aside id='related'><h3>Related</h3><p>Read our other guides to Python editors and what they do.</p></aside>"
+        "</body></html>"
+    )
+    text = html_to_text(page, "help.html")
+    for _, one, two in MANUAL_SECTIONS.values():
+        assert one in text and two in text
+    assert "other guides" not in text
+
+
+def test_a_definition_list_reads_each_term_with_its_description() -> None:
+    """ "Restart Shell" and "Restart the shell to clean the environment" were two list items; the
+    description never said what it describes."""
+    from rag.formats import _page_blocks
+
+    xml = (
+        "<doc><main><head rend='h3'>Shell menu</head><list rend='dl'>"
+        "<item rend='dt-1'>Restart Shell</item><item rend='dd-1'><p>Restart the shell to clean the environment.</p>"
+        "</item><item rend='dt-2'>Authors:</item><item rend='dd-2'><list rend='ul'><item><p>Ann Lee</p></item>"
+        "<item><p>Bo Chan</p></item></list></item><item rend='dd-3'><p>A description with no term.</p></item>"
+        "</list></main></doc>"
+    )
+    assert _page_blocks(xml) == [
+        "Shell menu",
+        "• Restart Shell: Restart the shell to clean the environment.",
+        "• Authors: Ann Lee, Bo Chan",
+        "• A description with no term.",
+    ]
+
+
 def test_a_script_without_a_main_guard_indexes_html(tmp_path: Path) -> None:
     """A script that calls ``ask()`` at its top level: the extractor's child must not run it again."""
     folder = tmp_path / "docs"

@@ -38,6 +38,45 @@ def test_a_slip_is_read_as_the_documents_word(question: str, read: str) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("corpus", "question", "read"),
+    [
+        ("It is released under the MIT license.", "What licence is it under?", "What license is it under?"),
+        ("The licence is the GPL.", "What license is it?", "What licence is it?"),
+        ("The organization chose a color.", "Which organisation chose a colour?", "Which organization chose a color?"),
+        ("The centre is in Leeds.", "Where is the center?", "Where is the centre?"),
+        ("The team analyzes the catalog.", "Who analyses the catalogue?", "Who analyzes the catalog?"),
+        ("The paediatric ward opened.", "When did the pediatric ward open?", "When did the paediatric ward open?"),
+        # both spellings in the documents, or a stem BM25 reads alike: as typed
+        ("The colour and the color.", "What color is it?", "What color is it?"),
+        ("She traveled to Oslo.", "Who travelled to Oslo?", "Who travelled to Oslo?"),
+        ("The hors d'oeuvres were served.", "How many hours?", "How many hours?"),
+    ],
+)
+def test_a_word_spelt_the_other_side_of_the_atlantic_is_read_as_the_documents_spell_it(
+    corpus: str, question: str, read: str
+) -> None:
+    """Each spelling is a word of English, so neither is a slip; BM25 stems "licence" and "license" apart."""
+    assert Speller(count_words([corpus])).read(question)[0] == read
+
+
+def test_ask_answers_a_british_question_from_american_documents(tmp_path) -> None:
+    from rag.config import load_config
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "tool.md").write_text(
+        "# Quillmark\n\nQuillmark turns meeting notes into slides. It runs on Linux, macOS and Windows.\n\n"
+        "## License\n\nQuillmark is released under the Apache 2.0 license by the Tidewater Foundation.\n",
+        encoding="utf-8",
+    )
+    config = load_config(env={}, corpus=str(docs), index_dir=str(tmp_path / "index"))
+    answer = ask("What licence is Quillmark released under?", config=config)
+    assert answer.standalone_question == "What license is Quillmark released under?"
+    assert not answer.abstained and answer.span is not None and "Apache 2.0" in answer.span.quote
+    assert any("licence" in note and "license" in note for note in answer.notes)
+
+
 def test_ask_reads_the_slip_says_so_and_answers_as_if_typed_right(seed_config: Config) -> None:
     typed = ask("Who is Clare Geradda?", config=seed_config)
     right = ask("Who is Clare Gerada?", config=seed_config)

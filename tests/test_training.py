@@ -383,6 +383,28 @@ def test_a_perturbed_copy_changes_only_how_its_questions_are_typed(dataset: Path
     assert (tmp_path / "again" / "questions.jsonl").read_text() == (out / "questions.jsonl").read_text()
 
 
+@pytest.mark.parametrize(
+    ("question", "british"),
+    [
+        (
+            "Which organization runs the Center for Labor Studies?",
+            "Which organisation runs the Centre for Labour Studies?",
+        ),
+        ("What color is the license?", "What colour is the licence?"),
+        ("Who traveled to the theater?", "Who travelled to the theatre?"),
+        (
+            "Who won the Nobel Prize for the program?",
+            "Who won the Nobel Prize for the programme?",
+        ),  # "Prise" is no word
+        ("Who filed it for the major actor?", "Who filed it for the major actor?"),  # "filled", "majour": no
+    ],
+)
+def test_british_spelling_changes_only_words_spelt_otherwise_in_britain(question: str, british: str) -> None:
+    import perturb
+
+    assert perturb.british(question) == british
+
+
 def test_a_gold_file_is_perturbed_question_by_question_and_its_histories_kept(tmp_path: Path) -> None:
     import perturb
 
