@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import zipfile
+from collections import Counter
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -295,6 +296,50 @@ def html_page(raw: bytes | str, name: str) -> Extracted:
     return Extracted(_join(header, paragraphs), title=stated)
 
 
+PAGE_NUMBER_RE = re.compile(r"(?:page\s+)?(?:\d{1,4}|[ivxlc]{1,6})(?:\s*(?:of|/)\s*\d{1,4})?", re.IGNORECASE)
+EDGE_LINES = 2  # a running head or foot is among a page's first or last two lines
+MAX_RUNNING_WORDS = 12  # and short: a line of text may recur, numbers aside, in a table or a list
+
+
+def _without_furniture(pages: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """Pages without their running heads and feet: the title or chapter repeated atop every page, the page
+    number under it. They cut sentences in two ("Information found in a / 2 / Shared MIME-info Database /
+    directory is added …"). A line counts when it is a page number, or when it is short and recurs,
+    numbers aside, at the edge of at least half the pages (three at least); the first page keeps its top,
+    where the title is."""
+
+    def key(line: str) -> str:
+        return re.sub(r"\d+", "#", " ".join(line.split()).lower())
+
+    edges = [
+        {key(x) for x in (lines[:EDGE_LINES] + lines[-EDGE_LINES:])} for _, c in pages if (lines := c.splitlines())
+    ]
+    counts = Counter(k for e in edges for k in e)
+    running = {
+        k
+        for k, n in counts.items()
+        if len(pages) >= 3 and n >= max(3, len(pages) / 2) and 0 < len(k.split()) <= MAX_RUNNING_WORDS
+    }
+    kept = []
+    for i, (number, content) in enumerate(pages):
+        lines = content.splitlines()
+        edge = set(range(min(EDGE_LINES, len(lines)))) | set(range(max(0, len(lines) - EDGE_LINES), len(lines)))
+        drop = {
+            j
+            for j in edge
+            if PAGE_NUMBER_RE.fullmatch(lines[j].strip()) or (key(lines[j]) in running and (i > 0 or j >= EDGE_LINES))
+        }
+        if len(drop) < len(lines):
+            kept.append((number, "\n".join(x for j, x in enumerate(lines) if j not in drop).strip()))
+    return kept
+
+
+def _runs_on(text: str, content: str) -> bool:
+    """Whether the sentence at the foot of one page goes on atop the next: it ends with no full stop, and
+    the next page begins in lower case."""
+    return not re.search(r"[.!?:;”\"')\]]\s*$", text) and content[:1].islower()
+
+
 def pdf_to_text(path: Path, raw: bytes | None = None) -> Extracted:
     import pypdf
     from pypdf.errors import LimitReachedError, PdfReadError
@@ -313,12 +358,10 @@ def pdf_to_text(path: Path, raw: bytes | None = None) -> Extracted:
         if not header:
             text = ""
         pages = []
-        for number, page in enumerate(reader.pages, start=1):
-            content = (page.extract_text() or "").strip()
-            if not content:
-                continue
+        contents = [(number, (page.extract_text() or "").strip()) for number, page in enumerate(reader.pages, 1)]
+        for number, content in _without_furniture([c for c in contents if c[1]]):
             if text and not text.endswith("\n\n"):
-                text += "\n" if text.endswith("\n") else "\n\n"
+                text += "\n" if text.endswith("\n") or _runs_on(text, content) else "\n\n"
             start = len(text)
             text += content
             pages.append((number, start, len(text)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -110,6 +111,46 @@ def test_pdf_answers_carry_their_page_and_index_the_extracted_text(mixed: tuple[
     text, record = sources.document_text(config, c.source)
     assert text[c.start : c.end] == c.quote
     assert record["title"] == "Harbour Survey" and record["author"] == "Ana Ruiz"
+
+
+BOATS = ("red", "blue", "green", "grey", "white", "black", "yellow")
+
+
+def test_a_pdfs_running_heads_and_page_numbers_are_not_its_text(tmp_path: Path) -> None:
+    """A report's title atop every page and its page number below cut the sentence that runs on from one
+    page to the next ("… found in the / 2 / Harbour Survey 2024 / inner basin …"); they go, the title stays
+    once where the first page has it, and the sentence reads on."""
+    from fpdf import FPDF
+
+    from rag.chunking import sentences
+    from rag.formats import pdf_to_text
+
+    class Report(FPDF):
+        def header(self) -> None:
+            self.set_font("Helvetica", size=9)
+            self.cell(0, 8, "Harbour Survey 2024", new_x="LMARGIN", new_y="NEXT")
+
+        def footer(self) -> None:
+            self.set_y(-15)
+            self.set_font("Helvetica", size=9)
+            self.cell(0, 8, f"Page {self.page_no()}", new_x="LMARGIN", new_y="NEXT")
+
+    pdf = Report()
+    pdf.set_font("Helvetica", size=11)
+    pdf.add_page()
+    for n in range(1, 5):
+        text = f"Section {n}. " + " ".join(f"The {BOATS[i % 7]} boat was counted in the basin." for i in range(120))
+        pdf.multi_cell(0, 6, text, new_x="LMARGIN", new_y="NEXT")
+    pdf.output(str(tmp_path / "report.pdf"))
+    extracted = pdf_to_text(tmp_path / "report.pdf")
+    text = extracted.text
+    assert len(extracted.pages) >= 3
+    assert text.startswith("Harbour Survey 2024\n") and text.count("Harbour Survey 2024") == 1
+    assert not re.search(r"^Page \d+$", text, re.MULTILINE)
+    said = [text[a:b] for a, b in sentences(text, 0, len(text))]
+    assert all("Page" not in x and "Harbour Survey" not in x for x in said[1:])
+    assert all(x.startswith(("The", "Section")) and x.endswith(".") for x in said[1:])  # none cut at a page
+    assert len(re.findall(r"boat\s+was\s+counted", text)) == 4 * 120  # no line of text taken for a running head
 
 
 def test_word_and_html(mixed: tuple[Config, Path]) -> None:
