@@ -36,7 +36,7 @@ from .evidence import (
 )
 from .reader import READER_DIR, get_reader, reader_precision
 from .retrieval import Query, Retriever
-from .spans import echoes, read, restates, unasked
+from .spans import echoes, read, restates, unasked, whole_field
 from .store import IndexData
 from .types import COMMENT, LEAD_SEP, Answer, Chunk, Citation, Passage
 
@@ -190,6 +190,8 @@ class ExtractiveAnswerer:
             chunk = best.passage.chunk
             b = best.span[1] - chunk.start
             edges = trimmed(chunk.text, unasked(query.text, chunk.text, best.span[0] - chunk.start, b), b)
+            line = (best.start - chunk.start, best.end - chunk.start)
+            edges = (whole_field(query.text, chunk.text, line, edges) if edges else None) or edges
             span = citation(best.passage, edges[0] + chunk.start, edges[1] + chunk.start) if edges else None
         if span is not None and (
             echoes(query.text, span.quote) or (asks_yes_no(query.text) and not restates(query.text, span.quote))

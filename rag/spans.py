@@ -202,6 +202,29 @@ def echoes(question: str, short: str) -> bool:
     return echo_test(question)(short)
 
 
+FIELD_RE = re.compile(r"^[^\w\n]{0,3}(?P<label>[A-Z][\w '’-]{0,30}?)\s*:\s*(?P<value>\S[^\n]*?)\s*$")
+MAX_FIELD_ITEM_WORDS = 6
+
+
+def whole_field(question: str, text: str, sentence: tuple[int, int], span: tuple[int, int]) -> tuple[int, int] | None:
+    """The whole of a labelled list ("Present: Ana Ruiz (chair), Ewan Flett, Rhona Tait") where the short
+    answer is one of its items and the question asks what the label names ("Who was present?"): the line
+    is the list of them, so one name is a third of the answer. "Who chaired the meeting?" asks about one
+    item, not what "Present" names, and keeps its span ("Ana Ruiz")."""
+    m = FIELD_RE.match(text[sentence[0] : sentence[1]])
+    if m is None:
+        return None
+    start, end = sentence[0] + m.start("value"), sentence[0] + m.end("value")
+    items = [x for x in re.split(r"[,;]|\band\b", m.group("value")) if x.strip()]
+    if not (start <= span[0] and span[1] <= end) or len(items) < 2:
+        return None
+    if any(len(x.split()) > MAX_FIELD_ITEM_WORDS for x in items):
+        return None
+    if not set(tokenize([m.group("label")])[0]) & set(tokenize([question])[0]):
+        return None
+    return start, end
+
+
 def restates(question: str, short: str) -> bool:
     """Whether a short answer to a yes-or-no question says what it asks, holding at least half its terms
     ("BSkyB does not carry any control over … picture quality" for "Does BSkyB carry any control over the

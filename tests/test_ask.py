@@ -876,6 +876,24 @@ def test_a_yes_or_no_question_is_answered_by_the_sentence_not_a_phrase_of_it(see
     assert_contract(answer)
 
 
+MINUTES = """Harbour board meeting, 12 March 2024
+
+Present: Ana Ruiz (chair), Ewan Flett, Rhona Tait
+
+The board discussed the state of the north pier after the January storms. Ewan Flett reported that the \
+engineers estimate repairs at two million pounds.
+
+The board agreed to apply to the Marine Fund for half of the cost.
+"""
+
+
+def test_who_was_present_is_answered_with_everyone_present(tmp_path: Path) -> None:
+    config = one_article(tmp_path, "minutes.txt", MINUTES)
+    answer = ask("Who was present?", config=config)
+    assert answer.span is not None and answer.span.quote == "Ana Ruiz (chair), Ewan Flett, Rhona Tait"
+    assert_contract(answer)
+
+
 YARD_HISTORY = """The Lund yard: a short history
 
 Ivar Lund founded the shipyard at Arendal in 1901 with two slipways and forty men. He died in 1932 without

@@ -401,3 +401,37 @@ def test_a_yes_or_no_question_keeps_only_a_short_answer_that_says_what_it_asks(
     from rag.spans import restates
 
     assert restates(question, short) is restated
+
+
+@pytest.mark.parametrize(
+    ("question", "line", "short", "answer"),
+    [
+        (
+            "Who was present?",
+            "Present: Ana Ruiz (chair), Ewan Flett, Rhona Tait",
+            "Ana Ruiz",
+            "Ana Ruiz (chair), Ewan Flett, Rhona Tait",
+        ),
+        (
+            "Who are the authors?",
+            "• Authors: Neil Schemenauer, Matthias Klose",
+            "Matthias Klose",
+            "Neil Schemenauer, Matthias Klose",
+        ),
+        # the question asks about one item, not what the label names: the span stays
+        ("Who chaired the meeting?", "Present: Ana Ruiz (chair), Ewan Flett, Rhona Tait", "Ana Ruiz", "Ana Ruiz"),
+        ("When is the next meeting?", "Next meeting: 9 April 2024", "9 April 2024", "9 April 2024"),  # one item
+        (
+            "Who spoke?",
+            "Speakers: Ana Ruiz, who chairs the harbour board and the ferry committee, Ewan Flett",
+            "Ewan Flett",
+            "Ewan Flett",
+        ),
+    ],
+)
+def test_a_labelled_list_answers_whole_what_its_label_names(question: str, line: str, short: str, answer: str) -> None:
+    from rag.spans import whole_field
+
+    start = line.index(short)
+    found = whole_field(question, line, (0, len(line)), (start, start + len(short))) or (start, start + len(short))
+    assert line[found[0] : found[1]] == answer
