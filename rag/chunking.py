@@ -46,14 +46,17 @@ WRAPPED_END = ".!?…:;\"'’”)]"  # a line that ends so may end its sentence
 ITEM_RE = re.compile(r"[•·▪●◦‣∙*+\-–]\s|\d{1,2}[.)]\s")  # a list item starts its own line
 # a line that ends on a comma or a word that cannot end a sentence goes on below, in any case ("…TO THE
 # EXTENT PERMITTED BY" / "APPLICABLE LAW.")
+# a number that a lower-case word follows goes on the sentence above ("…counted" / "314 boats in the basin"); a
+# section number ("2.1. Directory layout") or a number before a capital does not
+NUMBER_GOES_ON_RE = re.compile(r"\d[\d.,]*%?[ \t]+[a-z]")
 GOES_ON_RE = re.compile(r"(?:,|\b(?:the|a|an|of|to|by|in|on|for|with|and|or|as|at|from|that|which|is|are))\Z", re.I)
 
 
 def _unwrapped(text: str, lines: Iterator[tuple[int, int]]) -> Iterator[tuple[int, int]]:
     """Lines joined where a sentence was wrapped across them: the next line, right below, goes on in
     lower case ("…chiefly for data" / "acquisition. Here is…", or after a quote mark or bracket: "(ii)
-    ownership…"), which a heading, a list item or a new sentence does not, or the line above ends on a
-    comma or a word no sentence ends on."""
+    ownership…"), or with a number and a lower-case word ("314 boats"), which a heading, a list item or a
+    new sentence does not, or the line above ends on a comma or a word no sentence ends on."""
     current: tuple[int, int] | None = None
     for a, b in lines:
         if (
@@ -61,7 +64,11 @@ def _unwrapped(text: str, lines: Iterator[tuple[int, int]]) -> Iterator[tuple[in
             and text.count("\n", current[1], a) == 1
             and text[current[1] - 1] not in WRAPPED_END
             and not ITEM_RE.match(text, a)
-            and (text[a : a + 4].lstrip("\"'“‘(")[:1].islower() or GOES_ON_RE.search(text, current[0], current[1]))
+            and (
+                text[a : a + 4].lstrip("\"'“‘(")[:1].islower()
+                or GOES_ON_RE.search(text, current[0], current[1])
+                or NUMBER_GOES_ON_RE.match(text, a)
+            )
         ):
             current = (current[0], b)
             continue

@@ -104,6 +104,18 @@ def test_special_tokens_are_counted_as_text() -> None:
                 "Version 3",
             ],
         ),
+        (
+            # a number and a lower-case word go on the line above (a PDF's wrap, a formula's subscript: "O\n2");
+            # a section number before a capital does not
+            "The survey counted\n314 boats in the basin.\nMeteors heat pure O\n2 molecules.\nContents\n2.1. Layout",
+            [
+                "The survey counted\n314 boats in the basin.",
+                "Meteors heat pure O\n2 molecules.",
+                "Contents",
+                "2.1.",
+                "Layout",
+            ],
+        ),
     ],
 )
 def test_lines_end_sentences_unless_a_sentence_was_wrapped(text: str, expected: list[str]) -> None:
