@@ -61,6 +61,13 @@ DATELINE_RE = re.compile(
     re.IGNORECASE,
 )
 FIELD_RE = re.compile(r"(?P<label>[A-Z][\w'’&/ -]{0,40}?):[ \t]+(?P<value>[^\s:][^\n]{0,120})")
+# a record's own fields above its text name who and when, never what it is: "Present: Ana Ruiz (chair), Ewan
+# Flett" under the minutes' heading is no headline
+RECORD_LABEL_RE = re.compile(
+    r"(?:present|attend(?:ees|ing|ance)|apologies|absent|in attendance|chair(?:ed by)?|minutes(?: taken)? by|"
+    r"venue|location|time|date|to|from|cc|bcc|sent)\Z",
+    re.IGNORECASE,
+)
 FURNITURE_LABEL_RE = re.compile(
     r"(?:share|follow|tags?|topics?|categor(?:y|ies)|filed under|print|e-?mail|related|read more|see also|"
     r"comments?|subscribe|advertisement|sponsored|cite|image|photo|picture|credit|source)s?\b",
@@ -230,6 +237,11 @@ def _commenter(text: str) -> str | None:
     return None
 
 
+def _is_record_field(line: str) -> bool:
+    m = FIELD_RE.fullmatch(line.strip())
+    return bool(m) and bool(RECORD_LABEL_RE.match(m["label"].strip()))
+
+
 def _headline(text: str, lines: list[tuple[int, Block]], anchored: bool, has_body: bool) -> int | None:
     """Which one-line header block is the headline.
 
@@ -239,7 +251,7 @@ def _headline(text: str, lines: list[tuple[int, Block]], anchored: bool, has_bod
     Everything above the headline is page furniture. A text with no prose at all keeps every line
     and takes its first as the title.
     """
-    sized = [(i, _words(text[b.start : b.end])) for i, b in lines]
+    sized = [(i, _words(text[b.start : b.end])) for i, b in lines if not _is_record_field(text[b.start : b.end])]
     if not has_body:
         return next((i for i, n in sized if 3 <= n <= 30), None)
     limit = 30 if anchored else 12

@@ -215,3 +215,27 @@ def test_a_labelled_line_after_the_last_paragraph_is_kept_and_sign_offs_are_not(
     assert "Contact: Ana Ruiz, harbour office" in text
     for furniture in ("Share:", "Tags:", "Photo:", "Downloads", "The BMJ", "Cite this"):
         assert furniture not in text, furniture
+
+
+@pytest.mark.parametrize(
+    ("field", "heading"),
+    [
+        ("Present: Ana Ruiz (chair), Ewan Flett, Rhona Tait", True),
+        ("Apologies: Rhona Tait", True),
+        ("From: Ana Ruiz", True),
+        ("Sefton: cuts to hospital activity and primary care", False),  # a headline with a colon stays one
+    ],
+)
+def test_a_records_own_field_is_no_headline(field: str, heading: bool) -> None:
+    """Under minutes' heading, "Present: Ana Ruiz (chair), Ewan Flett, Rhona Tait" was taken for the title, the
+    headline-length line nearest the text, and the heading above it was dropped as page furniture."""
+    minutes = "\n\n".join(
+        [
+            "Harbour board meeting, 12 March 2024",
+            field,
+            "The board discussed the state of the north pier after the January storms and agreed to apply for help.",
+        ]
+    )
+    doc = documents.parse("minutes.txt", minutes)
+    assert doc.title == ("Harbour board meeting, 12 March 2024" if heading else field)
+    assert (field in kept_text(doc)) and (("Harbour board meeting" in kept_text(doc)) is heading)
