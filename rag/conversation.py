@@ -344,6 +344,10 @@ def rewrite_one(question: str, previous: Sequence[tuple[str, str]]) -> Rewrite:
             missing = [t for t in missing if t[:1].isupper() and not _NOT_SUBJECT_RE.fullmatch(t)]
         elif _own_terms(question):  # "What was it used for?" asks its own thing of the engine, not who invented it
             missing = [t for t in missing if not _PAST_VERB_RE.fullmatch(t)]
+        given = answered_thing(last_q, last_a) if not pronouns else None  # "By how much?" after "Which trust…?"
+        if given and given.lower() not in standalone.lower():
+            kind = re.match(r"^\W*(?:which|what)\s+(\w+)", last_q, re.IGNORECASE)  # "trust": the answer is one
+            missing = [given, *(t for t in missing if not kind or t.lower() != kind.group(1).lower())]
         if missing:
             standalone, used = carrying(standalone, " ".join(missing)), True
     exclude = tuple(a for _, a in previous) if FOLLOW_ON_RE.search(question) else ()  # nothing said before

@@ -61,6 +61,38 @@ def test_elliptic_follow_ups_carry_the_topic() -> None:
     assert "council" in turn.standalone and "roads" not in turn.question
 
 
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("By how much?", "By how much? (NHS Sefton plans cut primary care spending)"),
+        ("What about hospital activity?", "What about hospital activity? (NHS Sefton plans cut primary care spending)"),
+    ],
+)
+def test_a_follow_up_asks_of_the_thing_the_answer_named(question: str, expected: str) -> None:
+    """After "Which trust plans to cut primary care spending?" answered "NHS Sefton", "By how much?" asks
+    how much NHS Sefton plans to cut, not how much some trust does: the answer takes the place of the
+    kind asked for ("trust")."""
+    history = [
+        (
+            "Which trust plans to cut primary care spending?",
+            "NHS Sefton — NHS Sefton aims to cut hospital activity by 10% … a 10% cut in primary care spending. [1]",
+        )
+    ]
+    assert rewrite(question, history).standalone == expected
+
+
+def test_a_follow_up_asks_of_the_thing_the_answer_named_end_to_end(seed_config) -> None:
+    from rag import ask
+
+    first = ask("Which trust plans to cut primary care spending?", config=seed_config)
+    assert first.span is not None and first.span.quote == "NHS Sefton"
+    then = ask(
+        "By how much?", history=[("Which trust plans to cut primary care spending?", first.text)], config=seed_config
+    )
+    assert then.span is not None and then.span.quote == "10%"
+    assert "primary care spending" in then.citations[0].quote
+
+
 def test_the_word_after_how_is_not_carried_as_the_topic() -> None:
     """ "How many" asks; it does not say what the question was about."""
     history = [("How many staff does the Harbour Trust employ?", "About 400 — It employs about 400. [1]")]
