@@ -44,11 +44,11 @@ WRAPPED_END = ".!?…:;\"'’”)]"  # a line that ends so may end its sentence
 
 
 ITEM_RE = re.compile(r"[•·▪●◦‣∙*+\-–]\s|\d{1,2}[.)]\s")  # a list item starts its own line
-# a line that ends on a comma or a word that cannot end a sentence goes on below, in any case ("…TO THE
-# EXTENT PERMITTED BY" / "APPLICABLE LAW.")
 # a number that a lower-case word follows goes on the sentence above ("…counted" / "314 boats in the basin"); a
 # section number ("2.1. Directory layout") or a number before a capital does not
 NUMBER_GOES_ON_RE = re.compile(r"\d[\d.,]*%?[ \t]+[a-z]")
+# a line that ends on a comma or a word that cannot end a sentence goes on below, in any case ("…TO THE
+# EXTENT PERMITTED BY" / "APPLICABLE LAW.")
 GOES_ON_RE = re.compile(r"(?:,|\b(?:the|a|an|of|to|by|in|on|for|with|and|or|as|at|from|that|which|is|are))\Z", re.I)
 
 

@@ -296,7 +296,10 @@ def html_page(raw: bytes | str, name: str) -> Extracted:
     return Extracted(_join(header, paragraphs), title=stated)
 
 
-PAGE_NUMBER_RE = re.compile(r"(?:page\s+)?(?:\d{1,4}|[ivxlc]{1,6})(?:\s*(?:of|/)\s*\d{1,4})?", re.IGNORECASE)
+PAGE_NUMBER_RE = re.compile(
+    r"(?:page\s+)?(?:\d{1,4}|(?=[ivxlc])c{0,3}(?:xc|xl|l?x{0,3})(?:ix|iv|v?i{0,3}))(?:\s*(?:of|/)\s*\d{1,4})?",
+    re.IGNORECASE,
+)
 EDGE_LINES = 2  # a running head or foot is among a page's first or last two lines
 MAX_RUNNING_WORDS = 12  # and short: a line of text may recur, numbers aside, in a table or a list
 
