@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 
 from .conversation import carried
 from .direct import asks_expansion, asks_of_article, is_metadata, said_as
+from .documents import FIELD_RE
 from .evidence import Candidate, normalise
 from .names import full_names, names_in_full, people, shifted, spliced, unshifted
 from .reader import Reader
@@ -202,7 +203,6 @@ def echoes(question: str, short: str) -> bool:
     return echo_test(question)(short)
 
 
-FIELD_RE = re.compile(r"^[^\w\n]{0,3}(?P<label>[A-Z][\w '’-]{0,30}?)\s*:\s*(?P<value>\S[^\n]*?)\s*$")
 MAX_FIELD_ITEM_WORDS = 6
 
 
@@ -211,7 +211,8 @@ def whole_field(question: str, text: str, sentence: tuple[int, int], span: tuple
     answer is one of its items and the question asks what the label names ("Who was present?"): the line
     is the list of them, so one name is a third of the answer. "Who chaired the meeting?" asks about one
     item, not what "Present" names, and keeps its span ("Ana Ruiz")."""
-    m = FIELD_RE.match(text[sentence[0] : sentence[1]])
+    line = text[sentence[0] : sentence[1]].rstrip()
+    m = FIELD_RE.fullmatch(line, len(line) - len(line.lstrip("•·▪*-– \t")))  # "• Authors: …" as "Authors: …"
     if m is None:
         return None
     start, end = sentence[0] + m.start("value"), sentence[0] + m.end("value")
