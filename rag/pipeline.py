@@ -66,19 +66,20 @@ class Pipeline:
         text = query.text
         if asks_expansion(text):
             return None
-        spelt = dict(zip(SHORT_FORM.findall(text), self.spellings(text), strict=True))
-        searched = self.embedder.truncate(SHORT_FORM.sub(lambda m: spelt[m.group(0)] or m.group(0), text))
+        spelt = self.spellings(text)
+        searched = self.embedder.truncate(SHORT_FORM.sub(lambda m: spelt.get(m.group(0), m.group(0)), text))
         if searched == text:
             return None
         vector = self.embedder.embed([searched], "query")[0]
         return dataclasses.replace(query, search=Query(searched, vector, tuple(tokenize([searched])[0])))
 
-    def spellings(self, text: str) -> list[str | None]:
+    def spellings(self, text: str) -> dict[str, str]:
         """How the documents spell out each abbreviation of ``text`` that it does not spell out itself."""
-        return [
-            long if (long := self.retriever.spelt_out(short)) and long.lower() not in text.lower() else None
+        return {
+            short: long
             for short in SHORT_FORM.findall(text)
-        ]
+            if (long := self.retriever.spelt_out(short)) and long.lower() not in text.lower()
+        }
 
     def retrieve(self, text: str, config: Config | None = None) -> list[Passage]:
         query, _ = self.query(text)
@@ -133,10 +134,13 @@ class Pipeline:
             if answer.abstained and (spelt := self.spelt_out(query)) is not None:  # "LMCs" where the text spells it out
                 found = self.retriever.search(spelt, config)
                 seen = {p.chunk.id for p in passages}
-                longs = [x.lower() for x in self.spellings(query.text) if x]
+                pairs = self.spellings(query.text)
+                longs = [b.lower() for b in pairs.values()]
                 if any(p.chunk.id not in seen and any(x in p.chunk.text.lower() for x in longs) for p in found):
                     again = answerer.answer(query, found, turn.exclude)  # a new passage spells it out: read again
-                    answer = answer if again.abstained else again
+                    if not again.abstained:
+                        answer = again
+                        notes.append("searched again with " + ", ".join(f"“{a}” as “{b}”" for a, b in pairs.items()))
             if answer.abstained and (writer := collection.writer_asked(standalone)):
                 answer = collection.answer(writer, self.data, self.documents, self.retriever) or answer  # who they are
             items = iter([answer])

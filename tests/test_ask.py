@@ -862,6 +862,7 @@ def test_a_question_in_abbreviations_is_searched_again_spelt_out(pipeline, seed_
     assert any("over 7000" in p.chunk.text for p in pipeline.retriever.search(spelt, seed_config))
     answer = ask(question, config=seed_config)
     assert not answer.abstained and answer.span is not None and answer.span.quote == "over 7000"
+    assert "searched again with “LMCs” as “Local Medical Committees”" in answer.notes
     assert_contract(answer)
     assert pipeline.spelt_out(pipeline.query("What does LMC stand for?")[0]) is None
 
