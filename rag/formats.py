@@ -216,8 +216,9 @@ def _unmarked(page: str) -> str:
     """The page with its headings read as content. A documentation page names each section by its
     heading's slug (``<section id="menus">``, ``id="editing-and-navigation"``), and trafilatura drops
     whatever an id says is navigation, a menu, a footer or an author box: half of Python's IDLE page went.
-    Those ids go from sections and headings, and so do the links each heading has to itself (the "¶"
-    beside "IDLE")."""
+    The links each heading has to itself go (the "¶" beside "IDLE"), and on a page that has them, which
+    documentation generators write and news sites do not, so do those ids, from sections and headings
+    only: a news page's ``<section id="comments">`` stays what trafilatura takes it for."""
     import lxml.etree
     import lxml.html
 
@@ -226,11 +227,11 @@ def _unmarked(page: str) -> str:
     except (lxml.etree.ParserError, ValueError):
         return page
     changed = False
-    for a in root.iter("a"):
+    for a in list(root.iter("a")):
         if (a.get("href") or "").startswith("#") and (a.text_content() or "").strip() in PERMALINK_MARKS:
             a.drop_tree()
             changed = True
-    for element in root.xpath(SECTIONS):
+    for element in root.xpath(SECTIONS) if changed else ():  # a page that links its headings to themselves
         heading = element if element.tag in HEADINGS else next(element.iter(*HEADINGS), None)
         if heading is not None and element.get("id", "").startswith(_slug(heading.text_content()) or "\0"):
             del element.attrib["id"]

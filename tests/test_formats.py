@@ -441,7 +441,8 @@ def test_a_section_named_like_a_menu_is_read_and_an_aside_is_not() -> None:
     from rag.formats import html_to_text
 
     sections = "".join(
-        f"<section id='{slug}'><h2>{heading}</h2><p>{one}</p><p>{two}</p></section>"
+        f"<section id='{slug}'><h2>{heading}<a class='headerlink' href='#{slug}'>¶</a></h2><p>{one}</p><p>{two}</p>"
+        "</section>"
         for slug, (heading, one, two) in MANUAL_SECTIONS.items()
     )
     page = (
@@ -455,6 +456,18 @@ def test_a_section_named_like_a_menu_is_read_and_an_aside_is_not() -> None:
     for _, one, two in MANUAL_SECTIONS.values():
         assert one in text and two in text
     assert "other guides" not in text
+    # a page whose headings link to nothing (a news site's) keeps its ids: its comments are no section of the text
+    news = (
+        "<html><head><title>Lighthouse reopens</title></head><body><article><h1>Lighthouse reopens</h1>"
+        + "".join(
+            f"<p>Paragraph {i}: the restored lighthouse at Noup Head welcomed visitors again after a "
+            "two-year restoration costing eighty thousand pounds.</p>"
+            for i in range(6)
+        )
+        + "</article><section id='comments'><h2>Comments</h2><p>Great news, I visited the lighthouse last "
+        "summer.</p></section></body></html>"
+    )
+    assert "Great news" not in html_to_text(news, "news.html")
 
 
 def test_a_definition_list_reads_each_term_with_its_description() -> None:
