@@ -316,7 +316,7 @@ def trimmed(text: str, start: int, end: int) -> tuple[int, int] | None:
     the words ("all the noise"), not the quote mark or comma the tokens around them began with. A bracket
     it opens is closed: "90.20 K (−182.95 °C" reads on to "°F)", unless the aside is long, when the answer
     stops before it ("VideoGuard UK equipped receiver", not the half of "(all of which are dedicated …")."""
-    while start < end and text[start] in " \t\u00a0,;:“‘\"'":
+    while start < end and text[start] in " \t\u00a0,;:“‘\"'•·▪‣◦●∙":  # a list item's bullet is no word of it
         start += 1
     while end > start and text[end - 1] in " \t\u00a0,;:.”’\"'":
         end -= 1

@@ -435,3 +435,12 @@ def test_a_labelled_list_answers_whole_what_its_label_names(question: str, line:
     start = line.index(short)
     found = whole_field(question, line, (0, len(line)), (start, start + len(short))) or (start, start + len(short))
     assert line[found[0] : found[1]] == answer
+
+
+def test_a_short_answer_leaves_its_list_items_bullet_out() -> None:
+    """ "How do I change the indent width?" is answered by the whole item, not by its bullet."""
+    from rag.direct import trimmed
+
+    item = "• New Indent Width: Open a dialog to change indent width."
+    found = trimmed(item, 0, len(item))
+    assert found is not None and item[found[0] : found[1]] == "New Indent Width: Open a dialog to change indent width"
