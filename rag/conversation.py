@@ -287,20 +287,31 @@ def _still_about(standalone: str) -> bool:
     return bool(context) and bool(set(_words(own)) & THING_PRONOUNS)
 
 
+def _kind(question: str) -> str | None:
+    """The kind "which/what …?" asks for: its first lower-case word ("Which NHS trusts…?" → "trusts"), or an
+    acronym plural ("Which PCTs…?"); capitalised words name the kind, numbers count it."""
+    if not THING_ASKED_RE.match(question) or not re.match(r"^\W*(?:which|what)\b", question, re.I):
+        return None
+    for word in re.findall(r"[\w&'-]+", question)[1:4]:
+        if re.fullmatch(r"[A-Z][A-Z&]+s", word):  # "PCTs"
+            return word
+        if word.isdigit() or word.lower() in _COUNTS:  # "Which two trusts…?"
+            continue
+        if not word[:1].isupper():
+            return word
+    return None
+
+
 def _asks_plural(question: str) -> bool:
     """Whether "which/what …?" asks for things of a plural kind ("Which PCTs received the letter?", "Which
     NHS trusts…?"): a follow-up's "it" then means what that question was about (the letter), not the
     things answered."""
-    if not THING_ASKED_RE.match(question) or not re.match(r"^\W*(?:which|what)\b", question, re.I):
+    kind = _kind(question)
+    if kind is None:
         return False
-    for word in re.findall(r"[\w&'-]+", question)[1:4]:
-        if re.fullmatch(r"[A-Z][A-Z&]+s", word):  # "PCTs"
-            return True
-        if word.isdigit() or word.lower() in _COUNTS:  # "Which two trusts…?"
-            continue
-        if not word[:1].isupper():  # the first word in lower case is the kind; capitalised ones name it
-            return len(word) > 2 and word.endswith("s") and not word.endswith(("ss", "us", "is", "ics"))
-    return False
+    return bool(re.fullmatch(r"[A-Z][A-Z&]+s", kind)) or (
+        len(kind) > 2 and kind.endswith("s") and not kind.endswith(("ss", "us", "is", "ics"))
+    )
 
 
 def rewrite_one(question: str, previous: Sequence[tuple[str, str]]) -> Rewrite:
@@ -346,8 +357,8 @@ def rewrite_one(question: str, previous: Sequence[tuple[str, str]]) -> Rewrite:
             missing = [t for t in missing if not _PAST_VERB_RE.fullmatch(t)]
         given = answered_thing(last_q, last_a) if not pronouns else None  # "By how much?" after "Which trust…?"
         if given and given.lower() not in standalone.lower():
-            kind = re.match(r"^\W*(?:which|what)\s+(\w+)", last_q, re.IGNORECASE)  # "trust": the answer is one
-            missing = [given, *(t for t in missing if not kind or t.lower() != kind.group(1).lower())]
+            kind = (_kind(last_q) or "").lower()  # "trust": the answer is one
+            missing = [given, *(t for t in missing if t.lower() != kind)]
         if missing:
             standalone, used = carrying(standalone, " ".join(missing)), True
     exclude = tuple(a for _, a in previous) if FOLLOW_ON_RE.search(question) else ()  # nothing said before

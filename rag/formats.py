@@ -222,6 +222,8 @@ def _unmarked(page: str) -> str:
     import lxml.etree
     import lxml.html
 
+    if not re.search(r"href\s*=\s*[\"']#", page):  # no link to a place in itself: no permalink, nothing to do
+        return page
     try:
         root = lxml.html.document_fromstring(page.encode("utf-8"), parser=lxml.html.HTMLParser(encoding="utf-8"))
     except (lxml.etree.ParserError, ValueError):

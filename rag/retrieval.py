@@ -161,14 +161,9 @@ class Retriever:
         names = sum(c.isupper() for c in short) >= 3
         forms = {short, short[:-1]} if short.endswith("s") else {short}
         ids = sorted({i for form in forms for i in self.chunks_with_all(tokenize([form])[0])})
-        sources = list(dict.fromkeys(self.data.chunks[i].source for i in ids))[:SPELLING_ARTICLES]
-        for source in sources:
-            for j in self.data.chunks_of.get(source, ())[:DEFINITION_CHUNKS]:
-                chunk = self.data.chunks[j]
-                for a, b in chunk.sentences:
-                    sentence = chunk.text[a - chunk.start : b - chunk.start]
-                    if found := expansion(short, sentence, names=names):
-                        return sentence[found[0] : found[1]]
+        for source in list(dict.fromkeys(self.data.chunks[i].source for i in ids))[:SPELLING_ARTICLES]:
+            if found := self._defined_in(source, short, names):
+                return found[1]
         return None
 
     def chunks_with_all(self, terms: Sequence[str] | set[str]) -> list[int]:
@@ -298,13 +293,20 @@ class Retriever:
         often far from where the question's words match."""
 
         def defining(source: str) -> int | None:
-            for j in self.data.chunks_of.get(source, ())[:DEFINITION_CHUNKS]:
-                chunk = self.data.chunks[j]
-                if any(expansion(acronym, chunk.text[a - chunk.start : b - chunk.start]) for a, b in chunk.sentences):
-                    return j
-            return None
+            found = self._defined_in(source, acronym)
+            return found[0] if found else None
 
         return self._with_article_chunk(best, fused, defining)
+
+    def _defined_in(self, source: str, short: str, names: bool = True) -> tuple[int, str] | None:
+        """The chunk of an article that spells ``short`` out, and the words it spells it out in."""
+        for j in self.data.chunks_of.get(source, ())[:DEFINITION_CHUNKS]:
+            chunk = self.data.chunks[j]
+            for a, b in chunk.sentences:
+                sentence = chunk.text[a - chunk.start : b - chunk.start]
+                if found := expansion(short, sentence, names=names):
+                    return j, sentence[found[0] : found[1]]
+        return None
 
     def _with_credited(
         self, best: list[int], fused: dict[int, float], question: str, credited: frozenset[str]
