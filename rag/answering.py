@@ -23,7 +23,7 @@ from typing import Protocol
 from . import calibration
 from .config import Config
 from .conversation import SHORT_ANSWER_RE, about
-from .direct import asks_procedure, asks_yes_no, rest_of_list, trimmed
+from .direct import asks_procedure, asks_yes_no, is_metadata, rest_of_list, trimmed
 from .errors import UnknownNameError
 from .evidence import (
     ANSWERABLE_FEATURES,
@@ -177,10 +177,15 @@ class ExtractiveAnswerer:
             return Answer(
                 text=ABSTAIN_TEXT, abstained=True, confidence=confidence, passages=list(passages), answerer=self.name
             )
-        chosen = self._chosen(ranked)
-        citations = [citation(c.passage, c.start, c.end) for c in chosen]
-        best = chosen[0]
-        if best.support and self.config.max_answer_sentences > 1 and not _heading(best.passage.chunk, *best.support):
+        best = ranked[0]
+        citations = [citation(best.passage, best.start, best.end)]
+        if self._incomplete(best) and (after := self._next_in_document(best)):
+            citations.append(Citation.of(*after, best.passage.title))
+        if (
+            best.support
+            and self.config.max_answer_sentences > len(citations)
+            and not _heading(best.passage.chunk, *best.support)
+        ):
             citations.append(citation(best.passage, *best.support))
         span = None
         listed = self._listed(best)
@@ -260,20 +265,32 @@ class ExtractiveAnswerer:
         head = citation(best.passage, *lead)
         return [head, *(Citation.of(c, a, b, head.title) for c, a, b in items[:LIST_ITEMS])]
 
-    def _chosen(self, ranked: Sequence[Candidate]) -> list[Candidate]:
-        """The best sentence, plus the one after it when the best cannot stand alone."""
-        best = ranked[0]
-        chosen = [best]
-        short = len(best.text.split()) < 8 or best.text.rstrip().endswith(":")
-        if best.support is None and self.config.max_answer_sentences > 1 and short:
-            following = [c for c in ranked if c.passage.source == best.passage.source and c.start > best.end]
-            nearest = min(following, key=lambda c: c.start, default=None)
-            if (
-                nearest is not None
-                and best.passage.chunk.text.count("\n\n", 0, nearest.start - best.passage.chunk.start) < 2
-            ):
-                chosen.append(nearest)
-        return chosen
+    def _incomplete(self, best: Candidate) -> bool:
+        """Whether the best sentence cannot stand alone: it leads into what follows ("…, open a terminal and
+        enter the following command:"), or it is a heading ("Ownership Rules"), unless the reader found the
+        answer in it beside the sentence the question matched, which the answer quotes too. A byline or a
+        dateline is whole."""
+        if self.config.max_answer_sentences < 2:
+            return False
+        heading = best.support is None and _heading(best.passage.chunk, best.start, best.end)
+        return best.text.rstrip().endswith(":") or (heading and not is_metadata(best.text))
+
+    def _next_in_document(self, best: Candidate) -> tuple[Chunk, int, int] | None:
+        """The document's sentence right after ``best``, unless a paragraph lies between them (a break, a
+        line, a code block's fences: then what follows is about something else). It may open the next
+        chunk, which the search need not have returned."""
+        for i in self.data.chunks_of.get(best.passage.source, [best.passage.chunk.id]):
+            chunk = self.data.chunks[i]
+            if chunk.end <= best.end:
+                continue
+            a, b = next(((a, b) for a, b in chunk.sentences if a >= best.end), (None, None))
+            if a is None or b is None:
+                continue
+            if chunk.start > best.end:  # the chunk holding ``best`` ends with it: only a fence may lie between
+                return (chunk, a, b) if a - best.end <= len("\n\n```\n") else None
+            gap = chunk.text[best.end - chunk.start : a - chunk.start]
+            return (chunk, a, b) if gap.count("\n\n") < 2 else None
+        return None
 
 
 def _heading(chunk: Chunk, start: int, end: int) -> bool:

@@ -135,6 +135,11 @@ def asks_definition(question: str) -> str | None:
     return None
 
 
+def definitions(question: str) -> re.Pattern[str] | None:
+    """What matches a sentence that defines the thing a "What is X?" asks about, or ``None``."""
+    return _definitions(question)
+
+
 def _definitions(question: str) -> re.Pattern[str] | None:
     """A sentence that defines what the question asks about: "X is a …", "X means …", "… are called X".
     The copula must lead into a noun phrase (an article, a number, a name, a possessive): "Tom Coffey is

@@ -21,7 +21,7 @@ import numpy as np
 import Stemmer
 
 from .config import Config
-from .direct import asks_expansion, asks_of_article, attribution, expansion
+from .direct import asks_definition, asks_expansion, asks_of_article, attribution, definitions, expansion
 from .errors import UnknownNameError
 from .rerank import get_reranker
 from .store import IndexData
@@ -263,6 +263,8 @@ class Retriever:
             best = self._with_definitions(best, fused, acronym)[: config.top_k]
         elif credited := credited_terms(query.text):
             best = self._with_credited(best, fused, query.text, credited)[: config.top_k]
+        elif (thing := asks_definition(query.text)) and (pattern := definitions(query.text)):
+            best = self._with_defining(best, fused, thing, pattern)[: config.top_k]
         passages = []
         for rank, i in enumerate(best):
             chunk = self.data.chunks[i]
@@ -295,6 +297,25 @@ class Retriever:
         def defining(source: str) -> int | None:
             found = self._defined_in(source, acronym)
             return found[0] if found else None
+
+        return self._with_article_chunk(best, fused, defining)
+
+    def _with_defining(
+        self, best: list[int], fused: dict[int, float], thing: str, pattern: re.Pattern[str]
+    ) -> list[int]:
+        """For "What is Cargo?", the passage of each retrieved article whose sentence defines it ("Cargo is
+        Rust’s build system and package manager."): where every passage of a manual names Cargo, the one
+        that says what it is need not rank among the best."""
+        word = thing.split()[0].lower()
+
+        def defining(source: str) -> int | None:
+            for j in self.data.chunks_of.get(source, ())[:DEFINITION_CHUNKS]:
+                chunk = self.data.chunks[j]
+                if word in chunk.text.lower() and any(
+                    pattern.match(chunk.text[a - chunk.start : b - chunk.start]) for a, b in chunk.sentences
+                ):
+                    return j
+            return None
 
         return self._with_article_chunk(best, fused, defining)
 

@@ -1114,3 +1114,109 @@ def test_a_heading_the_question_matched_is_not_quoted_as_support(tmp_path: Path)
         answer = ask(question, config=config)
         assert_contract(answer, get_pipeline(config).source_text)  # offsets index the text read from Markdown
         assert [c.quote[: len(quote)] for c in answer.citations] == [quote]
+
+
+TIDEWATCH_GUIDE = """# Tidewatch user guide
+
+Tidewatch is a small command-line tool that predicts high and low water for Scottish harbours.
+
+## Installing Tidewatch
+
+Tidewatch needs Python 3.10 or newer. To install Tidewatch, open a terminal and enter the following command:
+
+```
+pip install tidewatch
+```
+
+The command downloads Tidewatch and the tide tables it reads.
+
+## Running Tidewatch
+
+Run Tidewatch with the name of a harbour to see the next four tides there. Tidewatch prints each tide on a
+line of its own, high water first. Tidewatch reads the tide tables from your home folder, so Tidewatch works
+without a network once installed.
+
+## Tidewatch and daylight saving
+
+Tidewatch gives every time in local time. In summer Tidewatch adds an hour to the times in its tables, and
+Tidewatch says so beside each time it changed.
+
+## Updating Tidewatch
+
+Tidewatch checks for new tide tables once a month. If Tidewatch finds that its tables are out of date,
+Tidewatch warns you before it prints any tide.
+
+## Reporting problems with Tidewatch
+
+If Tidewatch gives a time you believe is wrong, report it in the Tidewatch issue tracker with the harbour, the
+date and the time Tidewatch printed.
+
+## Tidewatch and spring tides
+
+Tidewatch marks spring tides with a star. When Tidewatch sees a spring tide coming, Tidewatch tells you, and
+Tidewatch keeps a note of it in the Tidewatch log.
+
+
+## Tidewatch and storm surges
+
+Tidewatch cannot predict storm surges. When Tidewatch hears of a surge warning, Tidewatch tells you, and
+Tidewatch keeps a note of it in the Tidewatch log.
+
+
+## Tidewatch and ferries
+
+Tidewatch lists the ferries that need high water. When Tidewatch sees a ferry that cannot sail, Tidewatch
+tells you, and Tidewatch keeps a note of it in the Tidewatch log.
+
+
+## Tidewatch and fishing boats
+
+Tidewatch shows when fishing boats can leave. When Tidewatch finds the bar too shallow, Tidewatch tells you,
+and Tidewatch keeps a note of it in the Tidewatch log.
+
+
+## Tidewatch and moon phases
+
+Tidewatch prints the moon's phase beside each tide. When Tidewatch sees a new moon, Tidewatch tells you, and
+Tidewatch keeps a note of it in the Tidewatch log.
+
+
+## Tidewatch and harbour names
+
+Tidewatch accepts Gaelic and English harbour names. When Tidewatch cannot find a harbour, Tidewatch tells you,
+and Tidewatch keeps a note of it in the Tidewatch log.
+"""
+
+
+@pytest.mark.parametrize("chunk_tokens", [400, 40])
+def test_a_sentence_leading_into_a_command_is_answered_with_the_command(tmp_path: Path, chunk_tokens: int) -> None:
+    """ "…enter the following command:" answers nothing by itself; the code block after it is the answer, also
+    where it opens the next chunk (40 tokens), which the search need not have returned."""
+    from rag.pipeline import get_pipeline
+
+    config = one_article(tmp_path, "tidewatch.md", TIDEWATCH_GUIDE, chunk_tokens=chunk_tokens, chunk_overlap=8)
+    answer = ask("How do I install Tidewatch?", config=config)
+    assert_contract(answer, get_pipeline(config).source_text)  # offsets index the text read from Markdown
+    assert [c.quote for c in answer.citations[:2]] == [
+        "To install Tidewatch, open a terminal and enter the following command:",
+        "pip install tidewatch",
+    ]
+    assert len(ask("How do I install Tidewatch?", config=config, max_answer_sentences=1).citations) == 1
+
+
+def test_what_is_x_is_answered_by_the_sentence_defining_x_where_every_passage_names_x(tmp_path: Path) -> None:
+    """In a manual every passage names Tidewatch, most of them more often than the one sentence that says
+    what it is; that sentence's passage is searched for in each article retrieved."""
+    from rag.pipeline import get_pipeline
+
+    config = one_article(tmp_path, "tidewatch.md", TIDEWATCH_GUIDE, chunk_tokens=40, chunk_overlap=8)
+    pipeline = get_pipeline(config)
+    defining = next(c.id for c in pipeline.data.chunks if "Tidewatch is a small" in c.text)
+    query, _ = pipeline.query("What is Tidewatch?")
+    plain = dataclasses.replace(query, text="Tidewatch")  # the same search, not asked as "what is"
+    assert defining not in [p.chunk.id for p in pipeline.retriever.search(plain, config)]
+    assert defining in [p.chunk.id for p in pipeline.retriever.search(query, config)]
+    answer = ask("What is Tidewatch?", config=config)
+    assert_contract(answer, pipeline.source_text)
+    assert answer.citations[0].quote.startswith("Tidewatch is a small command-line tool")
+    assert answer.span is not None and answer.span.quote.startswith("a small command-line tool")
