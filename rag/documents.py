@@ -304,7 +304,10 @@ def parse(source: str, text: str, title_line: str | None = None, furnished: bool
     for b in article[first_prose : last_prose + 1] if furnished else article[first_prose:]:
         if not furnished or not _is_chrome(text[b.start : b.end]):
             kept.append((b, BODY, None))
-    for b in article[last_prose + 1 :] if furnished and prose else []:
+    tail = article[last_prose + 1 :] if furnished and prose else []
+    listed = _list_run_on(text, tail) if article[last_prose].bullet else 0
+    kept += [(b, BODY, None) for b in tail[:listed]]
+    for b in tail[listed:]:
         if _is_field(text[b.start : b.end]):  # "Next meeting: 9 April 2024" under the minutes
             kept.append((b, BODY, None))
 
@@ -329,6 +332,19 @@ def parse(source: str, text: str, title_line: str | None = None, furnished: bool
         sections=tuple(_sections(kept, bl)),
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
     )
+
+
+def _list_run_on(text: str, tail: list[Block]) -> int:
+    """How many of the blocks after a page's last paragraph of prose carry on the list that paragraph is an
+    item of: items that are sentences ("• The Go API is undocumented."), each too short to count as prose
+    alone. A box of links under an article ("• Bus fares to rise in April") does not end like a sentence."""
+    n = 0
+    for b in tail:
+        words = text[b.start : b.end]
+        if not b.bullet or _is_chrome(words) or words.rstrip(_CLOSERS)[-1:] not in _TERMINAL:
+            break
+        n += 1
+    return n
 
 
 def _sections(kept: list[tuple[Block, str, str | None]], all_blocks: list[Block]) -> Iterator[Section]:

@@ -163,20 +163,42 @@ def _words(element: Any) -> str:
 def _described(element: Any) -> list[str]:
     """A definition list's terms, each with what it says of them on one line ("• Restart Shell: Restart the
     shell to clean the environment…"): apart, "Restart Shell" and its description were two items, and
-    the description never named what it describes."""
+    the description never named what it describes. A plain list inside a description is its items, comma
+    joined ("Authors:" over a list of names); a definition list inside one (a structure's members under
+    the structure) follows it, each term on a line of its own, as do its paragraphs after the first."""
+    import copy
+
     blocks: list[str] = []
     term = False
     for item in element.findall("item"):
-        listed = [w for sub in item.iter("item") if sub is not item and (w := _words(sub).replace("\n", " "))]
-        words = ", ".join(listed) if listed else _words(item).replace("\n", " ")  # "Authors:" over a list of names
-        if not words:
-            continue
-        if (item.get("rend") or "").startswith("dd") and blocks and blocks[-1].startswith("• ") and term:
-            blocks[-1] += f" {words}" if blocks[-1].endswith(":") else f": {words}"
+        nested = item.findall("list")
+        alone = copy.deepcopy(item)
+        for sub in alone.findall("list"):
+            alone.remove(sub)
+        paragraphs = [w for para in alone.findall("p") if (w := _words(para).replace("\n", " "))]
+        own, more = (paragraphs[0], paragraphs[1:]) if len(paragraphs) > 1 else (_words(alone).replace("\n", " "), [])
+        listed = ", ".join(
+            w
+            for sub in nested
+            if sub.get("rend") != "dl"
+            for i in sub.iter("item")
+            if (w := _words(i).replace("\n", " "))
+        )
+        words = f"{own} {listed}".strip() if own.endswith(":") else ", ".join(x for x in (own, listed) if x)
+        if words:
+            if (item.get("rend") or "").startswith("dd") and blocks and blocks[-1].startswith("• ") and term:
+                blocks[-1] += f" {words}" if blocks[-1].endswith(":") else f": {words}"
+                term = False
+            else:
+                blocks.append(f"• {words}")
+                term = (item.get("rend") or "").startswith("dt")
+        if more:  # a description's later paragraphs stay paragraphs: "…the given parameters." "abi is the ABI…"
+            blocks += more
             term = False
-        else:
-            blocks.append(f"• {words}")
-            term = (item.get("rend") or "").startswith("dt")
+        for sub in nested:
+            if sub.get("rend") == "dl":
+                blocks += _described(sub)
+                term = False
     return blocks
 
 
@@ -188,9 +210,15 @@ def _page_blocks(xml: str) -> list[str]:
 
     root = etree.fromstring(xml.encode("utf-8"))
     main = root.find("main")
+    return _blocks(main if main is not None else root)
+
+
+def _blocks(parent: Any) -> list[str]:
     blocks: list[str] = []
-    for element in main if main is not None else root:
-        if element.tag == "list" and element.get("rend") == "dl":
+    for element in parent:
+        if element.tag == "div":  # a section trafilatura kept whole (a small page's fallback extraction)
+            blocks += _blocks(element)
+        elif element.tag == "list" and element.get("rend") == "dl":
             blocks += _described(element)
         elif element.tag == "list":
             blocks += [f"• {words}" for item in element.findall("item") if (words := _words(item))]
@@ -212,33 +240,66 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-def _unmarked(page: str) -> str:
-    """The page with its headings read as content. A documentation page names each section by its
-    heading's slug (``<section id="menus">``, ``id="editing-and-navigation"``), and trafilatura drops
-    whatever an id says is navigation, a menu, a footer or an author box: half of Python's IDLE page went.
-    The links each heading has to itself go (the "¶" beside "IDLE"), and on a page that has them, which
-    documentation generators write and news sites do not, so do those ids, from sections and headings
-    only: a news page's ``<section id="comments">`` stays what trafilatura takes it for."""
+def _unmarked(page: str) -> tuple[str, bool]:
+    """The page with its headings read as content and its navigation bars gone, and whether a documentation
+    generator wrote it. A documentation page names each section by its heading's slug (``<section
+    id="menus">``, ``id="editing-and-navigation"``), and trafilatura drops whatever an id says is
+    navigation, a menu, a footer or an author box: half of Python's IDLE page went. The links each heading
+    has to itself go (the "¶" beside "IDLE"), and on a page that has them, which documentation generators
+    write and news sites do not, so do those ids, from sections and headings only: a news page's ``<section
+    id="comments">`` stays what trafilatura takes it for. A manual's bar of links to the next, previous
+    and enclosing pages ("Next: Index, Previous: Memory Usage, Up: libffi [Index]") is no text of the page;
+    kept, it also made trafilatura drop the list that followed it."""
     import lxml.etree
     import lxml.html
 
-    if not re.search(r"href\s*=\s*[\"']#", page):  # no link to a place in itself: no permalink, nothing to do
-        return page
+    if not re.search(r"href\s*=\s*[\"']#", page) and not NAVIGATION_HINT_RE.search(page):
+        return page, False  # no link to a place in itself and no bar: nothing to do
     try:
         root = lxml.html.document_fromstring(page.encode("utf-8"), parser=lxml.html.HTMLParser(encoding="utf-8"))
     except (lxml.etree.ParserError, ValueError):
-        return page
-    changed = False
+        return page, False
+    marked = False
     for a in list(root.iter("a")):
         if (a.get("href") or "").startswith("#") and (a.text_content() or "").strip() in PERMALINK_MARKS:
             a.drop_tree()
-            changed = True
-    for element in root.xpath(SECTIONS) if changed else ():  # a page that links its headings to themselves
+            marked = True
+    for element in root.xpath(SECTIONS) if marked else ():  # a page that links its headings to themselves
         heading = element if element.tag in HEADINGS else next(element.iter(*HEADINGS), None)
         if heading is not None and element.get("id", "").startswith(_slug(heading.text_content()) or "\0"):
             del element.attrib["id"]
-            changed = True
-    return lxml.html.tostring(root, encoding="unicode") if changed else page
+    bars = [e for e in root.iter("p", "div", "td", "table") if _navigation_bar(e)]
+    for bar in bars:
+        if bar.getparent() is not None and not any(b in bar.iterancestors() for b in bars):
+            bar.drop_tree()
+    if not marked and not bars:
+        return page, False
+    return lxml.html.tostring(root, encoding="unicode"), True
+
+
+NAVIGATION_HINT_RE = re.compile(r"\brel\s*=\s*[\"']?(?:next|prev|previous|up)\b|\b(?:Next|Previous|Prev|Up):", re.I)
+NAVIGATION_WORDS = frozenset({"next", "previous", "prev", "up", "home", "top", "contents", "index"})
+
+
+def _navigation_bar(element: Any) -> bool:
+    """Whether an element is only links to other pages of a manual, with nothing of its own but their labels
+    ("Next:", "Up:", "[Index]"): two links or more, one of them said to be the next, previous or enclosing
+    page, by its ``rel`` or by a label before it."""
+    links = element.findall(".//a")
+    if len(links) < 2:
+        return False
+    rels = {r for a in links for r in (a.get("rel") or "").lower().split()}
+    linked = sum(len(a.text_content()) for a in links)
+    own = element.text_content()
+    for a in links:
+        own = own.replace(a.text_content(), " ", 1)
+    words = re.findall(r"\w+", own.lower())
+    labelled = bool(re.search(r"\b(?:next|previous|prev|up)\s*:", own, re.I))
+    return (
+        (bool(rels & {"next", "prev", "previous", "up"}) or labelled)
+        and linked > 0
+        and all(w in NAVIGATION_WORDS for w in words)
+    )
 
 
 HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
@@ -278,8 +339,12 @@ def html_page(raw: bytes | str, name: str) -> Extracted:
     import trafilatura
 
     page = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
-    page = _unmarked(page)
-    body = trafilatura.extract(page, output_format="xml", include_comments=False, include_tables=True)
+    page, manual = _unmarked(page)
+    # a manual's page is all text: trafilatura's guard against a news page's boxes of links cost it lists,
+    # a list item holding code, and each function's signature above its description
+    body = trafilatura.extract(
+        page, output_format="xml", include_comments=False, include_tables=True, favor_recall=manual
+    )
     paragraphs = _page_blocks(body) if body else []
     if not paragraphs:
         raise CorpusError(f"{name}: no readable article text was found in this HTML page")

@@ -239,3 +239,20 @@ def test_a_records_own_field_is_no_headline(field: str, heading: bool) -> None:
     doc = documents.parse("minutes.txt", minutes)
     assert doc.title == ("Harbour board meeting, 12 March 2024" if heading else field)
     assert (field in kept_text(doc)) and (("Harbour board meeting" in kept_text(doc)) is heading)
+
+
+def test_a_list_that_ends_a_page_keeps_its_short_items_and_a_box_of_links_goes() -> None:
+    """Blocks after a web page's last paragraph of prose are its furniture (captions, sign-offs, boxes of
+    links), but a list the article ends with runs on past it: "• The Go API is undocumented." is five words,
+    too few to count as prose alone, and was dropped with everything after it."""
+    items = [
+        "• Tidal streams.",
+        "• There is no support for river estuaries in any version.",
+        "• The Go API is undocumented.",
+    ]
+    page = "\n\n".join(["Missing features", "The library is missing a few features, listed here.", *items])
+    doc = documents.parse("features.html", page)
+    assert kept_text(doc, BODY).endswith("• The Go API is undocumented.")
+    related = ["Related", "• Bus fares to rise in April", "• Queen Street to close for repairs"]
+    doc = documents.parse("features.html", "\n\n".join([page, *related]))
+    assert kept_text(doc, BODY).endswith("• The Go API is undocumented.")
