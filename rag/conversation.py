@@ -355,6 +355,8 @@ def rewrite_one(question: str, previous: Sequence[tuple[str, str]]) -> Rewrite:
             missing = [t for t in missing if t[:1].isupper() and not _NOT_SUBJECT_RE.fullmatch(t)]
         elif _own_terms(question):  # "What was it used for?" asks its own thing of the engine, not who invented it
             missing = [t for t in missing if not _PAST_VERB_RE.fullmatch(t)]
+        if pronouns and pronouns <= SINGULAR_PRONOUNS and (counted := COUNTED_RE.search(asked)):
+            missing = [t for t in missing if t.lower() != counted.group(1).lower()]  # "it" is not the GPs counted
         given = answered_thing(last_q, last_a) if not pronouns else None  # "By how much?" after "Which trust…?"
         if given and given.lower() not in standalone.lower():
             kind = (_kind(last_q) or "").lower()  # "trust": the answer is one
@@ -379,6 +381,9 @@ def _own_names(question: str) -> list[str]:
 
 # a lower-case word in -ed: the earlier question's verb ("invented"), not what it was about
 _PAST_VERB_RE = re.compile(r"[a-z]{2,}[^e\W]ed")
+# what "how many…?" counted: after "How many GPs does Londonwide LMCs represent?", "Who leads it?" asks of the
+# committees; carried along, "GPs" drew the sentence "… which represents GPs, which it has shared with HSJ"
+COUNTED_RE = re.compile(r"\bhow\s+many\s+([\w'’\-]+)", re.I)
 _MORE_WORDS = {"anything", "something", "thing", "things", "others", "further", "point", "points"}
 
 

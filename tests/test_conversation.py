@@ -98,6 +98,9 @@ def test_the_word_after_how_is_not_carried_as_the_topic() -> None:
     history = [("How many staff does the Harbour Trust employ?", "About 400 — It employs about 400. [1]")]
     standalone = rewrite("Who leads it?", history).standalone
     assert "Harbour Trust" in standalone and "many" not in standalone
+    assert "staff" not in standalone  # what was counted is not the "it" that leads
+    staff = rewrite("What do they earn?", history).standalone  # "they" may be the staff
+    assert "staff" in staff and "Harbour Trust" in staff
 
 
 @pytest.mark.parametrize(
