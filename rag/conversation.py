@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from .direct import asks_definition
 from .errors import HistoryError
 from .names import CAP, HONORIFICS, given_names, people
 from .types import LEAD_SEP
@@ -336,7 +337,7 @@ def rewrite_one(question: str, previous: Sequence[tuple[str, str]]) -> Rewrite:
         or bool(TRAILING_THAT_RE.search(question))
         or bool(THAT_TEXT_RE.search(question))
         or bool(ELLIPTIC_RE.match(question))
-        or len(words) <= 3
+        or (len(words) <= 3 and not asks_definition(question))  # "What is Cargo?" is whole: it names its thing
     )
     pronouns = words & THING_PRONOUNS
     plural = pronouns and pronouns <= SINGULAR_PRONOUNS and _asks_plural(last_q)  # "it" is not the PCTs asked for

@@ -49,6 +49,8 @@ _CHROME = [
     r"(?:copyright )?(?:©|\(c\)) ?.{0,120}|copyright (?:19|20)\d\d\b.{0,100}|all rights reserved\.?",
     r"(?:log ?in|sign in)(?: to (?:comment|reply|continue|your account))?",
     r"\d+ (?:likes?|shares?|views?|replies)",
+    r"press \S{1,12}(?: or \S{1,12})? to (?:navigate between (?:chapters|pages)|search (?:in )?(?:the|this) "
+    r"(?:book|site|page)|show this help|hide this help)",  # a web book's keyboard help
 ]
 CHROME_RE = re.compile(r"(?:" + r"|".join(_CHROME) + r")", re.IGNORECASE)
 COMMENTS_HEADING_RE = re.compile(

@@ -317,11 +317,22 @@ def _title_element(page: str) -> str | None:
 
 
 def _a_section(title: str, whole: str) -> bool:
-    """Whether the title trafilatura read is the name of a section, not of the page: one word (a manual's
-    first heading, "Abstract") that its ``<title>``, "Debian Python Policy 0.12.0.0 documentation", does not
-    hold. A page's headline is not ("IDLE" in "IDLE — Python 3.12 documentation")."""
-    words = title.split()
-    return len(words) == 1 and len(whole.split()) > 1 and words[0].lower() not in whole.lower()
+    """Whether the title trafilatura read names something other than the page, so that its ``<title>`` is
+    the better name: a word or two the ``<title>`` does not share (a manual's first heading, "Abstract",
+    under "Debian Python Policy 0.12.0.0 documentation"; the Cargo book's help box, "Keyboard shortcuts",
+    under "Changelog - The Cargo Book"), or the name of the site or book the page is part of, which the
+    ``<title>`` follows the page's own name with ("The Rust Programming Language" of "Installation - The
+    Rust Programming Language": every chapter had the one title). A page's headline is neither ("IDLE" in
+    "IDLE — Python 3.12 documentation", a news headline in "… | The Wessex Courier")."""
+    words = {w for w in re.findall(r"\w+", title.lower()) if len(w) > 2 and w not in _TITLE_STOP}
+    if not words & {w for w in re.findall(r"\w+", whole.lower())}:
+        return True
+    parts = TITLE_SEPARATOR_RE.split(whole)
+    return len(parts) > 1 and parts[-1].strip().lower() == title.strip().lower() and bool(parts[0].strip())
+
+
+_TITLE_STOP = frozenset({"the", "and", "for", "with", "from", "this", "that"})
+TITLE_SEPARATOR_RE = re.compile(r"\s+[-|–—·:]\s+")
 
 
 TITLE_RE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)

@@ -483,3 +483,16 @@ def test_it_again_means_the_thing_the_turn_before_pointed_at() -> None:
     ]
     assert rewrite("How much faster is it than other tokenisers?", history[:1]).standalone.endswith("(tiktoken)")
     assert rewrite("How do I install it?", history).standalone == "How do I install it? (tiktoken)"
+
+
+@pytest.mark.parametrize(
+    ("question", "carries"),
+    [("what is cargo", False), ("What is PACS?", False), ("What is it?", True), ("Why?", True), ("And Cargo?", True)],
+)
+def test_a_short_question_that_names_what_it_asks_about_carries_nothing(question: str, carries: bool) -> None:
+    """Three words or fewer used to mean a follow-up, so "what is cargo", asked next in a chat about
+    installing Rust, was searched as "what is cargo? (install Rust Linux)" and abstained; it names its
+    thing, as "What is it?" does not."""
+    history = [("How do I install Rust on Linux?", "If you’re using Linux or macOS, open a terminal … [1]")]
+    turn = rewrite(question, history)
+    assert (turn.standalone != question) is carries and turn.used_history is carries

@@ -581,3 +581,38 @@ def test_a_manual_page_loses_its_navigation_bar_and_keeps_its_lists_and_signatur
     path.write_text(TEXINFO_PAGE, encoding="utf-8")
     doc = load(path)
     assert "• The Go API is undocumented." in "\n".join(doc.text[s.start : s.end] for s in doc.sections)
+
+
+WEB_BOOK_PAGE = """<!DOCTYPE html><html><head><title>Installation - The Tide Book</title></head><body>
+<div id="help-container"><div id="help-popup"><h2>Keyboard shortcuts</h2>
+<p>Press ← or → to navigate between chapters</p><p>Press ? to show this help</p></div></div>
+<nav id="sidebar" class="sidebar"><ol class="chapter"><li><a href="intro.html">Introduction</a></li>
+<li><a href="install.html" class="active">Installation</a></li><li><a href="usage.html">Usage</a></li></ol></nav>
+<div id="page-wrapper"><div class="menu-bar"><h1 class="menu-title">The Tide Book</h1></div>
+<div id="content" class="content"><main>
+<h1 id="installation"><a class="header" href="#installation">Installation</a></h1>
+<p>Tidewatch needs Python 3.10 or newer. Install it with pip, which downloads the tide tables it reads as well.</p>
+<p>Tidewatch works without a network once installed, because it reads the tide tables from your home folder.</p>
+</main>
+<nav class="nav-wrapper"><a rel="prev" href="intro.html" title="Previous chapter">‹</a>
+<a rel="next prefetch" href="usage.html" title="Next chapter">›</a></nav>
+</div></div></body></html>"""
+
+
+def test_a_web_books_page_is_titled_by_its_chapter_not_by_the_book_or_its_help_box(tmp_path: Path) -> None:
+    """mdBook titles each page "Chapter - Book"; trafilatura read the book's name (every chapter of the Rust
+    book was "The Rust Programming Language") or the heading of the keyboard-help box ("Keyboard
+    shortcuts"), and the help box's lines were read as text."""
+    from rag.documents import load
+    from rag.formats import _a_section, html_page
+
+    assert html_page(WEB_BOOK_PAGE, "install.html").title == "Installation - The Tide Book"
+    path = tmp_path / "install.html"
+    path.write_text(WEB_BOOK_PAGE, encoding="utf-8")
+    doc = load(path)
+    kept = "\n".join(doc.text[s.start : s.end] for s in doc.sections)
+    assert doc.title == "Installation - The Tide Book" and "Tidewatch needs Python 3.10" in kept
+    assert "Press" not in kept and "Keyboard shortcuts" not in kept
+    assert _a_section("Keyboard shortcuts", "Changelog - The Cargo Book")
+    assert not _a_section("IDLE", "IDLE — Python 3.12 documentation")
+    assert not _a_section("Council approves new cycle lanes", "Council approves cycle lanes | The Wessex Courier")

@@ -165,3 +165,20 @@ def test_only_a_leading_short_answer_is_bold() -> None:
     assert "<b class='short-answer'>by a tenth</b> — Fares rose" in led
     plain = shown(echo)
     assert "short-answer" not in plain and "Fares rose — the council said — by a tenth." in plain
+
+
+def test_the_examples_name_each_title_once(tmp_path: Path) -> None:
+    """A web book's chapters may share one title; the examples offered each title once, not three alike."""
+    from rag.pipeline import get_pipeline
+    from ui.app import example_questions
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for n, text in enumerate(["Tidewatch predicts the tides.", "Tidewatch reads tables.", "Ferries sail at dawn."]):
+        title = "Ferry notes" if n == 2 else "The Tide Book"
+        (docs / f"{n}.md").write_text(
+            f"# {title}\n\n{text} It is used in Orkney and Shetland harbours.\n", encoding="utf-8"
+        )
+    config = load_config(env={}, corpus=str(docs), index_dir=str(tmp_path / "index"))
+    examples = example_questions(get_pipeline(config))
+    assert examples.count("What does “The Tide Book” say?") == 1 and "What does “Ferry notes” say?" in examples

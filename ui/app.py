@@ -202,8 +202,10 @@ def example_questions(pipeline: Any, n: int = 4) -> list[str]:
                     fullest[surname] = plain
     names = [fullest[s] for s, c in counts.most_common() if c >= 2 and len(fullest[s].split()) >= 2][:2]
     questions = ["What documents do you have?"] + [f"Who is {name}?" for name in names]
-    titled = [d for d in pipeline.data.documents if d.get("title") and len(d["title"].split()) <= 9]
-    questions += [f"What does “{d['title']}” say?" for d in titled[: n - len(questions)]]
+    titles = dict.fromkeys(
+        d["title"] for d in pipeline.data.documents if d.get("title") and len(d["title"].split()) <= 9
+    )
+    questions += [f"What does “{title}” say?" for title in list(titles)[: n - len(questions)]]  # each title once
     return questions[:n]
 
 
