@@ -1220,3 +1220,37 @@ def test_what_is_x_is_answered_by_the_sentence_defining_x_where_every_passage_na
     assert_contract(answer, pipeline.source_text)
     assert answer.citations[0].quote.startswith("Tidewatch is a small command-line tool")
     assert answer.span is not None and answer.span.quote.startswith("a small command-line tool")
+
+
+TIDEWATCH_SUMMARY = """# Getting started with Tidewatch
+
+Tidewatch is a small command-line tool that predicts high and low water for Scottish harbours.
+
+## Installing
+
+Tidewatch needs Python 3.10 or newer. Install it with pip, which also downloads the tide tables it reads.
+
+## Summary
+
+In this chapter, you learned how to:
+
+- Install the latest version of Tidewatch using pip.
+- Update to a newer Tidewatch version.
+- Open the locally installed tide tables.
+- Print the next four tides for a harbour.
+
+In the next chapter we look at harbours with two tides a day.
+"""
+
+
+def test_an_answer_does_not_move_from_a_list_item_to_the_item_beside_it(tmp_path: Path) -> None:
+    """The reader reads a sentence with its neighbours and may answer from one of them; beside a list item,
+    those are its sibling items, each its own point: "How do I update Tidewatch?" matched "Update to a
+    newer Tidewatch version." and was answered "Open the locally installed tide tables"."""
+    from rag.pipeline import get_pipeline
+
+    config = one_article(tmp_path, "tidewatch.md", TIDEWATCH_SUMMARY)
+    answer = ask("How do I update Tidewatch?", config=config)
+    assert_contract(answer, get_pipeline(config).source_text)
+    assert answer.citations[0].quote == "• Update to a newer Tidewatch version."
+    assert all("tide tables" not in c.quote for c in answer.citations)
