@@ -107,7 +107,7 @@ def _asks(question: str) -> tuple[bool, bool, str | None, re.Pattern[str] | None
         bool(ASKS_AUTHOR.search(question)),
         bool(ASKS_PUBLISHED.search(question)),
         expanded.group(1) if expanded else (typed.group(1) or typed.group(2)).upper() if typed else None,
-        _definitions(question),
+        definitions(question),
     )
 
 
@@ -136,11 +136,6 @@ def asks_definition(question: str) -> str | None:
 
 
 def definitions(question: str) -> re.Pattern[str] | None:
-    """What matches a sentence that defines the thing a "What is X?" asks about, or ``None``."""
-    return _definitions(question)
-
-
-def _definitions(question: str) -> re.Pattern[str] | None:
     """A sentence that defines what the question asks about: "X is a …", "X means …", "… are called X".
     The copula must lead into a noun phrase (an article, a number, a name, a possessive): "Tom Coffey is
     expected to speak" says something of him, not who he is."""

@@ -359,7 +359,7 @@ def test_markdown_answers_quote_whole_wrapped_sentences(tmp_path: Path) -> None:
 def test_html_paragraphs_wrapped_in_the_source_read_as_one() -> None:
     """A page's source wraps its paragraphs anywhere (around inline code and links too); trafilatura's
     text output kept those breaks, and each piece was indexed as a paragraph of its own."""
-    from rag.formats import html_to_text
+    from rag.webpages import html_to_text
 
     page = (
         "<html><head><title>Storing Lists of Values</title></head><body><main><h1>Storing Lists of Values</h1>"
@@ -388,7 +388,7 @@ def test_a_documentation_page_is_read_without_its_permalinks_and_under_its_own_t
     heading, and the title guessed from the header lines was "Source code: Lib/idlelib/", the
     headline-length line nearest the first paragraph, not the page's own "IDLE"."""
     from rag.documents import load
-    from rag.formats import html_to_text
+    from rag.webpages import html_to_text
 
     page = (
         "<html><head><title>IDLE &#8212; Python 3.12 documentation</title></head><body><div class='body'>"
@@ -440,7 +440,7 @@ def test_a_section_named_like_a_menu_is_read_and_an_aside_is_not() -> None:
     """trafilatura drops whatever an id calls navigation or a menu: Python's IDLE page lost its sections
     "Menus" (``<section id="menus">``) and "Editing and Navigation", more than half its text. A section
     whose id is its heading's slug is the page's own; an aside that names itself "related" is still dropped."""
-    from rag.formats import html_to_text
+    from rag.webpages import html_to_text
 
     sections = "".join(
         f"<section id='{slug}'><h2>{heading}<a class='headerlink' href='#{slug}'>¶</a></h2><p>{one}</p><p>{two}</p>"
@@ -475,7 +475,7 @@ def test_a_section_named_like_a_menu_is_read_and_an_aside_is_not() -> None:
 def test_a_definition_list_reads_each_term_with_its_description() -> None:
     """ "Restart Shell" and "Restart the shell to clean the environment" were two list items; the
     description never said what it describes."""
-    from rag.formats import _page_blocks
+    from rag.webpages import _page_blocks
 
     xml = (
         "<doc><main><head rend='h3'>Shell menu</head><list rend='dl'>"
@@ -517,7 +517,7 @@ def test_a_script_without_a_main_guard_indexes_html(tmp_path: Path) -> None:
 
 def test_html_code_is_fenced_and_its_lines_stay_lines() -> None:
     from rag.chunking import sentences
-    from rag.formats import html_to_text
+    from rag.webpages import html_to_text
 
     page = (
         "<html><body><article><h1>Vectors</h1><p>To create a new, empty vector, we call the function as shown "
@@ -569,7 +569,7 @@ def test_a_manual_page_loses_its_navigation_bar_and_keeps_its_lists_and_signatur
     and each function's signature went too ("Open the tide table of a harbour." named no function). A
     paragraph with links of its own stays."""
     from rag.documents import load
-    from rag.formats import html_page
+    from rag.webpages import html_page
 
     text = html_page(TEXINFO_PAGE, "Missing-Features.html").text
     assert "Next:" not in text and "Previous:" not in text and "[Index]" not in text
@@ -604,7 +604,7 @@ def test_a_web_books_page_is_titled_by_its_chapter_not_by_the_book_or_its_help_b
     book was "The Rust Programming Language") or the heading of the keyboard-help box ("Keyboard
     shortcuts"), and the help box's lines were read as text."""
     from rag.documents import load
-    from rag.formats import _a_section, html_page
+    from rag.webpages import _a_section, html_page
 
     assert html_page(WEB_BOOK_PAGE, "install.html").title == "Installation - The Tide Book"
     path = tmp_path / "install.html"
