@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Protocol
 
 from . import calibration
+from .chunking import LIST_ITEM_RE
 from .config import Config
 from .conversation import SHORT_ANSWER_RE, about
 from .direct import asks_procedure, asks_yes_no, is_metadata, rest_of_list, trimmed
@@ -300,7 +301,6 @@ def _heading(chunk: Chunk, start: int, end: int) -> bool:
     return 0 < len(words) < 8 and not words[-1].endswith(tuple(".!?…:;\"'’”)"))
 
 
-LIST_ITEM_RE = re.compile(r"[•·▪●◦‣∙*+\-–]\s+\S|\d{1,2}[.)]\s+\S")
 LIST_ITEMS = 10  # the most items a list answer quotes
 
 

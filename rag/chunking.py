@@ -44,6 +44,7 @@ WRAPPED_END = ".!?…:;\"'’”)]"  # a line that ends so may end its sentence
 
 
 ITEM_RE = re.compile(r"[•·▪●◦‣∙*+\-–]\s|\d{1,2}[.)]\s")  # a list item starts its own line
+LIST_ITEM_RE = re.compile(r"[•·▪●◦‣∙*+\-–]\s+\S|\d{1,2}[.)]\s+\S")  # a list item with its words
 # a number that a lower-case word follows goes on the sentence above ("…counted" / "314 boats in the basin"); a
 # section number ("2.1. Directory layout") or a number before a capital does not
 NUMBER_GOES_ON_RE = re.compile(r"\d[\d.,]*%?[ \t]+[a-z]")

@@ -15,6 +15,7 @@ import threading
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import bm25s
 import numpy as np
@@ -309,24 +310,28 @@ class Retriever:
         word = thing.split()[0].lower()
 
         def defining(source: str) -> int | None:
-            for j in self.data.chunks_of.get(source, ())[:DEFINITION_CHUNKS]:
-                chunk = self.data.chunks[j]
-                if word in chunk.text.lower() and any(
-                    pattern.match(chunk.text[a - chunk.start : b - chunk.start]) for a, b in chunk.sentences
-                ):
-                    return j
-            return None
+            found = self._first_sentence(source, lambda s: word in s.lower() and pattern.match(s) is not None)
+            return found[0] if found else None
 
         return self._with_article_chunk(best, fused, defining)
 
     def _defined_in(self, source: str, short: str, names: bool = True) -> tuple[int, str] | None:
         """The chunk of an article that spells ``short`` out, and the words it spells it out in."""
+
+        def spelt(sentence: str) -> str | None:
+            found = expansion(short, sentence, names=names)
+            return sentence[found[0] : found[1]] if found else None
+
+        return self._first_sentence(source, spelt)
+
+    def _first_sentence(self, source: str, test: Callable[[str], Any]) -> tuple[int, Any] | None:
+        """The chunk of an article's first sentence that ``test`` finds something in (up to
+        ``DEFINITION_CHUNKS`` chunks), and what it found."""
         for j in self.data.chunks_of.get(source, ())[:DEFINITION_CHUNKS]:
             chunk = self.data.chunks[j]
             for a, b in chunk.sentences:
-                sentence = chunk.text[a - chunk.start : b - chunk.start]
-                if found := expansion(short, sentence, names=names):
-                    return j, sentence[found[0] : found[1]]
+                if found := test(chunk.text[a - chunk.start : b - chunk.start]):
+                    return j, found
         return None
 
     def _with_credited(

@@ -14,6 +14,7 @@ import functools
 import re
 from collections.abc import Callable, Sequence
 
+from .chunking import LIST_ITEM_RE
 from .conversation import carried
 from .direct import asks_expansion, asks_of_article, is_metadata, said_as
 from .documents import FIELD_RE
@@ -145,7 +146,9 @@ def read(
                 home != (c.start, c.end)
                 and not any(normalise(text) in q for q in quoted)
                 and (about or not is_metadata(text))
-                and not (ITEM_RE.match(c.text) and ITEM_RE.match(text))
+                # not from a list item to the item beside it: each is its own point ("How do I update Rust?"
+                # matched "• Update to a newer Rust version.", not "• Open locally installed documentation.")
+                and not (LIST_ITEM_RE.match(c.text.lstrip()) and LIST_ITEM_RE.match(text.lstrip()))
             ):
                 moved = {"start": home[0], "end": home[1], "text": text, "span": (a, b), "support": (c.start, c.end)}
                 out.append(dataclasses.replace(c, features={**c.features, "reader": float(w.margin)}, **moved))
@@ -159,10 +162,6 @@ def read(
                 c.features["reader"] = max(same)
     return out
 
-
-# a list item: the reader's span in the item beside it answers that item's point, not this one's ("How do I update
-# Rust?" matched "• Update to a newer Rust version." and was answered by "• Open locally installed documentation.")
-ITEM_RE = re.compile(r"\s*(?:[•·▪●◦‣∙*+\-–]|\d{1,2}[.)])\s+\S")
 
 TITLES = "Dr Mr Mrs Ms Mx Prof Rev Cllr Sir Dame"  # a title alone names no one
 APPOSITION_RE = re.compile(r"([^,;:()]{1,60}?)\s*,\s*")  # "Dr Tom Coffey, …": what precedes the comma
