@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Protocol
 
 from . import calibration
-from .chunking import LIST_ITEM_RE
+from .chunking import LIST_ITEM_RE, is_heading
 from .config import Config
 from .conversation import SHORT_ANSWER_RE, about
 from .direct import asks_procedure, asks_yes_no, is_metadata, rest_of_list, trimmed
@@ -185,7 +185,7 @@ class ExtractiveAnswerer:
         if (
             best.support
             and self.config.max_answer_sentences > len(citations)
-            and not _heading(best.passage.chunk, *best.support)
+            and not is_heading(best.passage.chunk, *best.support)
         ):
             citations.append(citation(best.passage, *best.support))
         span = None
@@ -249,19 +249,22 @@ class ExtractiveAnswerer:
     def _listed(self, best: Candidate) -> list[Citation] | None:
         """A list's lead line and its items, when the answer is the line that leads into a list ("It
         writes its counts as:"), or an item the reader found right under it, or the lead is where the
-        reader found the answer to the sentence the question matched: the list is what was asked for, and
-        one item of it, or the lead alone, would answer in part."""
+        reader found the answer to the sentence the question matched, or the answer is a heading the lead
+        opens the section under: the list is what was asked for, and one item of it, or the lead alone,
+        would answer in part."""
         if self.config.max_answer_sentences < 2:
             return None
         chunk = best.passage.chunk
         leads = [(best.start, best.end), *([best.support] if best.support else [])]
+        if best.support is None and is_heading(chunk, best.start, best.end):  # "Output formats" / "It writes…:"
+            leads += [x for x in chunk.sentences if x[0] >= best.end][:1]
         lead = next((x for x in leads if chunk.text[: x[1] - chunk.start].rstrip().endswith(":")), None)
         if lead is None:
             return None
         ids = self.data.chunks_of.get(chunk.source, [chunk.id])
         following = [self.data.chunks[i] for i in ids[ids.index(chunk.id) :]] if chunk.id in ids else [chunk]
         items = list_items(following, lead[1])
-        if len(items) < 2 or (lead != leads[0] and leads[0] not in [i[1:] for i in items]):
+        if len(items) < 2 or (lead == best.support and leads[0] not in [i[1:] for i in items]):
             return None
         head = citation(best.passage, *lead)
         return [head, *(Citation.of(c, a, b, head.title) for c, a, b in items[:LIST_ITEMS])]
@@ -273,7 +276,7 @@ class ExtractiveAnswerer:
         dateline is whole."""
         if self.config.max_answer_sentences < 2:
             return False
-        heading = best.support is None and _heading(best.passage.chunk, best.start, best.end)
+        heading = best.support is None and is_heading(best.passage.chunk, best.start, best.end)
         return best.text.rstrip().endswith(":") or (heading and not is_metadata(best.text))
 
     def _next_in_document(self, best: Candidate) -> tuple[Chunk, int, int] | None:
@@ -292,13 +295,6 @@ class ExtractiveAnswerer:
             gap = chunk.text[best.end - chunk.start : a - chunk.start]
             return (chunk, a, b) if gap.count("\n\n") < 2 else None
         return None
-
-
-def _heading(chunk: Chunk, start: int, end: int) -> bool:
-    """Whether a sentence is a heading (a few words that do not end like a sentence): the question matched
-    it, the answer is the text under it, and quoting it too says nothing ("⏳ tiktoken")."""
-    words = chunk.text[start - chunk.start : end - chunk.start].split()
-    return 0 < len(words) < 8 and not words[-1].endswith(tuple(".!?…:;\"'’”)"))
 
 
 LIST_ITEMS = 10  # the most items a list answer quotes

@@ -14,7 +14,7 @@ import functools
 import re
 from collections.abc import Callable, Sequence
 
-from .chunking import LIST_ITEM_RE
+from .chunking import LIST_ITEM_RE, is_heading
 from .conversation import carried
 from .direct import asks_expansion, asks_of_article, is_metadata, said_as
 from .documents import FIELD_RE
@@ -68,6 +68,10 @@ def read(
         if not about and is_metadata(chunk.text[spans[first][0] - chunk.start : spans[first][1] - chunk.start]):
             first = at  # the reporter's name beside the lead is not who the lead is about
         if not about and is_metadata(chunk.text[spans[last][0] - chunk.start : spans[last][1] - chunk.start]):
+            last = at
+        if is_heading(chunk, *spans[at]):  # "Why ASGI?" is answered under it, not by the code above it
+            first = at
+        if last > at and is_heading(chunk, *spans[last]):
             last = at
         ranges.append((first, last))
     acronym = asks_expansion(question) if not about else None
@@ -149,6 +153,8 @@ def read(
                 # not from a list item to the item beside it: each is its own point ("How do I update Rust?"
                 # matched "• Update to a newer Rust version.", not "• Open locally installed documentation.")
                 and not (LIST_ITEM_RE.match(c.text.lstrip()) and LIST_ITEM_RE.match(text.lstrip()))
+                # nor onto a heading: it names the section the answer lies in ("Output formats")
+                and (is_metadata(text) or not is_heading(chunk, *home))
             ):
                 moved = {"start": home[0], "end": home[1], "text": text, "span": (a, b), "support": (c.start, c.end)}
                 out.append(dataclasses.replace(c, features={**c.features, "reader": float(w.margin)}, **moved))

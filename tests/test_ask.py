@@ -1254,3 +1254,48 @@ def test_an_answer_does_not_move_from_a_list_item_to_the_item_beside_it(tmp_path
     assert_contract(answer, get_pipeline(config).source_text)
     assert answer.citations[0].quote == "• Update to a newer Tidewatch version."
     assert all("tide tables" not in c.quote for c in answer.citations)
+
+
+TIDEWATCH_README = """# Tidewatch
+
+Tidewatch predicts high and low water for Scottish harbours.
+
+## Installation
+
+The latest release of Tidewatch is available from PyPI:
+
+```
+pip install tidewatch
+```
+
+## Examples
+
+Printing the next tides at Ullapool:
+
+```
+$ tidewatch ullapool
+```
+
+## Why offline?
+
+Harbour masters often work where there is no mobile signal. Tidewatch therefore keeps its tide tables on disk
+and never needs a network.
+"""
+
+
+def test_a_heading_starts_a_section_that_nothing_above_it_answers(tmp_path: Path) -> None:
+    """A line of code is no heading, so no heading is quoted after it as if it went on ("pip install
+    tidewatch" / "Examples"); and a heading ("Why offline?") is read with what lies under it, never with
+    the code above it, which another section wrote, and is not quoted as if it said more."""
+    from rag.pipeline import get_pipeline
+
+    config = one_article(tmp_path, "tidewatch.md", TIDEWATCH_README)
+    pipeline = get_pipeline(config)
+    install = ask("How do I install Tidewatch?", config=config)
+    assert_contract(install, pipeline.source_text)
+    assert "pip install tidewatch" in [c.quote for c in install.citations]
+    assert "Examples" not in [c.quote for c in install.citations]
+    why = ask("Why offline?", config=config)
+    assert_contract(why, pipeline.source_text)
+    assert not any("$ tidewatch" in c.quote or c.quote == "Why offline?" for c in why.citations)
+    assert why.abstained or why.citations[0].quote.startswith(("Harbour masters", "Tidewatch therefore"))

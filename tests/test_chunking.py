@@ -143,3 +143,38 @@ def test_code_lines_are_read_as_written_and_fences_are_not_sentences(start: int)
     expected = ["Install it with:", *code, "Then run it and\nsee the results."]
     assert got == [s for s in expected if CODE_DOC.index(s) >= start]
     assert not any("```" in s for s in got)
+
+
+HEADED = """Run the server:
+
+```
+$ tidewatch serve
+fn main() {
+```
+
+Why offline?
+
+Harbour masters work where there is no signal. Why would they wait?
+
+Tide tables
+"""
+
+
+@pytest.mark.parametrize(
+    ("sentence", "heading"),
+    [
+        ("Why offline?", True),  # a question standing as a line of its own
+        ("Tide tables", True),  # a few words that do not end like a sentence
+        ("Run the server:", False),
+        ("$ tidewatch serve", False),  # code right under a fence
+        ("fn main() {", False),  # code right above one
+        ("Why would they wait?", False),  # a question inside a paragraph
+        ("Harbour masters work where there is no signal.", False),
+    ],
+)
+def test_a_heading_is_a_few_words_set_apart_never_a_line_of_code(sentence: str, heading: bool) -> None:
+    from rag.types import Chunk
+
+    start = HEADED.index(sentence)
+    chunk = Chunk(0, "x.md", 0, len(HEADED), HEADED, "body", None, 1, ((start, start + len(sentence)),))
+    assert chunking.is_heading(chunk, start, start + len(sentence)) is heading
