@@ -207,6 +207,8 @@ class ExtractiveAnswerer:
             chunk = best.passage.chunk
             edges = trimmed(chunk.text, best.start - chunk.start, best.end - chunk.start)
             span = citation(best.passage, edges[0] + chunk.start, edges[1] + chunk.start) if edges else span
+            if span is not None and echoes(query.text, span.quote):  # "Run the server:" for "How do I run…?"
+                span = None
         return Answer(
             text=compose(citations, span),
             abstained=False,

@@ -1295,6 +1295,9 @@ def test_a_heading_starts_a_section_that_nothing_above_it_answers(tmp_path: Path
     assert_contract(install, pipeline.source_text)
     assert "pip install tidewatch" in [c.quote for c in install.citations]
     assert "Examples" not in [c.quote for c in install.citations]
+    printing = ask("How do I print the next tides at Ullapool?", config=config)
+    assert [c.quote for c in printing.citations] == ["Printing the next tides at Ullapool:", "$ tidewatch ullapool"]
+    assert printing.span is None  # the lead only says what was asked; it is no short answer
     why = ask("Why offline?", config=config)
     assert_contract(why, pipeline.source_text)
     assert not any("$ tidewatch" in c.quote or c.quote == "Why offline?" for c in why.citations)
