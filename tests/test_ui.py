@@ -321,3 +321,33 @@ def test_api_with_gradio_client(app: str) -> None:
     assert "Cullompton" in follow["text"]
     with pytest.raises(Exception, match="valid names"):
         client.predict("Who?", [], 5, "oracle", api_name="/ask")
+
+
+def test_the_viewer_sets_code_apart_and_hides_its_fences(browser, tmp_path_factory, shots: Path) -> None:
+    """A Markdown manual's code block reads as code in the viewer, its ``` lines unseen; the quoted command
+    is highlighted inside it."""
+    from ui.app import launch
+
+    from .test_ask import TIDEWATCH_README
+
+    corpus = tmp_path_factory.mktemp("ui-code-corpus")
+    (corpus / "tidewatch.md").write_text(TIDEWATCH_README, encoding="utf-8")
+    config = load_config(env={}, corpus=str(corpus), index_dir=str(tmp_path_factory.mktemp("ui-code-index")))
+    port = free_port()
+    demo = launch(config, port=port, block=False)
+    try:
+        context = browser.new_context(viewport={"width": 1400, "height": 950})
+        page = context.new_page()
+        page.goto(f"http://127.0.0.1:{port}")
+        answer = ask(page, "How do I install Tidewatch?")
+        assert "pip install tidewatch" in answer.inner_text()
+        answer.locator(".sources li", has_text="pip install tidewatch").locator("a.cite").first.click()
+        page.wait_for_selector("#viewer mark.rag-hl")
+        assert page.inner_text("#viewer code.block mark.rag-hl") == "pip install tidewatch"
+        assert page.locator("#viewer code.block").count() == 2
+        assert "```" not in page.inner_text("#viewer .doc-text")
+        assert page.locator("#viewer .fence").first.is_hidden()
+        page.screenshot(path=str(shots / "14-code-in-viewer.png"))
+        context.close()
+    finally:
+        demo.close()

@@ -169,22 +169,49 @@ def render_source(
     title = esc(record.get("display_title") if record else source)
     meta = _meta(record)
     where = f" · characters {start}–{end}" if end > start else ""
-    marked = esc(text[start:end])
-    if inner is not None and start <= inner[0] < inner[1] <= end:
-        a, b = inner[0] - start, inner[1] - start
-        quoted = text[start:end]
-        marked = f"{esc(quoted[:a])}<mark class='rag-span'>{esc(quoted[a:b])}</mark>{esc(quoted[b:])}"
-    body = f"{esc(text[:start])}<mark class='rag-hl'>{marked}</mark>{esc(text[end:])}" if end > start else esc(text)
+    inner = inner if inner is not None and start <= inner[0] < inner[1] <= end else None
+    body, at = [], 0
+    for a0, a1, b0, b1 in code_blocks(text):
+        if start < a1 < end or start < b0 < end:  # a quote across a fence: the block is shown as written
+            continue
+        body += [_marked(text, at, a0, start, end, inner), f"<span class='fence'>{esc(text[a0:a1])}</span>"]
+        body += [f"<code class='block'>{_marked(text, a1, b0, start, end, inner)}</code>"]
+        body += [f"<span class='fence'>{esc(text[b0:b1])}</span>"]
+        at = b1
+    body.append(_marked(text, at, len(text), start, end, inner))
     parts = [
         "<div class='viewer'>",
         f"<div class='doc-head'><div class='doc-title'>{title}</div>",
         f"<div class='doc-meta'>{meta + ' · ' if meta else ''}<code>{esc(source)}</code>{where}</div>",
         f"<div class='doc-note'>{esc(note)}</div>" if note else "",
         "</div>",
-        f"<div class='doc-text'>{body}</div>",
+        f"<div class='doc-text'>{''.join(body)}</div>",
         "</div>",
     ]
     return "".join(parts)
+
+
+FENCE_LINE_RE = re.compile(r"^[ \t]*(?:```|~~~)[^\n]*\n?", re.MULTILINE)
+
+
+def code_blocks(text: str) -> list[tuple[int, int, int, int]]:
+    """Each fenced code block of a Markdown document's text as (opening fence, code, closing fence, end):
+    the viewer sets the code apart and hides the fences, which are markup, not what the document says."""
+    lines = [m.span() for m in FENCE_LINE_RE.finditer(text)]
+    return [(a0, a1, b0, b1) for (a0, a1), (b0, b1) in zip(lines[::2], lines[1::2], strict=False)]
+
+
+def _marked(text: str, lo: int, hi: int, start: int, end: int, inner: tuple[int, int] | None) -> str:
+    """``text[lo:hi]`` as HTML, with the part of the quote ``text[start:end]`` (and of the short answer
+    ``inner``) that lies in it marked."""
+    a, b = max(lo, start), min(hi, end)
+    if a >= b:
+        return esc(text[lo:hi])
+    marked = esc(text[a:b])
+    if inner is not None and a <= inner[0] < inner[1] <= b:
+        marked = f"{esc(text[a : inner[0]])}<mark class='rag-span'>{esc(text[inner[0] : inner[1]])}</mark>"
+        marked += esc(text[inner[1] : b])
+    return f"{esc(text[lo:a])}<mark class='rag-hl'>{marked}</mark>{esc(text[b:hi])}"
 
 
 def example_questions(pipeline: Any, n: int = 4) -> list[str]:
