@@ -9,6 +9,7 @@ import re
 import shutil
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -92,6 +93,23 @@ def page(browser, app: str):
 
 
 FINAL = "#chat .answer:not(.drafting)"
+
+
+@contextmanager
+def page_of_own_app(browser, config) -> Iterator[object]:
+    """A page on an app of its own, for a corpus or settings other than the module's app has."""
+    from ui.app import launch
+
+    port = free_port()
+    demo = launch(config, port=port, block=False)
+    context = browser.new_context(viewport={"width": 1400, "height": 950})
+    try:
+        page = context.new_page()
+        page.goto(f"http://127.0.0.1:{port}")
+        yield page
+    finally:
+        context.close()
+        demo.close()
 
 
 def ask(page, question: str) -> object:
@@ -271,8 +289,6 @@ def test_html_in_questions_and_documents_is_shown_as_text(page, shots: Path, tmp
 
 
 def test_generator_answer_streams_into_the_chat(browser, tmp_path_factory, shots: Path) -> None:
-    from ui.app import launch
-
     from .fake_llm import FakeLLM
 
     with FakeLLM() as llm:
@@ -284,12 +300,7 @@ def test_generator_answer_streams_into_the_chat(browser, tmp_path_factory, shots
             llm_model="good",
             llm_timeout_s=5,
         )
-        port = free_port()
-        demo = launch(config, port=port, block=False)
-        try:
-            context = browser.new_context(viewport={"width": 1400, "height": 950})
-            page = context.new_page()
-            page.goto(f"http://127.0.0.1:{port}")
+        with page_of_own_app(browser, config) as page:
             page.get_by_role("tab", name="Settings").click()
             page.get_by_label("generator").check()
             answer = ask(page, "How many PCTs did Pulse approach?")
@@ -297,9 +308,6 @@ def test_generator_answer_streams_into_the_chat(browser, tmp_path_factory, shots
             answer.locator("p a.cite").first.click()
             highlighted_matches_source(page)
             page.screenshot(path=str(shots / "12-generator-answer.png"))
-            context.close()
-        finally:
-            demo.close()
 
 
 def test_api_with_gradio_client(app: str) -> None:
@@ -326,19 +334,12 @@ def test_api_with_gradio_client(app: str) -> None:
 def test_the_viewer_sets_code_apart_and_hides_its_fences(browser, tmp_path_factory, shots: Path) -> None:
     """A Markdown manual's code block reads as code in the viewer, its ``` lines unseen; the quoted command
     is highlighted inside it."""
-    from ui.app import launch
-
     from .test_ask import TIDEWATCH_README
 
     corpus = tmp_path_factory.mktemp("ui-code-corpus")
     (corpus / "tidewatch.md").write_text(TIDEWATCH_README, encoding="utf-8")
     config = load_config(env={}, corpus=str(corpus), index_dir=str(tmp_path_factory.mktemp("ui-code-index")))
-    port = free_port()
-    demo = launch(config, port=port, block=False)
-    try:
-        context = browser.new_context(viewport={"width": 1400, "height": 950})
-        page = context.new_page()
-        page.goto(f"http://127.0.0.1:{port}")
+    with page_of_own_app(browser, config) as page:
         answer = ask(page, "How do I install Tidewatch?")
         assert "pip install tidewatch" in answer.inner_text()
         answer.locator(".sources li", has_text="pip install tidewatch").locator("a.cite").first.click()
@@ -348,6 +349,3 @@ def test_the_viewer_sets_code_apart_and_hides_its_fences(browser, tmp_path_facto
         assert "```" not in page.inner_text("#viewer .doc-text")
         assert page.locator("#viewer .fence").first.is_hidden()
         page.screenshot(path=str(shots / "14-code-in-viewer.png"))
-        context.close()
-    finally:
-        demo.close()
