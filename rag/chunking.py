@@ -47,26 +47,6 @@ ITEM_RE = re.compile(r"[•·▪●◦‣∙*+\-–]\s|\d{1,2}[.)]\s")  # a list
 LIST_ITEM_RE = re.compile(r"[•·▪●◦‣∙*+\-–]\s+\S|\d{1,2}[.)]\s+\S")  # a list item with its words
 
 
-def is_heading(chunk: Chunk, start: int, end: int) -> bool:
-    """Whether a sentence is a heading: a few words that do not end like a sentence ("Ownership Rules"),
-    or a question standing as a line of its own ("Why ASGI?", "What problem does it solve?"). What lies
-    under it is its section; what lies above it belongs to another."""
-    at, to = start - chunk.start, end - chunk.start
-    words = chunk.text[at:to].split()
-    if not 0 < len(words) < 8:
-        return False
-    before, after = chunk.text[:at].rstrip(" \t"), chunk.text[to:].lstrip(" \t")
-    alone = (not before or before.endswith("\n\n")) and (not after or after.startswith("\n\n"))
-    line_before = before[before.rfind("\n", 0, len(before) - 1) + 1 :] if before.endswith("\n") else ""
-    line_after = after[1:].split("\n", 1)[0] if after.startswith("\n") else ""
-    fenced = FENCE_RE.match(line_before) or FENCE_RE.match(line_after)  # right above or below: no blank line
-    if fenced or (not alone and len(FENCE_RE.findall(chunk.text, 0, at)) % 2):  # a line of code is none
-        return False
-    if not words[-1].endswith(tuple(".!?…:;\"'’”)")):
-        return True
-    return words[-1].endswith("?") and alone
-
-
 # a number that a lower-case word follows goes on the sentence above ("…counted" / "314 boats in the basin"); a
 # section number ("2.1. Directory layout") or a number before a capital does not
 NUMBER_GOES_ON_RE = re.compile(r"\d[\d.,]*%?[ \t]+[a-z]")
@@ -109,6 +89,26 @@ FENCE_RE = re.compile(r"^[ \t]*(?:```|~~~)", re.MULTILINE)
 def _fences(text: str) -> list[int]:
     """Where the fence lines of code blocks start (after their indent), in order."""
     return [m.end() - 3 for m in FENCE_RE.finditer(text)]
+
+
+def is_heading(chunk: Chunk, start: int, end: int) -> bool:
+    """Whether a sentence is a heading: a few words that do not end like a sentence ("Ownership Rules"),
+    or a question standing as a line of its own ("Why ASGI?", "What problem does it solve?"). What lies
+    under it is its section; what lies above it belongs to another."""
+    at, to = start - chunk.start, end - chunk.start
+    words = chunk.text[at:to].split()
+    if not 0 < len(words) < 8:
+        return False
+    before, after = chunk.text[:at].rstrip(" \t"), chunk.text[to:].lstrip(" \t")
+    alone = (not before or before.endswith("\n\n")) and (not after or after.startswith("\n\n"))
+    line_before = before[before.rfind("\n", 0, len(before) - 1) + 1 :] if before.endswith("\n") else ""
+    line_after = after[1:].split("\n", 1)[0] if after.startswith("\n") else ""
+    fenced = FENCE_RE.match(line_before) or FENCE_RE.match(line_after)  # right above or below: no blank line
+    if fenced or (not alone and len(FENCE_RE.findall(chunk.text, 0, at)) % 2):  # a line of code is none
+        return False
+    if not words[-1].endswith(tuple(".!?…:;\"'’”)")):
+        return True
+    return words[-1].endswith("?") and alone
 
 
 def sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:

@@ -24,6 +24,7 @@ import gradio as gr
 
 from rag import Answer, Config, load_config
 from rag.answering import ANSWERERS, unmark
+from rag.chunking import FENCE_RE
 from rag.errors import RagError
 from rag.names import people
 from rag.pipeline import check_names, forget, get_pipeline
@@ -191,13 +192,10 @@ def render_source(
     return "".join(parts)
 
 
-FENCE_LINE_RE = re.compile(r"^[ \t]*(?:```|~~~)[^\n]*\n?", re.MULTILINE)
-
-
 def code_blocks(text: str) -> list[tuple[int, int, int, int]]:
     """Each fenced code block of a Markdown document's text as (opening fence, code, closing fence, end):
     the viewer sets the code apart and hides the fences, which are markup, not what the document says."""
-    lines = [m.span() for m in FENCE_LINE_RE.finditer(text)]
+    lines = [(m.start(), text.find("\n", m.end()) + 1 or len(text)) for m in FENCE_RE.finditer(text)]
     return [(a0, a1, b0, b1) for (a0, a1), (b0, b1) in zip(lines[::2], lines[1::2], strict=False)]
 
 
