@@ -187,6 +187,28 @@ def _without_furniture(pages: list[tuple[int, str]]) -> list[tuple[int, str]]:
     return kept
 
 
+BROKEN_WORD_RE = re.compile(r"([^\W\d_]+)-\n([^\W\d_]+)(\S*)[ \t]*")
+HYPHENATED_RE = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)+")
+
+
+def _dehyphenated(pages: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """Pages with the words a typesetter broke at a line's end whole again ("manip-" / "ulation." reads
+    "manipulation."; the rest of the line goes on below), so search finds them and quotes read as written.
+    A compound the document writes with its hyphen on one line elsewhere ("Dss-Sig", "well-known") keeps
+    it, and so does a break beside a capital past a word's first letter ("X.680 ITU-" / "T", "YYMMDDhhmm-" /
+    "hh’mm’"): code and formats, not words."""
+    compounds = {m.group(0).lower() for _, c in pages for m in HYPHENATED_RE.finditer(c)}
+
+    def whole(m: re.Match[str]) -> str:
+        a, b = m.group(1), m.group(2)
+        if not (a[1:].islower() and b.islower()) or f"{a}-{b}".lower() in compounds:
+            return m.group(0)
+        rest = m.string[m.end() : m.end() + 1]
+        return f"{a}{b}{m.group(3)}{'' if rest in ('', chr(10)) else chr(10)}"
+
+    return [(number, BROKEN_WORD_RE.sub(whole, content)) for number, content in pages]
+
+
 def _runs_on(text: str, content: str) -> bool:
     """Whether the sentence at the foot of one page goes on atop the next: it ends with no full stop, and
     the next page begins in lower case."""
@@ -212,7 +234,7 @@ def pdf_to_text(path: Path, raw: bytes | None = None) -> Extracted:
             text = ""
         pages = []
         contents = [(number, (page.extract_text() or "").strip()) for number, page in enumerate(reader.pages, 1)]
-        for number, content in _without_furniture([c for c in contents if c[1]]):
+        for number, content in _dehyphenated(_without_furniture([c for c in contents if c[1]])):
             if text and not text.endswith("\n\n"):
                 text += "\n" if text.endswith("\n") or _runs_on(text, content) else "\n\n"
             start = len(text)

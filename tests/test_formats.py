@@ -153,6 +153,31 @@ def test_a_pdfs_running_heads_and_page_numbers_are_not_its_text(tmp_path: Path) 
     assert len(re.findall(r"boat\s+was\s+counted", text)) == 4 * 120  # no line of text taken for a running head
 
 
+def test_a_word_broken_at_a_pdf_lines_end_is_read_whole(tmp_path: Path) -> None:
+    """A typeset PDF breaks words at its lines' ends ("manip-" / "ulation"): they are joined again, so the
+    word is found by its whole spelling and quoted as written; a compound the document writes with its
+    hyphen elsewhere, and code, keep theirs."""
+    from rag.formats import pdf_to_text
+
+    lines = [
+        "Tidewatch is a library for the manip-",
+        "ulation of tide tables and for the manage-",
+        "ment of harbour records. It is a well-known tool.",
+        "Its well-",
+        "known format stamps each record YYMMDDhhmm-",
+        "hh with the harbour's code.",
+    ]
+    make_pdf(tmp_path / "tidewatch.pdf", ["\n".join(lines)], title="Tidewatch manual")
+    text = pdf_to_text(tmp_path / "tidewatch.pdf").text
+    assert "the manipulation\nof tide tables and for the management\nof harbour records." in text
+    assert "well-\nknown format" in text and "YYMMDDhhmm-\nhh" in text
+    config = load_config(env={}, corpus=str(tmp_path), index_dir=str(tmp_path / "index"))
+    answer = ask("What is Tidewatch a library for?", config=config)
+    c = answer.citations[0]
+    assert not answer.abstained and "manipulation of tide tables" in " ".join(c.quote.split())
+    assert sources.document_text(config, c.source)[0][c.start : c.end] == c.quote
+
+
 def test_word_and_html(mixed: tuple[Config, Path]) -> None:
     config, folder = mixed
     answer = ask("Who proposed a later evening sailing?", config=config)
