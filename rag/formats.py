@@ -225,8 +225,9 @@ def pdf_to_text(path: Path, raw: bytes | None = None) -> Extracted:
             raise CorpusError(f"{path}: the PDF is encrypted; decrypt it first (e.g. qpdf --decrypt)")
         meta = reader.metadata
         header = []
-        if meta is not None and meta.title and meta.title.strip():
-            header.append(meta.title.strip())
+        title = meta.title.strip() if meta is not None and meta.title and meta.title.strip() else None
+        if title:
+            header.append(title)
         if meta is not None and meta.author and meta.author.strip():
             header.append(f"By {meta.author.strip()}")
         text = _join(header, [])
@@ -234,7 +235,10 @@ def pdf_to_text(path: Path, raw: bytes | None = None) -> Extracted:
             text = ""
         pages = []
         contents = [(number, (page.extract_text() or "").strip()) for number, page in enumerate(reader.pages, 1)]
-        for number, content in _dehyphenated(_without_furniture([c for c in contents if c[1]])):
+        kept = _dehyphenated(_without_furniture([c for c in contents if c[1]]))
+        if title is None and kept and (title := _title_line(kept[0][1])):
+            kept[0] = (kept[0][0], f"{title}\n\n{kept[0][1][len(title) :].lstrip()}")
+        for number, content in kept:
             if text and not text.endswith("\n\n"):
                 text += "\n" if text.endswith("\n") or _runs_on(text, content) else "\n\n"
             start = len(text)
@@ -250,7 +254,23 @@ def pdf_to_text(path: Path, raw: bytes | None = None) -> Extracted:
         raise CorpusError(f"{path}: the PDF cannot be read ({type(e).__name__}: {e}); it may be damaged") from None
     if not pages:
         raise CorpusError(f"{path}: no text could be extracted (a scanned PDF needs OCR first)")
-    return Extracted(text + "\n", tuple(pages))
+    return Extracted(text + "\n", tuple(pages), title=title)
+
+
+MAX_TITLE_WORDS = 12
+
+
+def _title_line(content: str) -> str | None:
+    """The first line of a PDF that names no title in its metadata, when it reads as one: a dozen words at
+    most, with a word of three letters or more, not a page number, an address or a sentence's start or
+    end. A manual or a specification opens so ("Shared MIME-info Database", "Libtasn1")."""
+    line = content.split("\n", 1)[0].strip()
+    words = line.split()
+    if not 0 < len(words) <= MAX_TITLE_WORDS or line.endswith((".", ",", ":", ";")) or PAGE_NUMBER_RE.fullmatch(line):
+        return None
+    if "@" in line or "://" in line or not re.search(r"[^\W\d_]{3}", line):
+        return None
+    return line
 
 
 def docx_to_text(path: Path, raw: bytes | None = None) -> Extracted:

@@ -19,12 +19,16 @@ from rag.errors import CorpusError
 from rag.pipeline import forget
 
 
-def make_pdf(path: Path, pages: list[str], title: str = "Harbour Survey", author: str = "Ana Ruiz") -> None:
+def make_pdf(
+    path: Path, pages: list[str], title: str | None = "Harbour Survey", author: str | None = "Ana Ruiz"
+) -> None:
     from fpdf import FPDF
 
     pdf = FPDF()
-    pdf.set_title(title)
-    pdf.set_author(author)
+    if title is not None:
+        pdf.set_title(title)
+    if author is not None:
+        pdf.set_author(author)
     pdf.set_font("Helvetica", size=11)
     for text in pages:
         pdf.add_page()
@@ -176,6 +180,30 @@ def test_a_word_broken_at_a_pdf_lines_end_is_read_whole(tmp_path: Path) -> None:
     c = answer.citations[0]
     assert not answer.abstained and "manipulation of tide tables" in " ".join(c.quote.split())
     assert sources.document_text(config, c.source)[0][c.start : c.end] == c.quote
+
+
+@pytest.mark.parametrize(
+    ("first_line", "title"),
+    [
+        ("Libtasn1", "Libtasn1"),  # a manual's one-word title
+        ("Shared MIME-info Database", "Shared MIME-info Database"),
+        ("The harbour board met on Monday to count the boats.", None),  # a sentence
+        ("7", None),  # a page number
+        ("https://example.org/tidewatch", None),
+    ],
+)
+def test_a_pdf_without_a_stated_title_is_titled_by_its_first_line_when_that_reads_as_one(
+    tmp_path: Path, first_line: str, title: str | None
+) -> None:
+    """Its metadata names no title (LaTeX and TeX manuals often do not): the first line of its first page
+    is the title when it reads as one, and the documents list shows that rather than the file's path."""
+    from rag.documents import load
+
+    body = "Tidewatch predicts high and low water for Scottish harbours.\nIt reads the tide tables on disk."
+    make_pdf(tmp_path / "manual.pdf", [f"{first_line}\n{body}"], title=None, author=None)
+    doc = load(tmp_path / "manual.pdf")
+    assert doc.title == title
+    assert "Tidewatch predicts high and low water" in doc.text
 
 
 def test_word_and_html(mixed: tuple[Config, Path]) -> None:
