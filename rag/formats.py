@@ -224,20 +224,17 @@ def pdf_to_text(path: Path, raw: bytes | None = None) -> Extracted:
         if reader.is_encrypted and not reader.decrypt(""):
             raise CorpusError(f"{path}: the PDF is encrypted; decrypt it first (e.g. qpdf --decrypt)")
         meta = reader.metadata
-        header = []
         title = meta.title.strip() if meta is not None and meta.title and meta.title.strip() else None
-        if title:
-            header.append(title)
-        if meta is not None and meta.author and meta.author.strip():
-            header.append(f"By {meta.author.strip()}")
-        text = _join(header, [])
-        if not header:
-            text = ""
-        pages = []
+        author = meta.author.strip() if meta is not None and meta.author and meta.author.strip() else None
         contents = [(number, (page.extract_text() or "").strip()) for number, page in enumerate(reader.pages, 1)]
         kept = _dehyphenated(_without_furniture([c for c in contents if c[1]]))
+        header = [x for x in (title, f"By {author}" if author else None) if x]
+        text = _join(header, []) if header else ""
         if title is None and kept and (title := _title_line(kept[0][1])):
             kept[0] = (kept[0][0], f"{title}\n\n{kept[0][1][len(title) :].lstrip()}")
+        if author is None and kept:
+            kept[0] = (kept[0][0], _signed(kept[0][1]))
+        pages = []
         for number, content in kept:
             if text and not text.endswith("\n\n"):
                 text += "\n" if text.endswith("\n") or _runs_on(text, content) else "\n\n"
@@ -258,6 +255,32 @@ def pdf_to_text(path: Path, raw: bytes | None = None) -> Extracted:
 
 
 MAX_TITLE_WORDS = 12
+TITLE_PAGE_LINES = 12  # a title page names its authors among its first lines
+_CONTACT_RE = re.compile(r"\s*(?:\([^()]*\)|<[^<>]*>|\S+@\S+)\s*$")  # "(help-libtasn1@gnu.org)" after a name
+
+
+def _signed(content: str) -> str:
+    """A PDF's first page with a byline under the people it names on lines of their own near its top, one
+    under the other, as a title page names its authors ("Fabio Fiorina" / "Simon Josefsson" / "Nikos
+    Mavrogiannopoulos (help-libtasn1@gnu.org)"): who wrote it, where its metadata does not say. A line that
+    only holds a name (``rag.names.people``: a given name and a surname) counts; "X Desktop Group" does not.
+    The byline goes under the names, so the title still reads on into its subtitle."""
+    from .names import people
+
+    found: list[str] = []
+    end = at = 0
+    for i, line in enumerate(content.split("\n")[:TITLE_PAGE_LINES]):
+        bare = _CONTACT_RE.sub("", line).strip()
+        at += len(line) + 1
+        if i and bare and people(bare) == [bare]:  # the first line is a title ("Ada Lovelace"), not a byline
+            found.append(bare)
+            end = at - 1
+        elif found:
+            break
+    if not found:
+        return content
+    names = found[0] if len(found) == 1 else f"{', '.join(found[:-1])} and {found[-1]}"
+    return f"{content[:end]}\n\nBy {names}\n\n{content[end:].lstrip()}".rstrip("\n")
 
 
 def _title_line(content: str) -> str | None:

@@ -206,6 +206,28 @@ def test_a_pdf_without_a_stated_title_is_titled_by_its_first_line_when_that_read
     assert "Tidewatch predicts high and low water" in doc.text
 
 
+def test_a_pdfs_title_page_names_its_authors_where_its_metadata_does_not(tmp_path: Path) -> None:
+    """A manual's title page names its authors on lines of their own under the title; with no author in
+    the metadata they are its byline, and "who wrote…?" is answered from it. A group's name is no one's,
+    and a title that is a name ("Ada Lovelace") names whom the document is about."""
+    from rag.documents import load
+
+    page = (
+        "Tidewatch Field Manual\nOrkney Harbours Group\nAna Ruiz\nEwan Flett (ewan@example.org)\n"
+        "Tidewatch predicts high and low water for Scottish harbours.\nIt reads the tide tables on disk."
+    )
+    make_pdf(tmp_path / "manual.pdf", [page], title=None, author=None)
+    doc = load(tmp_path / "manual.pdf")
+    assert (doc.title, doc.author) == ("Tidewatch Field Manual", "Ana Ruiz and Ewan Flett")
+    config = load_config(env={}, corpus=str(tmp_path), index_dir=str(tmp_path / "index"))
+    answer = ask("Who wrote the Tidewatch Field Manual?", config=config)
+    assert not answer.abstained and answer.span is not None and "Ana Ruiz" in answer.span.quote
+    c = answer.citations[0]
+    assert sources.document_text(config, c.source)[0][c.start : c.end] == c.quote
+    make_pdf(tmp_path / "life.pdf", ["Ada Lovelace\nShe wrote the first published program."], title=None, author=None)
+    assert (load(tmp_path / "life.pdf").title, load(tmp_path / "life.pdf").author) == ("Ada Lovelace", None)
+
+
 def test_word_and_html(mixed: tuple[Config, Path]) -> None:
     config, folder = mixed
     answer = ask("Who proposed a later evening sailing?", config=config)
