@@ -296,7 +296,14 @@ def _title_line(content: str) -> str | None:
     return line
 
 
+TITLE_STYLES = ("Title", "Heading 1")
+# what Word and python-docx write as the author when nobody set one: no one wrote the document by that name
+PLACEHOLDER_AUTHORS = {"python-docx", "microsoft office user", "windows user", "administrator", "user", "author"}
+
+
 def docx_to_text(path: Path, raw: bytes | None = None) -> Extracted:
+    """A Word document's text: its title (the core properties', else a first paragraph styled as a title)
+    and author over its paragraphs, then its tables' rows."""
     import docx
     from docx.opc.exceptions import PackageNotFoundError
 
@@ -305,18 +312,23 @@ def docx_to_text(path: Path, raw: bytes | None = None) -> Extracted:
     except (PackageNotFoundError, ValueError, KeyError, OSError) as e:
         raise CorpusError(f"{path}: the Word file cannot be read ({type(e).__name__}); it may be damaged") from None
     core = document.core_properties
-    header = [core.title.strip()] if core.title and core.title.strip() else []
-    if core.author and core.author.strip():
-        header.append(f"By {core.author.strip()}")
-    paragraphs = [p.text.strip() for p in document.paragraphs if p.text.strip()]
+    title = core.title.strip() if core.title and core.title.strip() else None
+    author = core.author.strip() if core.author and core.author.strip() else None
+    styled = [(p.style.name if p.style is not None else "", p.text.strip()) for p in document.paragraphs]
+    styled = [(style, text) for style, text in styled if text]
+    if styled and styled[0][0] in TITLE_STYLES and title in (None, styled[0][1]):  # the title, written once
+        title = styled.pop(0)[1]
+    by = f"By {author}" if author and author.lower() not in PLACEHOLDER_AUTHORS else None
+    header = [x for x in (title, by) if x]
+    paragraphs = [text for _, text in styled]
     for table in document.tables:
         for row in table.rows:
             cells = [c.text.strip() for c in row.cells if c.text.strip()]
             if cells:
                 paragraphs.append(" | ".join(dict.fromkeys(cells)))
-    if not paragraphs:
+    if not paragraphs and not title:
         raise CorpusError(f"{path}: the Word file has no text")
-    return Extracted(_join(header, paragraphs))
+    return Extracted(_join(header, paragraphs), title=title)
 
 
 # Extraction of Markdown, HTML, PDF and Word runs in a child process with a memory ceiling and a time limit: a

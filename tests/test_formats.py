@@ -228,6 +228,28 @@ def test_a_pdfs_title_page_names_its_authors_where_its_metadata_does_not(tmp_pat
     assert (load(tmp_path / "life.pdf").title, load(tmp_path / "life.pdf").author) == ("Ada Lovelace", None)
 
 
+@pytest.mark.parametrize(("author", "byline"), [(None, None), ("Ana Ruiz", "Ana Ruiz"), ("Windows User", None)])
+def test_a_word_documents_title_is_its_title_paragraph_and_no_placeholder_is_its_author(
+    tmp_path: Path, author: str | None, byline: str | None
+) -> None:
+    """python-docx writes "python-docx" as every new document's author, and Word writes the account's name
+    ("Windows User"): no one wrote the minutes by that name. The title paragraph is the title, once, and
+    the byline goes under it."""
+    import docx
+
+    from rag.documents import load
+
+    document = docx.Document()
+    if author is not None:
+        document.core_properties.author = author
+    document.add_heading("Harbour board minutes", level=1)
+    document.add_paragraph("The Kirkwall harbour board met on Monday and approved a new electric ferry.")
+    document.save(str(tmp_path / "minutes.docx"))
+    doc = load(tmp_path / "minutes.docx")
+    assert (doc.title, doc.author) == ("Harbour board minutes", byline)
+    assert doc.text.count("Harbour board minutes") == 1 and "python-docx" not in doc.text
+
+
 def test_word_and_html(mixed: tuple[Config, Path]) -> None:
     config, folder = mixed
     answer = ask("Who proposed a later evening sailing?", config=config)
