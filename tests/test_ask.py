@@ -1081,6 +1081,19 @@ def test_a_list_answer_renders_its_items_one_a_line_naming_the_source_once(tmp_p
     assert page.count("<blockquote>") == 4
 
 
+def test_a_quote_wrapped_in_its_source_reads_as_one_line_under_the_answer() -> None:
+    """A PDF's lines end where the page did ("The default weight value is" / "50, and the maximum is
+    100."): under the answer the quote reads as the sentence it is; the viewer shows the page as it is."""
+    from rag.types import Answer, Citation
+    from ui.app import render_answer
+
+    quote = "The default weight value is\n50, and the maximum is 100."
+    cited = Citation("spec.pdf", quote, 10, 10 + len(quote), "Shared MIME-info Database", "body", None, 4)
+    answer = Answer(text=f"{' '.join(quote.split())} [1]", abstained=False, citations=[cited], confidence=0.8)
+    page = render_answer(answer, 1, {})
+    assert "<blockquote>The default weight value is 50, and the maximum is 100.</blockquote>" in page
+
+
 TIDEWATCH = """# Tidewatch
 
 Tidewatch is a small command-line tool that predicts high and low water for Scottish harbours.

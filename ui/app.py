@@ -141,7 +141,7 @@ def render_answer(answer: Answer, turn: int, documents: dict[str, dict[str, Any]
         if before is not None and (c.source, c.page, c.label) == (before.source, before.page, before.label):
             sources.append(  # its source named once (a list's items)
                 f"<li class='same-source'><a class='cite source' href='#cite-{turn}-{n}'><b>[{n}]</b></a>"
-                f"<blockquote>{esc(c.quote)}</blockquote></li>"
+                f"<blockquote>{esc(' '.join(c.quote.split()))}</blockquote></li>"
             )
             continue
         label = f"<span class='comment-label'>{esc(c.label)}</span>" if c.label else ""
@@ -150,7 +150,7 @@ def render_answer(answer: Answer, turn: int, documents: dict[str, dict[str, Any]
         sources.append(
             f"<li><a class='cite source' href='#cite-{turn}-{n}'><b>[{n}]</b> {esc(c.title or c.source)}</a>"
             f"{' <span class=meta>' + meta + '</span>' if meta else ''}{label}"
-            f"<blockquote>{esc(c.quote)}</blockquote></li>"
+            f"<blockquote>{esc(' '.join(c.quote.split()))}</blockquote></li>"
         )
     notes = "".join(f"<div class='notes'>{esc(n)}</div>" for n in answer.notes)  # how the question was read
     return f"<div class='answer'><p>{text}</p><ol class='sources'>{''.join(sources)}</ol>{notes}</div>"
