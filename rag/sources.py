@@ -20,7 +20,7 @@ from .embedding import vector_family
 from .errors import CorpusError
 from .retrieval import LEXICAL_VERSION
 
-PARSER_VERSION = 21
+PARSER_VERSION = 22
 UPLOADS = "uploads"
 TEXTS = "texts"  # extracted text of HTML, PDF and Word sources, beside the index
 

@@ -127,7 +127,7 @@ def test_a_pdfs_running_heads_and_page_numbers_are_not_its_text(tmp_path: Path) 
     from fpdf import FPDF
 
     from rag.chunking import sentences
-    from rag.formats import pdf_to_text
+    from rag.printed import pdf_to_text
 
     class Report(FPDF):
         def header(self) -> None:
@@ -161,7 +161,7 @@ def test_a_word_broken_at_a_pdf_lines_end_is_read_whole(tmp_path: Path) -> None:
     """A typeset PDF breaks words at its lines' ends ("manip-" / "ulation"): they are joined again, so the
     word is found by its whole spelling and quoted as written; a compound the document writes with its
     hyphen elsewhere, and code, keep theirs."""
-    from rag.formats import pdf_to_text
+    from rag.printed import pdf_to_text
 
     lines = [
         "Tidewatch is a library for the manip-",
@@ -208,7 +208,8 @@ def test_a_pdf_without_a_stated_title_is_titled_by_its_first_line_when_that_read
 
 def test_a_pdfs_title_page_names_its_authors_where_its_metadata_does_not(tmp_path: Path) -> None:
     """A manual's title page names its authors on lines of their own under the title; with no author in
-    the metadata they are its byline, and "who wrote…?" is answered from it. A group's name is no one's,
+    the metadata (or only a placeholder, "Windows User") they are its byline, and "who wrote…?" is answered
+    from it. A group's name is no one's,
     and a title that is a name ("Ada Lovelace") names whom the document is about."""
     from rag.documents import load
 
@@ -216,9 +217,10 @@ def test_a_pdfs_title_page_names_its_authors_where_its_metadata_does_not(tmp_pat
         "Tidewatch Field Manual\nOrkney Harbours Group\nAna Ruiz\nEwan Flett (ewan@example.org)\n"
         "Tidewatch predicts high and low water for Scottish harbours.\nIt reads the tide tables on disk."
     )
-    make_pdf(tmp_path / "manual.pdf", [page], title=None, author=None)
+    make_pdf(tmp_path / "manual.pdf", [page], title=None, author="Windows User")  # Word's placeholder
     doc = load(tmp_path / "manual.pdf")
     assert (doc.title, doc.author) == ("Tidewatch Field Manual", "Ana Ruiz and Ewan Flett")
+    assert "Windows User" not in doc.text
     config = load_config(env={}, corpus=str(tmp_path), index_dir=str(tmp_path / "index"))
     answer = ask("Who wrote the Tidewatch Field Manual?", config=config)
     assert not answer.abstained and answer.span is not None and "Ana Ruiz" in answer.span.quote
