@@ -16,6 +16,18 @@ TITLE_STYLES = ("Title", "Heading 1")
 # what Word and python-docx write as the author when nobody set one: no one wrote the document by that name
 PLACEHOLDER_AUTHORS = {"python-docx", "microsoft office user", "windows user", "administrator", "user", "author"}
 
+
+def _stated(value: str | None) -> str | None:
+    """A metadata field as written, or ``None`` when it is empty."""
+    return value.strip() if value and value.strip() else None
+
+
+def _author(value: str | None) -> str | None:
+    """The author a file's metadata names, unless it is a placeholder that names no one."""
+    author = _stated(value)
+    return None if author is None or author.lower() in PLACEHOLDER_AUTHORS else author
+
+
 PAGE_NUMBER_RE = re.compile(
     r"(?:page\s+)?(?:\d{1,4}|(?=[ivxlc])c{0,3}(?:xc|xl|l?x{0,3})(?:ix|iv|v?i{0,3}))(?:\s*(?:of|/)\s*\d{1,4})?",
     re.IGNORECASE,
@@ -94,9 +106,8 @@ def pdf_to_text(path: Path, raw: bytes | None = None) -> Extracted:
         if reader.is_encrypted and not reader.decrypt(""):
             raise CorpusError(f"{path}: the PDF is encrypted; decrypt it first (e.g. qpdf --decrypt)")
         meta = reader.metadata
-        title = meta.title.strip() if meta is not None and meta.title and meta.title.strip() else None
-        author = meta.author.strip() if meta is not None and meta.author and meta.author.strip() else None
-        author = None if author and author.lower() in PLACEHOLDER_AUTHORS else author  # Word's "Windows User"
+        title = _stated(meta.title if meta is not None else None)
+        author = _author(meta.author if meta is not None else None)  # Word's "Windows User", exported
         contents = [(number, (page.extract_text() or "").strip()) for number, page in enumerate(reader.pages, 1)]
         kept = _dehyphenated(_without_furniture([c for c in contents if c[1]]))
         header = [x for x in (title, f"By {author}" if author else None) if x]
@@ -178,13 +189,12 @@ def docx_to_text(path: Path, raw: bytes | None = None) -> Extracted:
     except (PackageNotFoundError, ValueError, KeyError, OSError) as e:
         raise CorpusError(f"{path}: the Word file cannot be read ({type(e).__name__}); it may be damaged") from None
     core = document.core_properties
-    title = core.title.strip() if core.title and core.title.strip() else None
-    author = core.author.strip() if core.author and core.author.strip() else None
+    title, author = _stated(core.title), _author(core.author)
     styled = [(p.style.name if p.style is not None else "", p.text.strip()) for p in document.paragraphs]
     styled = [(style, text) for style, text in styled if text]
     if styled and styled[0][0] in TITLE_STYLES and title in (None, styled[0][1]):  # the title, written once
         title = styled.pop(0)[1]
-    by = f"By {author}" if author and author.lower() not in PLACEHOLDER_AUTHORS else None
+    by = f"By {author}" if author else None
     header = [x for x in (title, by) if x]
     paragraphs = [text for _, text in styled]
     for table in document.tables:
