@@ -137,11 +137,12 @@ def render_answer(answer: Answer, turn: int, documents: dict[str, dict[str, Any]
     for n, c in enumerate(answer.citations, start=1):
         record = documents.get(c.source)
         meta = _meta(record)
+        quote = esc(" ".join(c.quote.split()))  # a sentence its source wraps (a PDF's lines) reads as one line
         before = answer.citations[n - 2] if n > 1 else None
         if before is not None and (c.source, c.page, c.label) == (before.source, before.page, before.label):
             sources.append(  # its source named once (a list's items)
                 f"<li class='same-source'><a class='cite source' href='#cite-{turn}-{n}'><b>[{n}]</b></a>"
-                f"<blockquote>{esc(' '.join(c.quote.split()))}</blockquote></li>"
+                f"<blockquote>{quote}</blockquote></li>"
             )
             continue
         label = f"<span class='comment-label'>{esc(c.label)}</span>" if c.label else ""
@@ -150,7 +151,7 @@ def render_answer(answer: Answer, turn: int, documents: dict[str, dict[str, Any]
         sources.append(
             f"<li><a class='cite source' href='#cite-{turn}-{n}'><b>[{n}]</b> {esc(c.title or c.source)}</a>"
             f"{' <span class=meta>' + meta + '</span>' if meta else ''}{label}"
-            f"<blockquote>{esc(' '.join(c.quote.split()))}</blockquote></li>"
+            f"<blockquote>{quote}</blockquote></li>"
         )
     notes = "".join(f"<div class='notes'>{esc(n)}</div>" for n in answer.notes)  # how the question was read
     return f"<div class='answer'><p>{text}</p><ol class='sources'>{''.join(sources)}</ol>{notes}</div>"
